@@ -1,0 +1,94 @@
+/**
+ * The validated, defaults-filled, frozen shape of gateway.yml (SPEC §2).
+ * Keys keep their YAML names so that error paths, docs and code use one vocabulary.
+ * Durations are milliseconds, sizes are bytes, file paths are absolute (resolved
+ * against the directory of the config file).
+ */
+
+export type AuthMode = 'required' | 'optional' | 'public'
+export type RateLimitKey = 'ip' | 'user'
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+
+export interface RateLimitPolicy {
+  max: number
+  /** Milliseconds. */
+  window: number
+  key: RateLimitKey
+}
+
+export interface RouteConfig {
+  name: string
+  /** The prefix as written, without a trailing slash ('/' stays '/'). */
+  match: string
+  /** Upper-case methods; null means all. */
+  methods: readonly string[] | null
+  upstream: string
+  auth: AuthMode
+  permissions: readonly string[]
+  /** The resolved policy (named or inline); null when the route has none. */
+  rate_limit: RateLimitPolicy | null
+  /** The policy's name when it referenced a named one. */
+  rate_limit_name: string | null
+  strip_prefix: boolean
+  /** Milliseconds. */
+  timeout: number
+  csrf: boolean
+}
+
+export interface OidcProviderConfig {
+  name: string
+  issuer: string
+  client_id: string
+  client_secret: string
+  scopes: readonly string[]
+  allowed_email_domains: readonly string[] | null
+  create_users: boolean
+  link_existing_users: boolean
+  trust_unverified_email: boolean
+}
+
+export interface GatewayConfig {
+  /** Absolute path of the file this was read from. */
+  source: string
+  server: {
+    host: string
+    port: number
+    /** Origin only: scheme, host and port, no trailing slash. */
+    public_url: string
+    tls: { cert: string; key: string } | null
+    redirect_http_port: number | null
+    /** CIDRs as written (IPv4 or IPv6). */
+    trust_proxy: readonly string[]
+    body_limit: number
+    cors: { origins: readonly string[] } | null
+  }
+  storage: {
+    /** `embedded:<absolute path>` or a postgres:// URL. */
+    database: string
+    /** `memory` or a redis:// URL. */
+    sessions: string
+  }
+  identity: {
+    signing_key_file: string
+    assertion_ttl: number
+    bind_to_request: boolean
+  }
+  sessions: {
+    idle_timeout: number
+    absolute_timeout: number
+  }
+  auth: {
+    registration: 'open' | 'closed'
+    password: { min_length: number; require_classes: boolean }
+    argon2: { memory_kib: number; time_cost: number; parallelism: number }
+    lockout: { max_failures: number; window: number }
+    login_rate_limit: { max: number; window: number }
+    oidc: readonly OidcProviderConfig[]
+  }
+  roles: Readonly<Record<string, readonly string[]>>
+  default_roles: readonly string[]
+  rate_limits: Readonly<Record<string, RateLimitPolicy>>
+  routes: readonly RouteConfig[]
+  metrics: { host: string; port: number }
+  logging: { level: LogLevel; slow_request_threshold: number }
+}
