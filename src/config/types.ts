@@ -57,7 +57,7 @@ export interface GatewayConfig {
     public_url: string
     tls: { cert: string; key: string } | null
     redirect_http_port: number | null
-    /** CIDRs as written (IPv4 or IPv6). */
+    /** CIDRs (IPv4 or IPv6), normalised to `address/prefix`; a bare address becomes /32 or /128. */
     trust_proxy: readonly string[]
     body_limit: number
     cors: { origins: readonly string[] } | null

@@ -1,0 +1,206 @@
+/**
+ * The schema of gateway.yml (SPEC §2): every key with its type, default and a sentence
+ * describing it. Parsing a document with it yields GatewayConfig (without `source`).
+ */
+
+import { bool, int, oneOf, reference, str, unique } from './leaves.js'
+import type { Node, SchemaEntry } from './node.js'
+import { derived, list, map, nullable, obj, optional, required, textOrMapping, transform } from './structure.js'
+import type { GatewayConfig, RouteConfig } from './types.js'
+import { DAY, HOUR, SECOND } from './units.js'
+import {
+  cidr, databaseUrl, duration, emailDomain, filePath, host, issuerUrl, method, name, origin, pathPrefix,
+  permission, port, roleName, scope, sessionStoreUrl, size, upstreamUrl,
+} from './values.js'
+
+/** Roles used when the file has no `roles` key. */
+export const DEFAULT_ROLES = { viewer: ['app:read'], operator: ['app:read', 'app:write'], admin: ['*'] }
+/** The longest delay a Node timer takes (about 24.8 days). */
+const MAX_TIMER = 2 ** 31 - 1
+const YEAR = 365 * DAY
+
+const rateLimitPolicy = obj({
+  max: required(int({ min: 1 }), 'Requests allowed in one window.'),
+  window: required(duration(), 'Length of the window the requests are counted in.'),
+  key: optional(oneOf(['ip', 'user'] as const), 'ip', 'What is counted: the client IP, or the user (anonymous requests fall back to the IP).'),
+}, { type: 'rate-limit policy' })
+
+const server = obj({
+  host: optional(host(), '0.0.0.0', 'Address the public listener binds to.'),
+  port: optional(port(), 8443, 'Port of the public listener; 0 picks a free port.'),
+  public_url: optional(nullable(origin()), null,
+    'Origin used for redirects, CSRF checks and the assertion iss.', 'https://localhost:<port> with tls, else http://localhost:<port>'),
+  tls: optional(nullable(obj({
+    cert: required(filePath(), 'PEM certificate chain, created (self-signed) on first start when missing.'),
+    key: required(filePath(), 'PEM private key of the certificate.'),
+  }, { type: 'TLS files' })), null, 'Certificate and key to serve HTTPS; omit only when another TLS terminator is in front.', 'none (plain HTTP)'),
+  redirect_http_port: optional(nullable(port()), null, 'Port of an optional plain HTTP listener answering 308 to public_url.', 'none'),
+  trust_proxy: optional(list(cidr()), [], 'Address ranges of proxies whose X-Forwarded-For is believed.'),
+  body_limit: optional(size({ max: 1024 ** 3 }), '1mb', 'Largest request body accepted by the /auth endpoints.'),
+  cors: optional(nullable(obj({
+    origins: required(list(origin(), { min: 1 }), 'Exact origins allowed to call /auth with credentials; never "*".'),
+  }, { type: 'CORS settings' })), null, 'Lets browser apps on other origins call /auth.', 'none'),
+})
+
+const storage = obj({
+  database: optional(databaseUrl(), 'embedded:./data/db', 'embedded:<directory> for PGlite on disk, or a postgres:// URL.'),
+  sessions: optional(sessionStoreUrl(), 'memory', 'memory for in-process sessions, or a redis:// URL shared by replicas.'),
+})
+
+const identity = obj({
+  signing_key_file: optional(filePath(), 'certs/identity-keys.json', 'Private JWK set signing identity assertions, created on first start.'),
+  assertion_ttl: optional(duration({ min: SECOND, max: HOUR }), '60s', 'Lifetime of an X-Auth-Assertion.'),
+  bind_to_request: optional(bool(), true,
+    'Whether each assertion names its request (jti, htm, htu); false reuses one per identity and route for half its ttl.'),
+})
+
+const sessions = obj({
+  idle_timeout: optional(duration({ min: SECOND, max: YEAR }), '30m', 'A session unused this long ends.'),
+  absolute_timeout: optional(duration({ min: SECOND, max: YEAR }), '24h', 'A session ends this long after login, however active.'),
+}, {
+  check(parts, report) {
+    if (parts.idle_timeout !== undefined && parts.absolute_timeout !== undefined && parts.idle_timeout > parts.absolute_timeout) {
+      report('idle_timeout', 'must not be longer than sessions.absolute_timeout')
+    }
+  },
+})
+
+const oidcProvider = obj({
+  name: required(unique('OIDC provider name', name('provider name')), 'Shown on the login page and used in /auth/oidc/<name>/start.'),
+  issuer: required(issuerUrl(), 'Issuer URL, https unless its host is loopback; discovery starts from it.'),
+  client_id: required(str(), 'Client ID registered with the provider.'),
+  client_secret: required(str(), 'Client secret registered with the provider; best taken from the environment.'),
+  scopes: optional(list(scope(), { min: 1 }), ['openid', 'email', 'profile'], 'Scopes requested; must include openid.'),
+  allowed_email_domains: optional(nullable(list(emailDomain(), { min: 1 })), null,
+    'Email domains allowed to sign in (exact, case-insensitive, no subdomains).', 'any domain'),
+  create_users: optional(bool(), false, 'Whether a first sign-in creates a local user with default_roles.'),
+  link_existing_users: optional(bool(), false, 'Whether a first sign-in may attach to the local user with the same verified email.'),
+  trust_unverified_email: optional(bool(), false, 'Whether to accept a token without an email_verified claim.'),
+}, {
+  type: 'OIDC provider',
+  check(parts, report) {
+    if (parts.scopes !== undefined && !parts.scopes.includes('openid')) report('scopes', 'must include openid')
+  },
+})
+
+const auth = obj({
+  registration: optional(oneOf(['open', 'closed'] as const), 'open', 'open lets anyone register; closed lets only admins create users.'),
+  password: optional(obj({
+    min_length: optional(int({ min: 8, max: 128 }), 15, 'Shortest password accepted (passwords over 128 characters are always refused).'),
+    require_classes: optional(bool(), false, 'Whether passwords need an upper-case letter, a lower-case letter and a digit.'),
+  }), {}, 'Password rules.'),
+  argon2: optional(obj({
+    memory_kib: optional(int({ min: 8192, max: 4 * 1024 * 1024 }), 19456, 'Memory per hash, in KiB.'),
+    time_cost: optional(int({ min: 1, max: 100 }), 2, 'Passes over the memory per hash.'),
+    parallelism: optional(int({ min: 1, max: 16 }), 1, 'Lanes per hash.'),
+  }), {}, 'Argon2id parameters for password hashes.'),
+  lockout: optional(obj({
+    max_failures: optional(int({ min: 1 }), 5, 'Failed logins for one account that lock it.'),
+    window: optional(duration(), '15m', 'Window the failures are counted in, and how long the lockout lasts.'),
+  }), {}, 'Per-account lockout after repeated failed logins (for known and unknown accounts alike).'),
+  login_rate_limit: optional(obj({
+    max: optional(int({ min: 1 }), 30, 'Attempts allowed per IP in one window.'),
+    window: optional(duration(), '1m', 'Length of the window.'),
+  }), {}, 'Per-IP limit on login, register and /auth/oidc/*.'),
+  oidc: optional(list(oidcProvider), [], 'OpenID Connect providers offered on the login page.'),
+})
+
+const route = obj({
+  name: required(unique('route name', name('route name')), 'Route name: the metric label and the audience of its assertions.'),
+  match: required(pathPrefix(), 'Path prefix, matched by whole segments (/app matches /app and /app/x, never /apple).'),
+  methods: optional(nullable(list(method(), { min: 1 })), null, 'Methods the route accepts.', 'all methods'),
+  upstream: required(upstreamUrl(), 'http(s) URL requests are proxied to.'),
+  auth: optional(oneOf(['required', 'optional', 'public'] as const), 'required',
+    'required needs a credential; optional uses one when present; public attempts no authentication.'),
+  permissions: optional(list(permission()), [], 'Permissions the user must all hold.'),
+  rate_limit: optional(nullable(textOrMapping(reference('rate-limit policy', name('policy name')), rateLimitPolicy,
+    'a policy name or { max, window, key }')), null, 'A policy name from rate_limits, or an inline { max, window, key }.', 'none'),
+  strip_prefix: optional(bool(), false, 'Whether the match prefix is removed from the path the upstream sees.'),
+  timeout: optional(duration({ max: MAX_TIMER }), '30s', 'Longest wait for the upstream to answer before a 504.'),
+  csrf: optional(bool(), true, 'Whether cookie-authenticated unsafe methods need a same-origin Origin or Referer.'),
+}, { type: 'route' })
+
+const metrics = obj({
+  host: optional(host(), '127.0.0.1', 'Address of the metrics listener; /metrics is never served on the public port.'),
+  port: optional(port(), 9464, 'Port of the metrics listener.'),
+})
+
+const logging = obj({
+  level: optional(oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const), 'info', 'Least severe level written.'),
+  slow_request_threshold: optional(duration(), '5s', 'Requests slower than this log a warning.'),
+})
+
+const document = obj({
+  server: optional(server, {}, 'The public listener.'),
+  storage: optional(storage, {}, 'Where users, tokens and sessions are kept.'),
+  identity: optional(identity, {}, 'The signed identity assertions sent to upstreams.'),
+  sessions: optional(sessions, {}, 'Browser and bearer session lifetimes.'),
+  auth: optional(auth, {}, 'Local accounts, password hashing, lockout and OIDC sign-in.'),
+  roles: optional(map(roleName(), list(permission()), { entry: 'Permissions the role grants; "*" grants all.', defines: 'role' }),
+    DEFAULT_ROLES, 'Roles and the permissions they grant.'),
+  default_roles: derived(list(reference('role', roleName())), (siblings) => (siblings.roles == null ? ['viewer'] : []),
+    '[viewer] when roles is omitted, else []', 'Roles given to new users.'),
+  rate_limits: optional(map(name('policy name'), rateLimitPolicy, { entry: 'A named policy routes can refer to.', defines: 'rate-limit policy' }),
+    {}, 'Named rate-limit policies.'),
+  routes: optional(list(route), [], 'Upstream routes; the longest matching prefix wins.'),
+  metrics: optional(metrics, {}, 'The Prometheus metrics listener.'),
+  logging: optional(logging, {}, 'Log output.'),
+}, { check: checkListeners })
+
+/** gateway.yml's schema; its output is GatewayConfig without `source`. */
+export const gatewaySchema: Node<Omit<GatewayConfig, 'source'>> = transform(document, (parsed) => ({
+  ...parsed,
+  server: { ...parsed.server, public_url: parsed.server.public_url ?? defaultPublicUrl(parsed.server.port, parsed.server.tls !== null) },
+  routes: parsed.routes.map((item) => resolveRoute(item, parsed.rate_limits)),
+}))
+
+/** The configuration reference: every key, its type, default and description. */
+export function describeSchema(): SchemaEntry[] {
+  return gatewaySchema.describe?.('') ?? []
+}
+
+function defaultPublicUrl(listenPort: number, tls: boolean): string {
+  return new URL(`${tls ? 'https' : 'http'}://localhost:${listenPort}`).origin
+}
+
+type ParsedRoute = Omit<RouteConfig, 'rate_limit' | 'rate_limit_name'> & { rate_limit: string | RouteConfig['rate_limit'] }
+
+function resolveRoute(parsed: ParsedRoute, policies: GatewayConfig['rate_limits']): RouteConfig {
+  const limit = parsed.rate_limit
+  return {
+    name: parsed.name,
+    match: parsed.match,
+    methods: parsed.methods === null ? null : [...new Set(parsed.methods)],
+    upstream: parsed.upstream,
+    auth: parsed.auth,
+    permissions: parsed.permissions,
+    // A named policy is always defined here: undefined names are reported before a config is built.
+    rate_limit: typeof limit === 'string' ? policies[limit] ?? null : limit,
+    rate_limit_name: typeof limit === 'string' ? limit : null,
+    strip_prefix: parsed.strip_prefix,
+    timeout: parsed.timeout,
+    csrf: parsed.csrf,
+  }
+}
+
+interface Listener { readonly key: 'server' | 'metrics'; readonly below: string; readonly host: string; readonly port: number | null }
+interface ListenerParts {
+  server?: { host: string; port: number; redirect_http_port: number | null }
+  metrics?: { host: string; port: number }
+}
+
+/** Two listeners of this process on one port conflict when their addresses overlap. */
+function checkListeners(parts: ListenerParts, report: (key: Listener['key'], message: string, ...below: string[]) => void): void {
+  if (parts.server === undefined || parts.metrics === undefined) return
+  const listeners: Listener[] = [
+    { key: 'server', below: 'port', host: parts.server.host, port: parts.server.port },
+    { key: 'server', below: 'redirect_http_port', host: parts.server.host, port: parts.server.redirect_http_port },
+    { key: 'metrics', below: 'port', host: parts.metrics.host, port: parts.metrics.port },
+  ]
+  const wildcard = (address: string): boolean => address === '0.0.0.0' || address === '::'
+  listeners.forEach((later, index) => {
+    const earlier = listeners.slice(0, index).find((other) => other.port === later.port && later.port !== null && later.port !== 0 &&
+      (other.host === later.host || wildcard(other.host) || wildcard(later.host)))
+    if (earlier !== undefined) report(later.key, `port ${later.port} is already used by ${earlier.key}.${earlier.below}`, later.below)
+  })
+}
