@@ -1,0 +1,17 @@
+/** The permission that grants every other. */
+export const ALL_PERMISSIONS = '*'
+
+/** The permissions granted by `roles` under `roleMap`, sorted and unique; unknown roles grant nothing. */
+export function permissionsFor(roles: readonly string[], roleMap: Readonly<Record<string, readonly string[]>>): string[] {
+  const granted = new Set<string>()
+  for (const role of roles) {
+    if (!Object.hasOwn(roleMap, role)) continue
+    for (const permission of roleMap[role] ?? []) granted.add(permission)
+  }
+  return [...granted].sort()
+}
+
+/** Whether `granted` includes `needed`, or `*`. */
+export function hasPermission(granted: readonly string[], needed: string): boolean {
+  return granted.includes(ALL_PERMISSIONS) || granted.includes(needed)
+}
