@@ -1,0 +1,184 @@
+import { Redis, type Result } from 'ioredis'
+import type { CounterState, SessionStore } from './store.js'
+
+export const DEFAULT_KEY_PREFIX = 'gh:'
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000
+/** A command unanswered for this long rejects: a stalled Redis must turn into a 503, not a hang. */
+export const DEFAULT_COMMAND_TIMEOUT_MS = 2_000
+
+export interface RedisSessionStoreOptions {
+  /** redis:// or rediss:// (TLS), with optional user, password and database number. */
+  url: string
+  /** Prepended to every key, so that several gateways (or tests) can share one Redis. */
+  keyPrefix?: string
+  /** How long `open` keeps trying to reach Redis before it gives up. */
+  connectTimeoutMs?: number
+  commandTimeoutMs?: number
+}
+
+// Each script is one atomic step on the server, so replicas never interleave inside it.
+// ioredis runs them with EVALSHA (EVAL once if the server lacks the script) and prefixes KEYS.
+
+/** INCR, and start the window when the key has none (its first increment): { count, ms left }. */
+const INCREMENT = `
+local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return { count, ttl }`
+
+const PEEK = `
+local count = redis.call('GET', KEYS[1])
+if not count then return { 0, 0 } end
+return { tonumber(count), math.max(redis.call('PTTL', KEYS[1]), 0) }`
+
+/** SADD, then extend the set's TTL to at least ARGV[2] ms; never shorten it. */
+const SET_ADD = `
+redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1`
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    ghIncrement(key: string, windowMs: number): Result<[number, number], Context>
+    ghPeek(key: string): Result<[number, number], Context>
+    ghSetAdd(key: string, member: string, ttlMs: number): Result<number, Context>
+  }
+}
+
+/** The session store shared by replicas: one Redis (or a managed equivalent). */
+export class RedisSessionStore implements SessionStore {
+  readonly kind = 'redis'
+  readonly #client: Redis
+  #closing: Promise<void> | undefined
+
+  private constructor(client: Redis) {
+    this.#client = client
+  }
+
+  /**
+   * Connects, retrying until `connectTimeoutMs` has passed, then rejects with the last
+   * connection error. Once open, the client reconnects by itself after an outage; while it
+   * is disconnected every call rejects at once instead of queueing.
+   */
+  static async open(options: RedisSessionStoreOptions): Promise<RedisSessionStore> {
+    const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS
+    const client = new Redis(options.url, {
+      keyPrefix: options.keyPrefix ?? DEFAULT_KEY_PREFIX,
+      lazyConnect: true,
+      connectTimeout: connectTimeoutMs,
+      commandTimeout: options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
+      // Without these, commands issued during an outage wait in a queue until Redis returns.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      retryStrategy: (attempt) => Math.min(attempt * 100, 2_000),
+    })
+    let lastError: Error | undefined
+    // Connection errors are also reported to the callers whose commands fail; without a
+    // listener ioredis would print each one.
+    client.on('error', (error: Error) => {
+      lastError = error
+    })
+    client.defineCommand('ghIncrement', { numberOfKeys: 1, lua: INCREMENT })
+    client.defineCommand('ghPeek', { numberOfKeys: 1, lua: PEEK, readOnly: true })
+    client.defineCommand('ghSetAdd', { numberOfKeys: 1, lua: SET_ADD })
+
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          client.off('ready', onReady)
+          const reason = lastError ? `: ${lastError.message}` : ''
+          reject(new Error(`could not connect to Redis at ${describe(options.url)} within ${connectTimeoutMs} ms${reason}`))
+        }, connectTimeoutMs)
+        const onReady = (): void => {
+          clearTimeout(timer)
+          resolve()
+        }
+        client.once('ready', onReady)
+        // A failed first attempt rejects here, but the retry strategy keeps trying until 'ready'.
+        client.connect().catch(() => {})
+      })
+    } catch (error) {
+      client.disconnect()
+      throw error
+    }
+    return new RedisSessionStore(client)
+  }
+
+  get(key: string): Promise<string | null> {
+    return this.#client.get(key)
+  }
+
+  async set(key: string, value: string, ttlMs: number): Promise<void> {
+    await this.#client.set(key, value, 'PX', milliseconds(ttlMs))
+  }
+
+  async delete(key: string): Promise<boolean> {
+    return (await this.#client.del(key)) > 0
+  }
+
+  async deleteMany(keys: readonly string[]): Promise<number> {
+    return keys.length === 0 ? 0 : this.#client.del(...keys)
+  }
+
+  async setAdd(key: string, member: string, ttlMs: number): Promise<void> {
+    await this.#client.ghSetAdd(key, member, milliseconds(ttlMs))
+  }
+
+  async setRemove(key: string, member: string): Promise<void> {
+    await this.#client.srem(key, member)
+  }
+
+  setMembers(key: string): Promise<string[]> {
+    return this.#client.smembers(key)
+  }
+
+  async increment(key: string, windowMs: number): Promise<CounterState> {
+    const [count, resetInMs] = await this.#client.ghIncrement(key, milliseconds(windowMs))
+    return { count, resetInMs }
+  }
+
+  async peek(key: string): Promise<CounterState> {
+    const [count, resetInMs] = await this.#client.ghPeek(key)
+    return { count, resetInMs }
+  }
+
+  async ping(): Promise<void> {
+    await this.#client.ping()
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#quit()
+    return this.#closing
+  }
+
+  async #quit(): Promise<void> {
+    try {
+      // QUIT lets Redis answer what is in flight; when it is unreachable there is nothing to wait for.
+      if (this.#client.status === 'ready') await this.#client.quit()
+    } catch {
+      // Already gone: disconnecting below is all that is left to do.
+    } finally {
+      this.#client.disconnect()
+    }
+  }
+}
+
+function milliseconds(ttlMs: number): number {
+  if (!(ttlMs > 0) || !Number.isFinite(ttlMs)) throw new RangeError(`ttl must be a positive number of milliseconds, got ${ttlMs}`)
+  return Math.ceil(ttlMs)
+}
+
+/** host:port of a Redis URL, without its credentials, for messages. */
+function describe(url: string): string {
+  try {
+    const { hostname, port } = new URL(url)
+    return `${hostname}:${port || '6379'}`
+  } catch {
+    return 'the configured URL'
+  }
+}
