@@ -1,0 +1,141 @@
+import t from 'tap'
+import type { AuthMode, RouteConfig } from '../src/config/types.js'
+import type { Identity } from '../src/core/identity.js'
+import { decide, explain, type Decision } from '../src/core/policy.js'
+import { RouteTable } from '../src/core/route-table.js'
+
+function route(name: string, match: string, overrides: Partial<RouteConfig> = {}): RouteConfig {
+  return {
+    name,
+    match,
+    methods: null,
+    upstream: 'http://127.0.0.1:9001',
+    auth: 'required',
+    permissions: [],
+    rate_limit: null,
+    rate_limit_name: null,
+    strip_prefix: false,
+    timeout: 30_000,
+    csrf: true,
+    ...overrides,
+  }
+}
+
+function identity(permissions: string[]): Identity {
+  return {
+    user: {
+      id: '11111111-1111-4111-8111-111111111111',
+      email: 'alice@example.com',
+      name: 'Alice',
+      roles: ['viewer'],
+      created_at: '2024-01-01T00:00:00.000Z',
+    },
+    permissions,
+    method: 'pat',
+    amr: 'pat',
+    session: null,
+    via: 'header',
+    expiresAt: null,
+  }
+}
+
+const allow = (reason: Decision['reason']): Decision => ({ allow: true, outcome: 'allow', reason, missing_permissions: [] })
+const unauthenticated: Decision = { allow: false, outcome: 'unauthenticated', reason: 'no_credential', missing_permissions: [] }
+const forbidden = (...missing: string[]): Decision => ({
+  allow: false,
+  outcome: 'forbidden',
+  reason: 'missing_permission',
+  missing_permissions: missing,
+})
+
+t.test('every mode × identity × permissions', async (t) => {
+  const needs = ['app:read', 'app:write']
+  // [mode, route permissions, identity permissions (null: no identity), expected]
+  const cases: Array<[AuthMode, string[], string[] | null, Decision]> = [
+    ['public', [], null, allow('public_route')],
+    ['public', [], ['app:read'], allow('public_route')],
+    ['public', needs, null, allow('public_route')],
+    ['public', needs, [], allow('public_route')], // the edge never authenticates on public routes
+    ['public', needs, ['*'], allow('public_route')],
+
+    ['optional', [], null, allow('anonymous')],
+    ['optional', [], [], allow('authenticated')],
+    ['optional', needs, null, allow('anonymous')],
+    ['optional', needs, ['app:read', 'app:write'], allow('authenticated')],
+    ['optional', needs, ['*'], allow('authenticated')],
+    ['optional', needs, ['app:read'], forbidden('app:write')], // never downgraded to anonymous
+    ['optional', needs, [], forbidden('app:read', 'app:write')],
+
+    ['required', [], null, unauthenticated],
+    ['required', [], [], allow('authenticated')],
+    ['required', needs, null, unauthenticated],
+    ['required', needs, ['app:write', 'app:read', 'other'], allow('authenticated')],
+    ['required', needs, ['*'], allow('authenticated')],
+    ['required', needs, ['app:read', '*'], allow('authenticated')],
+    ['required', needs, ['app:read'], forbidden('app:write')],
+    ['required', needs, ['app:write'], forbidden('app:read')],
+    ['required', needs, [], forbidden('app:read', 'app:write')],
+    ['required', needs, ['app:*'], forbidden('app:read', 'app:write')], // only the bare * is a wildcard
+    ['required', ['b', 'a', 'c'], ['c'], forbidden('b', 'a')], // config order
+    ['required', ['a', 'a'], [], forbidden('a')],
+  ]
+  for (const [auth, permissions, granted, expected] of cases) {
+    const who = granted === null ? 'anonymous' : `[${granted.join(',')}]`
+    t.same(decide(route('r', '/r', { auth, permissions }), granted && identity(granted)), expected, `${auth} [${permissions.join(',')}] ${who}`)
+  }
+})
+
+t.test('explain runs normalise, match and decide like the edge', async (t) => {
+  const table = new RouteTable([
+    route('public', '/', { auth: 'public', upstream: 'http://127.0.0.1:9000' }),
+    route('app', '/app', { methods: ['GET', 'HEAD'], permissions: ['app:read'], strip_prefix: true }),
+    route('admin', '/admin', { permissions: ['users:manage'] }),
+  ])
+  const viewer = identity(['app:read'])
+
+  const proxied = explain(table, '/public//../app/%2e/x?q=/../admin', 'get', viewer)
+  t.match(proxied, {
+    method: 'GET',
+    target: '/public//../app/%2e/x?q=/../admin',
+    path: '/app/x',
+    query: '?q=/../admin',
+    path_refusal: null,
+    match: { kind: 'route', route: { name: 'app' }, upstreamPath: '/x' },
+    identity: { user_id: viewer.user.id, email: 'alice@example.com', roles: ['viewer'], permissions: ['app:read'], method: 'pat' },
+    decision: allow('authenticated'),
+    answer: { status: null, code: null, upstream_url: 'http://127.0.0.1:9001/x?q=/../admin' },
+  })
+
+  t.match(explain(table, '/admin/users', 'GET', viewer), {
+    path: '/admin/users',
+    decision: forbidden('users:manage'),
+    answer: { status: 403, code: 'GH_FORBIDDEN', upstream_url: null },
+  })
+  t.match(explain(table, '/admin', 'GET', null), {
+    identity: null,
+    decision: unauthenticated,
+    answer: { status: 401, code: 'GH_UNAUTHENTICATED' },
+  })
+  t.match(explain(table, '/app/x', 'POST', viewer), {
+    match: { kind: 'method_not_allowed', allow: ['GET', 'HEAD'] },
+    decision: null,
+    answer: { status: 405, code: 'GH_METHOD_NOT_ALLOWED' },
+  })
+  t.match(explain(table, '/elsewhere', 'DELETE', viewer), {
+    match: { kind: 'route', route: { name: 'public' } },
+    decision: allow('public_route'),
+    answer: { status: null, upstream_url: 'http://127.0.0.1:9000/elsewhere' },
+  })
+  t.match(explain(table, '/app/%2F', 'GET', viewer), {
+    path: null,
+    query: null,
+    path_refusal: { reason: 'encoded_slash' },
+    match: null,
+    decision: null,
+    answer: { status: 400, code: 'GH_BAD_PATH', upstream_url: null },
+  })
+  t.match(explain(new RouteTable([route('app', '/app')]), '/other', 'GET', null), {
+    match: { kind: 'not_found' },
+    answer: { status: 404, code: 'GH_NOT_FOUND' },
+  })
+})
