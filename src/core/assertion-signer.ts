@@ -1,0 +1,132 @@
+/**
+ * Signs `X-Auth-Assertion` (SPEC §4): a compact JWS, EdDSA over Ed25519, with the identity
+ * and, when bound to the request, the request it was made for.
+ *
+ * This runs once per proxied request, so it is a JWS built by hand rather than through a
+ * JOSE library: the header is encoded once per key, the payload is a plain object and the
+ * signature one `crypto.sign` call. Tests check that jose's `jwtVerify` accepts the result.
+ */
+import { sign as cryptoSign } from 'node:crypto'
+import type { Clock } from './clock.js'
+import type { Identity } from './identity.js'
+import type { KeyRing, SigningKey } from './identity-keys.js'
+
+/** Unbound assertions cached at most; the oldest is dropped first. */
+export const DEFAULT_ASSERTION_CACHE_SIZE = 10_000
+
+export interface AssertionSignerOptions {
+  keys: KeyRing
+  /** `server.public_url`, the `iss` claim. */
+  issuer: string
+  /** `identity.assertion_ttl` in milliseconds. */
+  ttlMs: number
+  /** `identity.bind_to_request`. */
+  bindToRequest: boolean
+  clock: Clock
+  /** Largest number of cached unbound assertions. */
+  cacheSize?: number
+}
+
+export interface AssertionRequest {
+  /** The route's name, the `aud` claim. */
+  audience: string
+  /** The `X-Request-Id` the upstream receives, the `jti` claim. */
+  requestId: string
+  method: string
+  /** Path and query exactly as the upstream receives them, the `htu` claim. */
+  uri: string
+}
+
+interface CachedAssertion {
+  token: string
+  /** Epoch ms of the `iat` it carries. */
+  issuedAt: number
+  /** Epoch ms after which it is no longer handed out. */
+  reuseUntil: number
+}
+
+export class AssertionSigner {
+  readonly #keys: KeyRing
+  readonly #issuer: string
+  readonly #ttlMs: number
+  readonly #ttlSeconds: number
+  readonly #bindToRequest: boolean
+  readonly #clock: Clock
+  readonly #cacheSize: number
+  readonly #cache = new Map<string, CachedAssertion>()
+  #header: { kid: string; encoded: string } | null = null
+
+  constructor(options: AssertionSignerOptions) {
+    if (!Number.isFinite(options.ttlMs) || options.ttlMs < 1000) throw new TypeError('ttlMs must be at least 1000')
+    this.#keys = options.keys
+    this.#issuer = options.issuer
+    this.#ttlMs = options.ttlMs
+    this.#ttlSeconds = Math.ceil(options.ttlMs / 1000)
+    this.#bindToRequest = options.bindToRequest
+    this.#clock = options.clock
+    this.#cacheSize = Math.max(1, options.cacheSize ?? DEFAULT_ASSERTION_CACHE_SIZE)
+  }
+
+  sign(identity: Identity, request: AssertionRequest): string {
+    const key = this.#keys.current
+    const header = this.#encodedHeader(key)
+    const now = this.#clock.now()
+    const iat = Math.floor(now / 1000)
+    const { user } = identity
+    if (this.#bindToRequest) {
+      return this.#signPayload(key, header, {
+        iss: this.#issuer,
+        aud: request.audience,
+        sub: user.id,
+        email: user.email,
+        roles: user.roles,
+        amr: [identity.amr],
+        iat,
+        exp: iat + this.#ttlSeconds,
+        jti: request.requestId,
+        htm: request.method,
+        htu: request.uri,
+      })
+    }
+
+    // Everything the unbound payload holds except the times; the kid is implied, since the
+    // cache is emptied when the key changes.
+    const cacheKey = JSON.stringify([request.audience, user.id, identity.amr, user.email, user.roles])
+    const cached = this.#cache.get(cacheKey)
+    if (cached !== undefined && now < cached.reuseUntil && now >= cached.issuedAt) return cached.token
+    const token = this.#signPayload(key, header, {
+      iss: this.#issuer,
+      aud: request.audience,
+      sub: user.id,
+      email: user.email,
+      roles: user.roles,
+      amr: [identity.amr],
+      iat,
+      exp: iat + this.#ttlSeconds,
+    })
+    // Reused for at most half the ttl counted from iat, so an upstream always receives one
+    // with at least half its lifetime left.
+    this.#cache.delete(cacheKey)
+    this.#cache.set(cacheKey, { token, issuedAt: iat * 1000, reuseUntil: iat * 1000 + this.#ttlMs / 2 })
+    if (this.#cache.size > this.#cacheSize) {
+      const oldest = this.#cache.keys().next()
+      if (oldest.done !== true) this.#cache.delete(oldest.value)
+    }
+    return token
+  }
+
+  #encodedHeader(key: SigningKey): string {
+    if (this.#header?.kid !== key.kid) {
+      this.#cache.clear()
+      const encoded = Buffer.from(JSON.stringify({ alg: 'EdDSA', typ: 'JWT', kid: key.kid })).toString('base64url')
+      this.#header = { kid: key.kid, encoded }
+    }
+    return this.#header.encoded
+  }
+
+  #signPayload(key: SigningKey, header: string, payload: object): string {
+    const signingInput = `${header}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`
+    const signature = cryptoSign(null, Buffer.from(signingInput), key.privateKey)
+    return `${signingInput}.${signature.toString('base64url')}`
+  }
+}

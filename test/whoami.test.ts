@@ -1,0 +1,99 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import t, { type Test } from 'tap'
+import { startWhoami, type WhoamiReport } from '../examples/whoami/server.js'
+import { AssertionSigner } from '../src/core/assertion-signer.js'
+import { systemClock } from '../src/core/clock.js'
+import type { Identity } from '../src/core/identity.js'
+import { identityHeaders } from '../src/core/identity-headers.js'
+import { KeyRing } from '../src/core/identity-keys.js'
+
+const ISSUER = 'https://gatehouse.test'
+const alice: Identity = {
+  user: { id: '11111111-1111-4111-8111-111111111111', email: 'alice@example.com', name: 'Alice', roles: ['viewer'], created_at: '2026-01-01T00:00:00.000Z' },
+  permissions: ['app:read'],
+  method: 'session',
+  amr: 'pwd',
+  session: null,
+  via: 'cookie',
+  expiresAt: null,
+}
+
+async function setUp(t: Test) {
+  const directory = await mkdtemp(path.join(os.tmpdir(), 'gatehouse-whoami-'))
+  t.teardown(() => rm(directory, { recursive: true, force: true }))
+  const keys = await KeyRing.open(path.join(directory, 'identity-keys.json'), { clock: systemClock, assertionTtlMs: 60_000 })
+  const signer = new AssertionSigner({ keys, issuer: ISSUER, ttlMs: 60_000, bindToRequest: true, clock: systemClock })
+  const jwks = createServer((_request, response) => {
+    response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(keys.publicJwks()))
+  })
+  await new Promise<void>((resolve) => jwks.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => { jwks.close(() => resolve()); jwks.closeAllConnections() }))
+  const jwksUrl = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/.well-known/jwks.json`
+  const whoami = await startWhoami({ verifier: { jwksUrl, issuer: ISSUER, audience: 'whoami' } })
+  t.teardown(() => whoami.close())
+  /** Headers as the gateway would send them for `method uri` on the whoami route. */
+  const gatewayHeaders = (method: string, uri: string, requestId = 'req-1') =>
+    identityHeaders(alice, signer.sign(alice, { audience: 'whoami', requestId, method, uri }))
+  return { whoami, gatewayHeaders }
+}
+
+async function reportOf(response: Response): Promise<WhoamiReport> {
+  return (await response.json()) as WhoamiReport
+}
+
+t.test('reports a verified identity as JSON', async (t) => {
+  const { whoami, gatewayHeaders } = await setUp(t)
+  const headers = { ...gatewayHeaders('GET', '/whoami/x?y=1'), 'x-request-id': 'req-1', 'x-other': 'kept' }
+  const response = await fetch(`${whoami.url}/whoami/x?y=1`, { headers })
+  t.equal(response.status, 200)
+  t.match(response.headers.get('content-type'), /^application\/json/)
+  const report = await reportOf(response)
+  t.match(report, {
+    method: 'GET',
+    path: '/whoami/x?y=1',
+    identity_headers: {
+      'x-auth-user-id': alice.user.id, 'x-auth-email': 'alice@example.com', 'x-auth-roles': 'viewer', 'x-auth-method': 'session',
+    },
+    other_headers: { 'x-other': 'kept', 'x-request-id': 'req-1' },
+    assertion: { verified: true, identity: { id: alice.user.id, email: 'alice@example.com', roles: ['viewer'], method: 'session', amr: ['pwd'], requestId: 'req-1' } },
+  })
+
+  const post = await reportOf(await fetch(`${whoami.url}/whoami/x?y=1`, { method: 'POST', headers: gatewayHeaders('POST', '/whoami/x?y=1'), body: 'ignored' }))
+  t.equal(post.assertion.verified, true, 'a POST with a body')
+})
+
+t.test('reports forged or missing identities as not verified', async (t) => {
+  const { whoami, gatewayHeaders } = await setUp(t)
+  const forgedRoles = await reportOf(await fetch(`${whoami.url}/whoami`, { headers: { ...gatewayHeaders('GET', '/whoami'), 'x-auth-roles': 'admin' } }))
+  t.match(forgedRoles.assertion, { verified: false, code: 'header_mismatch' })
+  const replayed = await reportOf(await fetch(`${whoami.url}/whoami/admin`, { headers: gatewayHeaders('GET', '/whoami') }))
+  t.match(replayed.assertion, { verified: false, code: 'request_mismatch' })
+  const plainHeaders = await reportOf(await fetch(`${whoami.url}/whoami`, { headers: { 'x-auth-user-id': alice.user.id, 'x-auth-email': 'alice@example.com' } }))
+  t.match(plainHeaders.assertion, { verified: false, code: 'missing_assertion' })
+  t.equal(plainHeaders.identity_headers['x-auth-user-id'], alice.user.id, 'what was received is shown all the same')
+})
+
+t.test('answers browsers with escaped HTML under a strict CSP', async (t) => {
+  const { whoami, gatewayHeaders } = await setUp(t)
+  const response = await fetch(`${whoami.url}/whoami?<q>`, {
+    headers: { ...gatewayHeaders('GET', '/whoami?%3Cq%3E'), accept: 'text/html', 'x-evil': '<script>alert(1)</script>' },
+  })
+  t.equal(response.status, 200)
+  t.match(response.headers.get('content-type'), /^text\/html/)
+  t.match(response.headers.get('content-security-policy'), /default-src 'none'/)
+  const body = await response.text()
+  t.notMatch(body, /<script/i)
+  t.match(body, '&#60;script&#62;alert(1)&#60;/script&#62;')
+  t.match(body, 'Assertion verified: alice@example.com')
+})
+
+t.test('without verifier options it says so', async (t) => {
+  const whoami = await startWhoami()
+  t.teardown(() => whoami.close())
+  const report = await reportOf(await fetch(`${whoami.url}/`))
+  t.match(report.assertion, { verified: false, code: 'not_configured' })
+})
