@@ -21,6 +21,7 @@ function identity(overrides: Partial<Identity> = {}, user: Partial<Identity['use
     session: null,
     via: 'cookie',
     expiresAt: null,
+    tokenId: null,
     ...overrides,
   }
 }

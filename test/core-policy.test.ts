@@ -36,6 +36,7 @@ function identity(permissions: string[]): Identity {
     session: null,
     via: 'header',
     expiresAt: null,
+    tokenId: null,
   }
 }
 

@@ -28,6 +28,7 @@ function identity(overrides: Partial<Identity> = {}): Identity {
     session: null,
     via: 'cookie',
     expiresAt: null,
+    tokenId: null,
     ...overrides,
   }
 }

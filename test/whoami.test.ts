@@ -20,6 +20,7 @@ const alice: Identity = {
   session: null,
   via: 'cookie',
   expiresAt: null,
+  tokenId: null,
 }
 
 async function setUp(t: Test) {

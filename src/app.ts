@@ -1,0 +1,128 @@
+/**
+ * Builds the fastify application from a runtime (config + services). Tests call this with
+ * their own runtime; server.ts adds the listeners, TLS and signals around it.
+ */
+import cookie from '@fastify/cookie'
+import cors from '@fastify/cors'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { SecureServerOptions } from 'node:http2'
+import type { ServerOptions as HttpsServerOptions } from 'node:https'
+import { accessHook } from './http/access.js'
+import { adminRoutes } from './http/admin-routes.js'
+import { authRoutes } from './http/auth-routes.js'
+import { createAuthenticator } from './http/authenticate.js'
+import { sessionCookieName } from './http/credentials.js'
+import { edge } from './http/edge.js'
+import { frameworkErrorHandler, registerErrorHandlers } from './http/error-handler.js'
+import { healthRoutes } from './http/health.js'
+import { loginRoutes } from './http/login-routes.js'
+import { requestIdOf } from './http/request-id.js'
+import { sharedSchemas } from './http/schemas.js'
+import { createSessionCookie } from './http/session-cookie.js'
+import { tokenRoutes } from './http/token-routes.js'
+import { trustedProxies } from './http/trusted-proxies.js'
+import type { Runtime } from './runtime.js'
+import { version } from './version.js'
+
+export interface AppOptions {
+  /** TLS key and certificate; omitted for plain HTTP (tests, or behind another terminator). */
+  https?: HttpsServerOptions | SecureServerOptions | null
+  /** A pino logger config (or false). Default: JSON at the config's level. */
+  logger?: FastifyServerOptions['logger']
+}
+
+/** Headers, cookies and secrets that must never reach a log line. */
+export const REDACTED_LOG_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'res.headers["set-cookie"]',
+  '*.password',
+  '*.current_password',
+  '*.new_password',
+  '*.token',
+]
+
+export async function buildApp(runtime: Runtime, options: AppOptions = {}): Promise<FastifyInstance> {
+  const { config } = runtime
+  const publicOrigin = new URL(config.server.public_url).origin
+  const allowedOrigins = new Set([publicOrigin, ...(config.server.cors?.origins ?? [])])
+
+  const app = Fastify({
+    ...(options.https ? { https: options.https } : {}),
+    logger: options.logger ?? { level: config.logging.level, redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' } },
+    bodyLimit: config.server.body_limit,
+    trustProxy: config.server.trust_proxy.length > 0 ? [...config.server.trust_proxy] : false,
+    genReqId: requestIdOf,
+    return503OnClosing: true,
+    frameworkErrors: frameworkErrorHandler,
+    ajv: {
+      // Refuse what the schemas do not describe instead of silently dropping or converting it.
+      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: true },
+    },
+  }) as unknown as FastifyInstance
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+  })
+  // Every /auth answer is about credentials or a person: never cached. Registered at the root
+  // so that it covers the not-found answers of unknown /auth paths too.
+  app.addHook('onSend', async (request, reply) => {
+    if (isAuthPath(request.url)) reply.header('cache-control', 'no-store')
+  })
+  registerErrorHandlers(app)
+  for (const schema of sharedSchemas) app.addSchema(schema)
+
+  await app.register(cookie)
+  await app.register(healthRoutes, {
+    version,
+    components: { database: () => runtime.db.ping(), sessions: () => runtime.store.ping() },
+  })
+
+  const sessionCookie = createSessionCookie(config.server.public_url, config.sessions.absolute_timeout)
+  const authenticator = createAuthenticator(runtime, sessionCookie.name)
+  await app.register(async (auth) => {
+    if (config.server.cors) {
+      const origins = new Set(config.server.cors.origins)
+      await auth.register(cors, {
+        origin: (origin, callback) => callback(null, origin !== undefined && origins.has(origin)),
+        credentials: true,
+        methods: ['GET', 'POST', 'PATCH', 'DELETE'],
+        allowedHeaders: ['Content-Type', 'Authorization', 'X-Request-Id'],
+        maxAge: 600,
+        // Strict mode answers an OPTIONS without Access-Control-Request-Method with a
+        // text/plain 400, outside the JSON error shape of SPEC §5.
+        strictPreflight: false,
+      })
+    }
+    // The /auth API speaks JSON only: fastify's default text/plain parser would hand the
+    // schemas a string (a confusing 400) where the answer is 415 GH_UNSUPPORTED_MEDIA_TYPE.
+    auth.removeContentTypeParser('text/plain')
+    auth.addHook('onRequest', accessHook(authenticator, allowedOrigins))
+    await auth.register(loginRoutes, { runtime, cookie: sessionCookie })
+    await auth.register(authRoutes, { runtime, cookie: sessionCookie })
+    await auth.register(tokenRoutes, { runtime })
+    await auth.register(adminRoutes, { runtime })
+  })
+
+  app.get('/.well-known/jwks.json', async (_request, reply) => {
+    reply.header('cache-control', 'public, max-age=60')
+    return runtime.keys.publicJwks()
+  })
+
+  await app.register(edge, {
+    table: runtime.routes,
+    authenticator,
+    signer: runtime.signer,
+    proxies: trustedProxies(config.server.trust_proxy),
+    allowedOrigins,
+    // Both spellings: a cookie of the other scheme's name is still the gateway's, never the upstream's.
+    sessionCookieNames: [sessionCookie.name, sessionCookieName(sessionCookie.name.startsWith('__Host-') ? 'http:' : 'https:')],
+    protocol: options.https ? 'https' : 'http',
+  })
+
+  return app
+}
+
+function isAuthPath(url: string): boolean {
+  return url === '/auth' || url.startsWith('/auth/') || url.startsWith('/auth?')
+}

@@ -1,0 +1,27 @@
+/** Who a request is, once the edge has authenticated it. */
+import type { ActiveSession } from './sessions.js'
+
+export interface IdentityUser {
+  id: string
+  email: string
+  name: string | null
+  roles: readonly string[]
+  created_at: string
+}
+
+export interface Identity {
+  user: IdentityUser
+  /** The permissions this credential carries (a PAT's may be a subset of its owner's). */
+  permissions: readonly string[]
+  method: 'session' | 'pat'
+  /** How the user proved who they are, for the assertion's `amr`. */
+  amr: 'pwd' | 'oidc' | 'pat'
+  /** Set when method is 'session'. */
+  session: ActiveSession | null
+  /** Where the credential came from: a cookie needs the CSRF check, a header does not. */
+  via: 'cookie' | 'header'
+  /** Epoch ms when this credential stops working, if it does. */
+  expiresAt: number | null
+  /** The PAT's id when method is 'pat' (sent as X-Auth-Token-Id). */
+  tokenId: string | null
+}

@@ -1,0 +1,74 @@
+/**
+ * Who may call each /auth endpoint, declared per route as `config.access`, and the hook that
+ * enforces it before the body is even read: authentication, the PAT restriction of SPEC §3
+ * (a PAT may only call GET /auth/me) and the CSRF origin check.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Identity } from '../core/identity.js'
+import { GatehouseError } from '../errors.js'
+import type { Authenticator } from './authenticate.js'
+import { checkSameOrigin, isUnsafeMethod } from './csrf.js'
+
+/**
+ * - `anonymous`: credentials are not read (login);
+ * - `optional`: an identity when a valid credential is sent (register, for admins);
+ * - `session`: a browser or API session, never a PAT;
+ * - `any`: a session or a PAT.
+ */
+export type Access = 'anonymous' | 'optional' | 'session' | 'any'
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    access?: Access
+  }
+  interface FastifyRequest {
+    identity: Identity | null
+  }
+}
+
+export function accessHook(authenticator: Authenticator, allowedOrigins: ReadonlySet<string>) {
+  return async function enforceAccess(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
+    request.identity = null
+    // A CORS preflight carries no credentials; @fastify/cors answers it.
+    if (request.method === 'OPTIONS') return
+    const access = request.routeOptions.config.access ?? 'session'
+    const unsafe = isUnsafeMethod(request.method)
+
+    if (access === 'anonymous') {
+      if (unsafe) checkOriginWhenSent(request, allowedOrigins)
+      return
+    }
+    const identity = await authenticator.authenticate(request)
+    if (identity === null) {
+      if (access !== 'optional') throw new GatehouseError('GH_UNAUTHENTICATED')
+      if (unsafe) checkOriginWhenSent(request, allowedOrigins)
+      return
+    }
+    if (identity.method === 'pat' && access !== 'any') {
+      throw new GatehouseError('GH_FORBIDDEN', 'A personal access token may only call GET /auth/me', {
+        details: { reason: 'pat_not_allowed' },
+      })
+    }
+    if (unsafe && identity.via === 'cookie') checkSameOrigin(request.headers, allowedOrigins)
+    request.identity = identity
+  }
+}
+
+/** The signed-in identity of a route whose access is `session` or `any`. */
+export function identityOf(request: FastifyRequest): Identity {
+  if (request.identity === null) throw new GatehouseError('GH_UNAUTHENTICATED')
+  return request.identity
+}
+
+/**
+ * Login and registration carry no cookie to protect, but a browser on another origin must not
+ * be able to post them either (login CSRF): when a browser says where it comes from, it must
+ * be an allowed origin. Clients that send no Origin (curl, servers) are not browsers.
+ */
+function checkOriginWhenSent(request: FastifyRequest, allowedOrigins: ReadonlySet<string>): void {
+  const { origin } = request.headers
+  const allowed = origin === undefined
+    ? request.headers['sec-fetch-site']?.toLowerCase() !== 'cross-site'
+    : allowedOrigins.has(origin)
+  if (!allowed) throw new GatehouseError('GH_CSRF', 'The request comes from another origin')
+}

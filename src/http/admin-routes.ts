@@ -1,0 +1,84 @@
+/**
+ * The admin API (SPEC §5), for holders of `users:manage`: list, read, change roles or
+ * disable, and delete users. Disabling or deleting ends the user's sessions and drops
+ * their PATs from every replica's cache at once.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { hasPermission } from '../core/permissions.js'
+import { GatehouseError } from '../errors.js'
+import type { Runtime } from '../runtime.js'
+import { identityOf } from './access.js'
+import * as schemas from './schemas.js'
+
+export const MANAGE_USERS = 'users:manage'
+
+function requireManager(request: FastifyRequest) {
+  const identity = identityOf(request)
+  if (!hasPermission(identity.permissions, MANAGE_USERS)) {
+    throw new GatehouseError('GH_FORBIDDEN', `Missing permission: ${MANAGE_USERS}`, {
+      details: { missing_permission: MANAGE_USERS, missing_permissions: [MANAGE_USERS] },
+    })
+  }
+  return identity
+}
+
+export async function adminRoutes(app: FastifyInstance, { runtime }: { runtime: Runtime }): Promise<void> {
+  const { users, sessions, pats } = runtime
+
+  app.get<{ Querystring: { limit?: string; cursor?: string } }>(
+    '/auth/admin/users',
+    {
+      config: { access: 'session' },
+      schema: { querystring: schemas.pageQuery, response: { 200: schemas.adminUserPage } },
+    },
+    async (request) => {
+      requireManager(request)
+      const limit = request.query.limit === undefined ? 50 : Number(request.query.limit)
+      return users.list({ limit, cursor: request.query.cursor ?? null })
+    },
+  )
+
+  app.get<{ Params: { id: string } }>(
+    '/auth/admin/users/:id',
+    { config: { access: 'session' }, schema: { params: schemas.idParams, response: { 200: { $ref: 'AdminUser#' } } } },
+    async (request) => {
+      requireManager(request)
+      const user = await users.get(request.params.id)
+      if (user === null) throw new GatehouseError('GH_NOT_FOUND', 'No such user')
+      return user
+    },
+  )
+
+  app.patch<{ Params: { id: string }; Body: { roles?: string[]; disabled?: boolean } }>(
+    '/auth/admin/users/:id',
+    {
+      config: { access: 'session' },
+      schema: { params: schemas.idParams, body: schemas.adminPatchBody, response: { 200: { $ref: 'AdminUser#' } } },
+    },
+    async (request) => {
+      const actor = requireManager(request)
+      const { id } = request.params
+      const context = { actorId: actor.user.id, ip: request.ip }
+      let user = await users.get(id)
+      if (user === null) throw new GatehouseError('GH_NOT_FOUND', 'No such user')
+      if (request.body.roles !== undefined) user = await users.setRoles(id, request.body.roles, context)
+      if (request.body.disabled !== undefined) user = await users.setDisabled(id, request.body.disabled, context)
+      if (request.body.disabled === true) await sessions.revokeAll(id)
+      await pats.invalidateUser(id)
+      return user
+    },
+  )
+
+  app.delete<{ Params: { id: string } }>(
+    '/auth/admin/users/:id',
+    { config: { access: 'session' }, schema: { params: schemas.idParams } },
+    async (request, reply) => {
+      const actor = requireManager(request)
+      const { id } = request.params
+      await users.delete(id, { actorId: actor.user.id, ip: request.ip })
+      await sessions.revokeAll(id)
+      await pats.invalidateUser(id)
+      return reply.code(204).send()
+    },
+  )
+}

@@ -1,0 +1,152 @@
+/**
+ * The gateway's own account endpoints under /auth (SPEC §5): register, login, logout,
+ * me, password, sessions. Thin: each handler validates through its schema, calls the
+ * core, and shapes the answer.
+ */
+import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { Identity } from '../core/identity.js'
+import { hasPermission } from '../core/permissions.js'
+import { GatehouseError } from '../errors.js'
+import type { Runtime } from '../runtime.js'
+import { identityOf } from './access.js'
+import type { SessionCookie } from './session-cookie.js'
+import * as schemas from './schemas.js'
+
+export interface AuthRoutesOptions {
+  runtime: Runtime
+  cookie: SessionCookie
+}
+
+const iso = (ms: number) => new Date(ms).toISOString()
+
+function meOf(identity: Identity) {
+  const { user } = identity
+  return {
+    id: user.id,
+    email: user.email,
+    name: user.name,
+    roles: user.roles,
+    permissions: identity.permissions,
+    auth: { method: identity.method, expires_at: identity.expiresAt === null ? null : iso(identity.expiresAt) },
+  }
+}
+
+export async function authRoutes(app: FastifyInstance, { runtime, cookie }: AuthRoutesOptions): Promise<void> {
+  const { users, sessions, pats, throttle, audit, config } = runtime
+  const noContent = (reply: FastifyReply) => reply.code(204).send()
+
+  app.post<{ Body: { email: string; password: string; name?: string | null } }>(
+    '/auth/register',
+    {
+      config: { access: 'optional' },
+      schema: { body: schemas.registerBody, response: { 201: { $ref: 'User#' } } },
+    },
+    async (request, reply) => {
+      const actor = request.identity
+      const admin = actor !== null && hasPermission(actor.permissions, 'users:manage')
+      if (config.auth.registration === 'closed' && !admin) throw new GatehouseError('GH_REGISTRATION_CLOSED')
+      if (!admin) await throttle.hitIp(request.ip)
+      const { email, password, name } = request.body
+      const user = await users.register(
+        { email, password, name: name ?? null },
+        { ip: request.ip, actorId: actor?.user.id ?? null },
+      )
+      return reply.code(201).send(user)
+    },
+  )
+
+  app.post('/auth/logout', { config: { access: 'session' } }, async (request, reply) => {
+    const identity = identityOf(request)
+    const session = identity.session?.session
+    if (session) await sessions.revoke(identity.user.id, session.id)
+    await audit.record('logout', { userId: identity.user.id, email: identity.user.email, ip: request.ip })
+    cookie.clear(reply)
+    return noContent(reply)
+  })
+
+  app.post('/auth/logout-all', { config: { access: 'session' } }, async (request, reply) => {
+    const identity = identityOf(request)
+    const ended = await sessions.revokeAll(identity.user.id)
+    await audit.record('logout.all', { userId: identity.user.id, email: identity.user.email, ip: request.ip, details: { sessions: ended } })
+    cookie.clear(reply)
+    return noContent(reply)
+  })
+
+  app.get('/auth/me', { config: { access: 'any' }, schema: { response: { 200: { $ref: 'Me#' } } } }, async (request) =>
+    meOf(identityOf(request)),
+  )
+
+  app.patch<{ Body: { name: string | null } }>(
+    '/auth/me',
+    { config: { access: 'session' }, schema: { body: schemas.patchMeBody, response: { 200: { $ref: 'Me#' } } } },
+    async (request) => {
+      const identity = identityOf(request)
+      const user = await users.updateName(identity.user.id, request.body.name, { ip: request.ip })
+      // Cached PAT identities carry the name.
+      await pats.invalidateUser(user.id)
+      return meOf({ ...identity, user })
+    },
+  )
+
+  app.delete<{ Body: { password: string } }>(
+    '/auth/me',
+    { config: { access: 'session' }, schema: { body: schemas.deleteMeBody } },
+    async (request, reply) => {
+      const identity = identityOf(request)
+      await users.delete(identity.user.id, { password: request.body.password, ip: request.ip })
+      await pats.invalidateUser(identity.user.id)
+      // The user is gone, so every session is refused from now on even if this fails.
+      await sessions.revokeAll(identity.user.id)
+      cookie.clear(reply)
+      return noContent(reply)
+    },
+  )
+
+  app.post<{ Body: { current_password: string; new_password: string } }>(
+    '/auth/password',
+    { config: { access: 'session' }, schema: { body: schemas.passwordBody } },
+    async (request, reply) => {
+      const identity = identityOf(request)
+      const { current_password, new_password } = request.body
+      await users.changePassword(identity.user.id, current_password, new_password, { ip: request.ip })
+      await sessions.revokeAll(identity.user.id, { except: identity.session?.session.id })
+      return noContent(reply)
+    },
+  )
+
+  app.get(
+    '/auth/sessions',
+    { config: { access: 'session' }, schema: { response: { 200: schemas.sessionList } } },
+    async (request) => {
+      const identity = identityOf(request)
+      const current = identity.session?.session.id
+      const active = await sessions.list(identity.user.id)
+      return {
+        items: active.map(({ session, expiresAt }) => ({
+          id: session.id,
+          method: session.amr,
+          created_at: iso(session.created_at),
+          last_seen_at: iso(session.last_seen_at),
+          expires_at: iso(expiresAt),
+          ip: session.ip,
+          user_agent: session.user_agent,
+          current: session.id === current,
+        })),
+        next_cursor: null,
+      }
+    },
+  )
+
+  app.delete<{ Params: { id: string } }>(
+    '/auth/sessions/:id',
+    { config: { access: 'session' }, schema: { params: schemas.sessionIdParams } },
+    async (request, reply) => {
+      const identity = identityOf(request)
+      const ended = await sessions.revoke(identity.user.id, request.params.id)
+      if (!ended) throw new GatehouseError('GH_NOT_FOUND', 'No such session')
+      await audit.record('session.revoked', { userId: identity.user.id, ip: request.ip, details: { session_id: request.params.id } })
+      if (request.params.id === identity.session?.session.id) cookie.clear(reply)
+      return noContent(reply)
+    },
+  )
+}

@@ -1,0 +1,78 @@
+/**
+ * Turns a request's credential into an Identity, or null for an anonymous request.
+ * Fails closed: an unknown or expired header credential is 401, a store outage is 503,
+ * and nothing ever falls back from a bad Authorization header to the cookie.
+ */
+import type { FastifyRequest } from 'fastify'
+import type { Identity } from '../core/identity.js'
+import { permissionsFor } from '../core/permissions.js'
+import type { ActiveSession } from '../core/sessions.js'
+import { GatehouseError } from '../errors.js'
+import type { Runtime } from '../runtime.js'
+import { readCredentials } from './credentials.js'
+
+export interface Authenticator {
+  /** The cookie that carries the session token. */
+  readonly cookieName: string
+  authenticate(request: FastifyRequest): Promise<Identity | null>
+}
+
+const unknownCredential = () => new GatehouseError('GH_UNAUTHENTICATED', 'The credential is unknown or has expired')
+
+export function createAuthenticator(runtime: Runtime, cookieName: string): Authenticator {
+  const { sessions, users, pats, config } = runtime
+
+  async function identityFor(active: ActiveSession, via: Identity['via']): Promise<Identity | null> {
+    const user = await users.isActive(active.session.user_id)
+    if (user === null) {
+      await sessions.revoke(active.session.user_id, active.session.id)
+      return null
+    }
+    return {
+      user,
+      permissions: permissionsFor(user.roles, config.roles),
+      method: 'session',
+      amr: active.session.amr,
+      session: active,
+      via,
+      expiresAt: active.expiresAt,
+      tokenId: null,
+    }
+  }
+
+  async function authenticate(request: FastifyRequest): Promise<Identity | null> {
+    const { header, cookie } = readCredentials(request.raw.rawHeaders, cookieName)
+    if (header?.kind === 'pat') {
+      const pat = await pats.authenticate(header.token)
+      if (pat === null) throw unknownCredential()
+      return {
+        user: pat.user,
+        permissions: pat.permissions,
+        method: 'pat',
+        amr: 'pat',
+        session: null,
+        via: 'header',
+        expiresAt: pat.expiresAt,
+        tokenId: pat.patId,
+      }
+    }
+    if (header?.kind === 'session') {
+      const active = await sessions.resolve(header.token)
+      const identity = active && (await identityFor(active, 'header'))
+      if (!identity) throw unknownCredential()
+      if (cookie !== null && cookie !== header.token) {
+        const other = await sessions.resolve(cookie)
+        if (other !== null && other.session.user_id !== identity.user.id) {
+          throw new GatehouseError('GH_AMBIGUOUS_CREDENTIALS', 'The cookie and the Authorization header name different users')
+        }
+      }
+      return identity
+    }
+    if (cookie === null) return null
+    // A stale cookie is no credential at all: the request goes on as anonymous.
+    const active = await sessions.resolve(cookie)
+    return active && identityFor(active, 'cookie')
+  }
+
+  return { cookieName, authenticate }
+}

@@ -1,0 +1,41 @@
+/**
+ * The origin check for cookie-authenticated unsafe requests (SPEC §3): the browser must
+ * say, through `Origin` (or, without it, `Referer`), that the request comes from the
+ * gateway's own origin or one of the CORS origins the operator allowed. Bearer-authenticated
+ * requests are exempt: a browser never attaches those on its own.
+ */
+import { GatehouseError } from '../errors.js'
+
+const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
+
+export function isUnsafeMethod(method: string): boolean {
+  return UNSAFE_METHODS.has(method)
+}
+
+export interface CsrfHeaders {
+  origin?: string | undefined
+  referer?: string | undefined
+  'sec-fetch-site'?: string | undefined
+}
+
+export function checkSameOrigin(headers: CsrfHeaders, allowedOrigins: ReadonlySet<string>): void {
+  if (headers['sec-fetch-site']?.toLowerCase() === 'cross-site') {
+    throw new GatehouseError('GH_CSRF', 'Cross-site request refused (Sec-Fetch-Site: cross-site)')
+  }
+  const claimed = headers.origin ?? originOf(headers.referer)
+  if (claimed === undefined || claimed === 'null') {
+    throw new GatehouseError('GH_CSRF', 'A cookie-authenticated request needs an Origin or Referer header')
+  }
+  if (!allowedOrigins.has(claimed)) {
+    throw new GatehouseError('GH_CSRF', 'The request comes from another origin')
+  }
+}
+
+function originOf(url: string | undefined): string | undefined {
+  if (url === undefined) return undefined
+  try {
+    return new URL(url).origin
+  } catch {
+    return undefined
+  }
+}

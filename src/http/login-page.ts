@@ -1,0 +1,80 @@
+/**
+ * The HTML sign-in page (SPEC §5): a plain, accessible form that keeps `next` in a hidden
+ * field, a button per OIDC provider, no script at all and a strict Content-Security-Policy.
+ */
+import type { FastifyReply } from 'fastify'
+
+export const LOGIN_PAGE_CSP =
+  "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+export interface LoginPageOptions {
+  next: string
+  email?: string
+  error?: string
+  providers?: readonly string[]
+}
+
+const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
+export const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => ESCAPES[c] as string)
+
+export function renderLoginPage(options: LoginPageOptions): string {
+  const next = escapeHtml(options.next)
+  const error = options.error
+    ? `<p class="error" role="alert" id="login-error">${escapeHtml(options.error)}</p>`
+    : ''
+  const describedBy = options.error ? ' aria-describedby="login-error"' : ''
+  const providers = (options.providers ?? [])
+    .map(
+      (name) =>
+        `<li><a class="provider" href="/auth/oidc/${encodeURIComponent(name)}/start?next=${encodeURIComponent(options.next)}">Sign in with ${escapeHtml(name)}</a></li>`,
+    )
+    .join('')
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign in · Gatehouse</title>
+<link rel="stylesheet" href="/auth/assets/login.css">
+</head>
+<body>
+<main>
+<h1>Sign in</h1>
+${error}
+<form method="post" action="/auth/login"${describedBy}>
+<input type="hidden" name="next" value="${next}">
+<label for="email">Email</label>
+<input id="email" name="email" type="email" autocomplete="username" required value="${escapeHtml(options.email ?? '')}">
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit">Sign in</button>
+</form>
+${providers ? `<ul class="providers" aria-label="Other ways to sign in">${providers}</ul>` : ''}
+</main>
+</body>
+</html>
+`
+}
+
+export const LOGIN_CSS = `body{font-family:system-ui,sans-serif;background:#f4f5f7;color:#1d2433;margin:0}
+main{max-width:22rem;margin:4rem auto;padding:2rem;background:#fff;border-radius:8px;box-shadow:0 1px 4px rgba(0,0,0,.12)}
+h1{font-size:1.5rem;margin-top:0}
+label{display:block;margin-top:1rem;font-weight:600}
+input{width:100%;box-sizing:border-box;padding:.6rem;margin-top:.3rem;border:1px solid #8a94a6;border-radius:4px;font-size:1rem}
+input:focus,button:focus,a:focus{outline:3px solid #2f6fde;outline-offset:2px}
+button,.provider{display:block;width:100%;box-sizing:border-box;margin-top:1.5rem;padding:.7rem;border:0;border-radius:4px;background:#2f55c7;color:#fff;font-size:1rem;text-align:center;text-decoration:none;cursor:pointer}
+.providers{list-style:none;padding:0;margin:1rem 0 0}
+.provider{background:#3b4252;margin-top:.75rem}
+.error{background:#fde8e8;color:#8a1c1c;padding:.75rem;border-radius:4px}
+`
+
+export function sendHtml(reply: FastifyReply, status: number, html: string): FastifyReply {
+  return reply
+    .code(status)
+    .header('content-security-policy', LOGIN_PAGE_CSP)
+    .header('x-frame-options', 'DENY')
+    .header('referrer-policy', 'same-origin')
+    .header('x-content-type-options', 'nosniff')
+    .type('text/html; charset=utf-8')
+    .send(html)
+}

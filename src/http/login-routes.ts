@@ -1,0 +1,93 @@
+/**
+ * Signing in with a password (SPEC §5): the HTML page, and POST /auth/login both as JSON
+ * (answers the token) and as a browser form (answers 303 to a safe `next`, or the page again
+ * with the reason). Either way the session is new, and the cookie is set.
+ */
+import formbody from '@fastify/formbody'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { safeNext } from '../core/redirects.js'
+import { GatehouseError, isGatehouseError } from '../errors.js'
+import type { Runtime } from '../runtime.js'
+import { toGatehouseError } from './error-handler.js'
+import { LOGIN_CSS, renderLoginPage, sendHtml } from './login-page.js'
+import * as schemas from './schemas.js'
+import type { SessionCookie } from './session-cookie.js'
+
+interface LoginBody {
+  email: string
+  password: string
+  next?: string
+}
+
+const FORM = 'application/x-www-form-urlencoded'
+
+function isForm(request: FastifyRequest): boolean {
+  return (request.headers['content-type'] ?? '').toLowerCase().startsWith(FORM)
+}
+
+export async function loginRoutes(app: FastifyInstance, { runtime, cookie }: { runtime: Runtime; cookie: SessionCookie }) {
+  const { users, sessions, throttle, config } = runtime
+  const providers = config.auth.oidc.map((p) => p.name)
+  await app.register(formbody, { bodyLimit: config.server.body_limit })
+
+  async function signIn(request: FastifyRequest, reply: FastifyReply, body: LoginBody) {
+    const ip = request.ip
+    await throttle.hitIp(ip)
+    const user = await users.authenticate({ email: body.email, password: body.password, ip })
+    const previous = cookie.read(request)
+    if (previous !== null) await sessions.revokeToken(previous)
+    const session = await sessions.create(user.id, { amr: 'pwd', ip, userAgent: request.headers['user-agent'] ?? null })
+    cookie.set(reply, session.token)
+    return { user, session }
+  }
+
+  function formFailure(reply: FastifyReply, body: Partial<LoginBody>, err: GatehouseError) {
+    if (err.retryAfter !== undefined) reply.header('retry-after', String(err.retryAfter))
+    const message =
+      err.code === 'GH_RATE_LIMITED'
+        ? 'Too many attempts. Wait a moment, then try again.'
+        : err.statusCode >= 500
+          ? 'Signing in is unavailable right now. Try again shortly.'
+          : err.code === 'GH_INVALID_CREDENTIALS'
+            ? 'The email or password is not right.'
+            : err.message
+    const page = renderLoginPage({ next: safeNext(body.next), email: body.email ?? '', error: message, providers })
+    return sendHtml(reply, err.statusCode, page)
+  }
+
+  app.get<{ Querystring: { next?: string } }>('/auth/login', { config: { access: 'anonymous' } }, async (request, reply) =>
+    sendHtml(reply, 200, renderLoginPage({ next: safeNext(request.query.next), providers })),
+  )
+
+  app.get('/auth/assets/login.css', { config: { access: 'anonymous' } }, async (_request, reply) =>
+    reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=3600').send(LOGIN_CSS),
+  )
+
+  app.post<{ Body: LoginBody }>(
+    '/auth/login',
+    {
+      config: { access: 'anonymous' },
+      attachValidation: true,
+      schema: { body: schemas.loginBody, response: { 200: schemas.loginResponse } },
+    },
+    async (request, reply) => {
+      const form = isForm(request)
+      if (request.validationError) {
+        const err = toGatehouseError(request.validationError)
+        if (form) return formFailure(reply, (request.body ?? {}) as Partial<LoginBody>, err)
+        throw err
+      }
+      if (!form) {
+        const { user, session } = await signIn(request, reply, request.body)
+        return { token: session.token, expires_at: new Date(session.expiresAt).toISOString(), user }
+      }
+      try {
+        await signIn(request, reply, request.body)
+      } catch (err) {
+        if (isGatehouseError(err)) return formFailure(reply, request.body, err)
+        return formFailure(reply, request.body, toGatehouseError(err as Error))
+      }
+      return reply.redirect(safeNext(request.body.next), 303)
+    },
+  )
+}

@@ -1,0 +1,230 @@
+/**
+ * JSON schemas of the /auth API: they validate requests (no extra fields, no type
+ * coercion) and serialise responses (only the listed fields ever leave the gateway).
+ */
+
+export const errorSchema = {
+  $id: 'Error',
+  type: 'object',
+  required: ['statusCode', 'code', 'error', 'message'],
+  properties: {
+    statusCode: { type: 'integer' },
+    code: { type: 'string' },
+    error: { type: 'string' },
+    message: { type: 'string' },
+  },
+  additionalProperties: true,
+} as const
+
+export const userSchema = {
+  $id: 'User',
+  type: 'object',
+  required: ['id', 'email', 'name', 'roles', 'created_at'],
+  properties: {
+    id: { type: 'string', format: 'uuid' },
+    email: { type: 'string' },
+    name: { type: ['string', 'null'] },
+    roles: { type: 'array', items: { type: 'string' } },
+    created_at: { type: 'string', format: 'date-time' },
+  },
+  additionalProperties: false,
+} as const
+
+export const meSchema = {
+  $id: 'Me',
+  type: 'object',
+  required: ['id', 'email', 'name', 'roles', 'permissions', 'auth'],
+  properties: {
+    ...userSchema.properties,
+    permissions: { type: 'array', items: { type: 'string' } },
+    auth: {
+      type: 'object',
+      required: ['method', 'expires_at'],
+      properties: {
+        method: { type: 'string', enum: ['session', 'pat'] },
+        expires_at: { type: ['string', 'null'], format: 'date-time' },
+      },
+      additionalProperties: false,
+    },
+  },
+  additionalProperties: false,
+} as const
+
+export const sessionSchema = {
+  $id: 'Session',
+  type: 'object',
+  required: ['id', 'created_at', 'last_seen_at', 'expires_at', 'ip', 'user_agent', 'current'],
+  properties: {
+    id: { type: 'string' },
+    method: { type: 'string', enum: ['pwd', 'oidc'] },
+    created_at: { type: 'string', format: 'date-time' },
+    last_seen_at: { type: 'string', format: 'date-time' },
+    expires_at: { type: 'string', format: 'date-time' },
+    ip: { type: ['string', 'null'] },
+    user_agent: { type: ['string', 'null'] },
+    current: { type: 'boolean' },
+  },
+  additionalProperties: false,
+} as const
+
+// Bounds here only keep absurd input away from the core, which applies the real policy
+// (128 code points for passwords, 254 characters for emails) with precise messages.
+const email = { type: 'string', minLength: 1, maxLength: 1024 } as const
+const password = { type: 'string', minLength: 1, maxLength: 4096 } as const
+const name = { type: ['string', 'null'], maxLength: 1024 } as const
+
+export const registerBody = {
+  type: 'object',
+  required: ['email', 'password'],
+  properties: { email, password, name },
+  additionalProperties: false,
+} as const
+
+export const loginBody = {
+  type: 'object',
+  required: ['email', 'password'],
+  // `next` is the hidden field of the HTML form; a JSON login ignores it.
+  properties: { email, password, next: { type: 'string', maxLength: 4096 } },
+  additionalProperties: false,
+} as const
+
+export const loginResponse = {
+  type: 'object',
+  required: ['token', 'expires_at', 'user'],
+  properties: {
+    token: { type: 'string' },
+    expires_at: { type: 'string', format: 'date-time' },
+    user: { $ref: 'User#' },
+  },
+  additionalProperties: false,
+} as const
+
+export const patchMeBody = {
+  type: 'object',
+  required: ['name'],
+  properties: { name },
+  additionalProperties: false,
+} as const
+
+export const passwordBody = {
+  type: 'object',
+  required: ['current_password', 'new_password'],
+  properties: { current_password: password, new_password: password },
+  additionalProperties: false,
+} as const
+
+export const deleteMeBody = {
+  type: 'object',
+  required: ['password'],
+  properties: { password },
+  additionalProperties: false,
+} as const
+
+export const sessionIdParams = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { type: 'string', minLength: 1, maxLength: 128 } },
+  additionalProperties: false,
+} as const
+
+export const sessionList = {
+  type: 'object',
+  required: ['items', 'next_cursor'],
+  properties: {
+    items: { type: 'array', items: { $ref: 'Session#' } },
+    next_cursor: { type: ['string', 'null'] },
+  },
+  additionalProperties: false,
+} as const
+
+export const adminUserSchema = {
+  $id: 'AdminUser',
+  type: 'object',
+  required: [...userSchema.required, 'disabled'],
+  properties: { ...userSchema.properties, disabled: { type: 'boolean' } },
+  additionalProperties: false,
+} as const
+
+export const adminUserPage = {
+  type: 'object',
+  required: ['items', 'next_cursor'],
+  properties: {
+    items: { type: 'array', items: { $ref: 'AdminUser#' } },
+    next_cursor: { type: ['string', 'null'] },
+  },
+  additionalProperties: false,
+} as const
+
+export const pageQuery = {
+  type: 'object',
+  properties: {
+    limit: { type: 'string', pattern: '^(100|[1-9][0-9]?)$' },
+    cursor: { type: 'string', minLength: 1, maxLength: 512 },
+  },
+  additionalProperties: false,
+} as const
+
+export const idParams = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { type: 'string', minLength: 1, maxLength: 128 } },
+  additionalProperties: false,
+} as const
+
+export const adminPatchBody = {
+  type: 'object',
+  minProperties: 1,
+  properties: {
+    roles: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 100 }, maxItems: 50, uniqueItems: true },
+    disabled: { type: 'boolean' },
+  },
+  additionalProperties: false,
+} as const
+
+export const tokenSchema = {
+  $id: 'Token',
+  type: 'object',
+  required: ['id', 'name', 'token', 'permissions', 'expires_at', 'last_used_at', 'created_at', 'expired'],
+  properties: {
+    id: { type: 'string', format: 'uuid' },
+    name: { type: 'string' },
+    token: { type: 'string', description: 'masked: pat_abcd…wxyz' },
+    permissions: { type: ['array', 'null'], items: { type: 'string' } },
+    expires_at: { type: ['string', 'null'], format: 'date-time' },
+    last_used_at: { type: ['string', 'null'], format: 'date-time' },
+    created_at: { type: 'string', format: 'date-time' },
+    expired: { type: 'boolean' },
+  },
+  additionalProperties: false,
+} as const
+
+export const createTokenBody = {
+  type: 'object',
+  required: ['name'],
+  properties: {
+    name: { type: 'string', minLength: 1, maxLength: 1024 },
+    expires_in_days: { type: ['integer', 'null'], minimum: 1, maximum: 3650 },
+    permissions: { type: ['array', 'null'], items: { type: 'string', minLength: 1, maxLength: 200 }, maxItems: 100 },
+  },
+  additionalProperties: false,
+} as const
+
+export const createdToken = {
+  type: 'object',
+  required: [...tokenSchema.required, 'mask'],
+  properties: {
+    ...tokenSchema.properties,
+    token: { type: 'string', description: 'the token itself, shown only in this answer' },
+    mask: { type: 'string' },
+  },
+  additionalProperties: false,
+} as const
+
+export const tokenList = {
+  type: 'object',
+  required: ['items', 'next_cursor'],
+  properties: { items: { type: 'array', items: { $ref: 'Token#' } }, next_cursor: { type: ['string', 'null'] } },
+  additionalProperties: false,
+} as const
+
+export const sharedSchemas = [errorSchema, userSchema, meSchema, sessionSchema, adminUserSchema, tokenSchema] as const

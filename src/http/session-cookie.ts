@@ -1,0 +1,35 @@
+/**
+ * The session cookie of SPEC §3: `__Host-gh_session; HttpOnly; Secure; SameSite=Lax; Path=/`
+ * when public_url is https, `gh_session; HttpOnly; SameSite=Lax; Path=/` when it is plain http.
+ */
+import type {} from '@fastify/cookie'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { sessionCookieName, sessionCookieValues } from './credentials.js'
+
+export interface SessionCookie {
+  readonly name: string
+  /** The one session cookie the request carries, or null (none, or several). */
+  read(request: FastifyRequest): string | null
+  set(reply: FastifyReply, token: string): void
+  clear(reply: FastifyReply): void
+}
+
+export function createSessionCookie(publicUrl: string, maxAgeMs: number): SessionCookie {
+  const name = sessionCookieName(publicUrl)
+  const secure = publicUrl.startsWith('https:')
+  const attributes = { httpOnly: true, secure, sameSite: 'lax', path: '/' } as const
+  return {
+    name,
+    read(request) {
+      const header = request.headers.cookie
+      const values = header === undefined ? [] : sessionCookieValues(header, name)
+      return values.length === 1 ? (values[0] as string) : null
+    },
+    set(reply, token) {
+      reply.setCookie(name, token, { ...attributes, maxAge: Math.floor(maxAgeMs / 1000) })
+    },
+    clear(reply) {
+      reply.clearCookie(name, attributes)
+    },
+  }
+}

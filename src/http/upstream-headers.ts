@@ -1,0 +1,72 @@
+/**
+ * The request headers an upstream receives (SPEC §4): what clients may not send is removed
+ * whatever its case or `_`/`-` spelling, the gateway's session cookie and credential are
+ * taken out, and the gateway's own headers are set last so nothing a client sent (directly
+ * or through `Connection`) can replace them.
+ */
+import type { IncomingHttpHeaders } from 'node:http'
+
+/** Names (lower-case, `-` for `_`) a client may never send to an upstream. */
+const FORBIDDEN = new Set([
+  'x-forwarded-user', 'x-forwarded-email', 'x-forwarded-groups', 'remote-user',
+  'x-original-url', 'x-rewrite-url', 'x-forwarded-uri', 'x-forwarded-prefix', 'x-http-method-override',
+  'x-request-id', 'x-real-ip', 'forwarded',
+  // Hop-by-hop: meant for the gateway, not forwarded (RFC 9110 §7.6.1).
+  'keep-alive', 'proxy-connection', 'proxy-authorization', 'upgrade', 'transfer-encoding', 'connection',
+])
+
+function isForbidden(name: string): boolean {
+  const canonical = name.toLowerCase().replaceAll('_', '-')
+  return canonical.startsWith('x-auth-') || canonical.startsWith('x-forwarded-') || FORBIDDEN.has(canonical)
+}
+
+export interface UpstreamHeaderOptions {
+  /** The gateway's session cookie names to take out of `Cookie`. */
+  sessionCookieNames: readonly string[]
+  /** Take `Authorization` out: it carried a gateway credential. */
+  removeAuthorization: boolean
+  requestId: string
+  /** The client's X-Forwarded-For when the peer is a trusted proxy, else null. */
+  trustedForwardedFor: string | null
+  peerAddress: string
+  protocol: 'http' | 'https'
+  /** The Host the client asked for. */
+  host: string | undefined
+  /** X-Auth-* headers for an authenticated request. */
+  identity: Readonly<Record<string, string>> | null
+}
+
+export function upstreamHeaders(incoming: IncomingHttpHeaders, options: UpstreamHeaderOptions): IncomingHttpHeaders {
+  const headers: IncomingHttpHeaders = {}
+  for (const [name, value] of Object.entries(incoming)) {
+    if (value === undefined || isForbidden(name)) continue
+    headers[name] = value
+  }
+  if (options.removeAuthorization) delete headers.authorization
+  if (headers.cookie !== undefined) {
+    const kept = withoutCookies(headers.cookie, options.sessionCookieNames)
+    if (kept === '') delete headers.cookie
+    else headers.cookie = kept
+  }
+
+  headers['x-request-id'] = options.requestId
+  headers['x-forwarded-for'] = options.trustedForwardedFor
+    ? `${options.trustedForwardedFor}, ${options.peerAddress}`
+    : options.peerAddress
+  headers['x-forwarded-proto'] = options.protocol
+  if (options.host !== undefined) headers['x-forwarded-host'] = options.host
+  if (options.identity) Object.assign(headers, options.identity)
+  return headers
+}
+
+function withoutCookies(header: string, names: readonly string[]): string {
+  return header
+    .split(';')
+    .filter((pair) => {
+      const eq = pair.indexOf('=')
+      const name = (eq === -1 ? pair : pair.slice(0, eq)).trim()
+      return name !== '' && !names.includes(name)
+    })
+    .map((pair) => pair.trim())
+    .join('; ')
+}
