@@ -4,15 +4,24 @@
 import { Command, CommanderError, Option } from 'commander'
 import { ConfigError, loadConfig, resolveConfigPath } from './config/index.js'
 import type { GatewayConfig } from './config/types.js'
+import { systemClock } from './core/clock.js'
+import { rotateKeys } from './core/identity-keys.js'
+import type { Identity } from './core/identity.js'
+import { permissionsFor } from './core/permissions.js'
+import { explain } from './core/policy.js'
+import { RouteTable } from './core/route-table.js'
 import { GatehouseError } from './errors.js'
+import { formatExplanation } from './explain-format.js'
 import { openRuntime, type Runtime } from './runtime.js'
 import { closeOnSignals, startGateway } from './server.js'
 import { migrate } from './storage/migrate.js'
 import { openDatabase } from './storage/open.js'
 import { version } from './version.js'
 
-/** A failure the user can act on: printed as is, without a stack. */
+/** The command line itself is wrong: exit 2, like commander's own usage errors. */
 class UsageError extends Error {}
+/** The command could not do what was asked: printed as is, exit 1. */
+class CommandFailure extends Error {}
 
 const collect = (value: string, previous: string[]) => [...previous, value]
 
@@ -39,7 +48,7 @@ async function withRuntime<T>(options: { config?: string }, fn: (runtime: Runtim
 
 async function requireUser(runtime: Runtime, email: string) {
   const user = await runtime.users.getByEmail(email)
-  if (user === null) throw new UsageError(`no user with email ${email}`)
+  if (user === null) throw new CommandFailure(`no user with email ${email}`)
   return user
 }
 
@@ -165,6 +174,82 @@ export function buildProgram(state: { serving: boolean } = { serving: false }): 
       })
     })
 
+  const token = program.command('token').description('manage personal access tokens')
+  token
+    .command('create')
+    .description('create a personal access token for a user; prints only the token')
+    .requiredOption('--email <email>', "the owner's email address")
+    .requiredOption('--name <name>', 'a name for the token')
+    .option('--expires-days <days>', 'days until it expires (default: never)')
+    .option('--permission <permission>', 'a permission the token carries (repeatable; default: all of the owner\'s)', collect, [])
+    .addOption(configOption())
+    .action(async (options: { email: string; name: string; expiresDays?: string; permission: string[]; config?: string }) => {
+      const days = options.expiresDays === undefined ? null : Number(options.expiresDays)
+      if (days !== null && !(Number.isInteger(days) && days > 0)) throw new UsageError('--expires-days takes a whole number of days')
+      await withRuntime(options, async (runtime) => {
+        const owner = await requireUser(runtime, options.email)
+        if (owner.disabled) throw new CommandFailure(`${owner.email} is disabled`)
+        const created = await runtime.pats.create(
+          { id: owner.id, permissions: permissionsFor(owner.roles, runtime.config.roles) },
+          { name: options.name, expires_in_days: days, permissions: options.permission.length > 0 ? options.permission : null },
+        )
+        process.stdout.write(`${created.token}\n`)
+      })
+    })
+
+  program
+    .command('keys')
+    .description('manage the identity signing keys')
+    .command('rotate')
+    .description('start signing with a new key; the previous one stays published until its assertions expire')
+    .addOption(configOption())
+    .action(async (options: { config?: string }) => {
+      const loaded = await config(options)
+      const result = await rotateKeys(loaded.identity.signing_key_file, {
+        clock: systemClock,
+        assertionTtlMs: loaded.identity.assertion_ttl,
+      })
+      process.stdout.write(
+        `new signing key ${result.kid}; still published: ${result.retained.join(', ') || 'none'}; removed: ${result.removed.join(', ') || 'none'}\n` +
+          'Send SIGHUP to every running gateway (or restart it) so that it signs with the new key.\n',
+      )
+    })
+
+  program
+    .command('explain')
+    .description('show how the gateway would decide a request, without sending it')
+    .requiredOption('--method <method>', 'HTTP method')
+    .requiredOption('--path <path>', 'request path and query, as the client sends it')
+    .option('--email <email>', 'decide for this user, signed in with a session')
+    .option('--anonymous', 'decide for a request without credentials')
+    .addOption(configOption())
+    .action(async (options: { method: string; path: string; email?: string; anonymous?: boolean; config?: string }) => {
+      if ((options.email === undefined) === (options.anonymous !== true)) {
+        throw new UsageError('give exactly one of --email E and --anonymous')
+      }
+      const loaded = await config(options)
+      const table = new RouteTable(loaded.routes)
+      let identity: Identity | null = null
+      if (options.email !== undefined) {
+        const email = options.email
+        identity = await withRuntime(options, async (runtime) => {
+          const user = await requireUser(runtime, email)
+          if (user.disabled) throw new CommandFailure(`${user.email} is disabled: every request of theirs is refused`)
+          return {
+            user,
+            permissions: permissionsFor(user.roles, loaded.roles),
+            method: 'session',
+            amr: 'pwd',
+            session: null,
+            via: 'header',
+            expiresAt: null,
+            tokenId: null,
+          } satisfies Identity
+        })
+      }
+      process.stdout.write(formatExplanation(explain(table, options.path, options.method, identity)))
+    })
+
   return program
 }
 
@@ -188,6 +273,6 @@ export async function main(argv: readonly string[]): Promise<{ code: number; ser
   } catch (err) {
     if (err instanceof CommanderError) return { code: err.exitCode === 0 ? 0 : 2, serving: false }
     process.stderr.write(`gatehouse: ${describe(err)}\n`)
-    return { code: 1, serving: false }
+    return { code: err instanceof UsageError ? 2 : 1, serving: false }
   }
 }

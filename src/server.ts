@@ -89,4 +89,12 @@ export function closeOnSignals(gateway: RunningGateway): void {
   }
   process.once('SIGTERM', stop)
   process.once('SIGINT', stop)
+  // A full configuration reload comes with the operations work; for now SIGHUP picks up a
+  // rotated identity key (see `gatehouse keys rotate`).
+  process.on('SIGHUP', () => {
+    gateway.runtime.keys.reload().then(
+      () => gateway.app.log.info({ kid: gateway.runtime.keys.current.kid }, 'reloaded the identity keys'),
+      (err: unknown) => gateway.app.log.error({ err }, 'reloading the identity keys failed; the old keys stay'),
+    )
+  })
 }
