@@ -76,7 +76,7 @@ export function buildProgram(state: { serving: boolean } = { serving: false }): 
         process.stdout.write(
           `\nNo users yet. Register at ${gateway.url}/auth/register, or create the first admin\n` +
             `(with embedded storage, stop the gateway first):\n` +
-            `  printf '%s' 'a-long-passphrase-here' | npx gatehouse user create --email admin@example.com --role admin --password-stdin\n\n`,
+            `  printf '%s' 'a-long-passphrase-here' | npm run -s gatehouse -- user create --email admin@example.com --role admin --password-stdin\n\n`,
         )
       }
     })
