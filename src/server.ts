@@ -32,6 +32,8 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
   const runtime = await openRuntime(config)
   let app: FastifyInstance
   try {
+    // The dummy hash that unknown-email logins verify against, made before the first login.
+    await runtime.hasher.warmUp()
     app = await buildApp(runtime, { https })
     await app.listen({ host: config.server.host, port: config.server.port })
   } catch (err) {
