@@ -272,7 +272,9 @@ export async function main(argv: readonly string[]): Promise<{ code: number; ser
     return { code: 0, serving: state.serving }
   } catch (err) {
     if (err instanceof CommanderError) return { code: err.exitCode === 0 ? 0 : 2, serving: false }
-    process.stderr.write(`gatehouse: ${describe(err)}\n`)
+    // A config's problems are printed one per line, each starting with its key path (SPEC §2),
+    // so that every line reads alike (and greps alike): no prefix on the first one only.
+    process.stderr.write(err instanceof ConfigError ? `${describe(err)}\n` : `gatehouse: ${describe(err)}\n`)
     return { code: err instanceof UsageError ? 2 : 1, serving: false }
   }
 }

@@ -21,6 +21,20 @@ interface LoginBody {
 
 const FORM = 'application/x-www-form-urlencoded'
 
+/**
+ * A Location header carries ASCII only (node refuses anything else, which would turn a
+ * successful login into a 500), so the non-ASCII characters of a safe `next` are sent
+ * percent-encoded as UTF-8, the way a browser would request that path anyway. safeNext has
+ * refused controls and spaces already; text that is not valid UTF-16 cannot be encoded: `/`.
+ */
+function locationOf(next: string): string {
+  try {
+    return next.replace(/[^\x21-\x7e]+/g, (chars) => encodeURIComponent(chars))
+  } catch {
+    return '/'
+  }
+}
+
 function isForm(request: FastifyRequest): boolean {
   return (request.headers['content-type'] ?? '').toLowerCase().startsWith(FORM)
 }
@@ -51,7 +65,9 @@ export async function loginRoutes(app: FastifyInstance, { runtime, cookie }: { r
           : err.code === 'GH_INVALID_CREDENTIALS'
             ? 'The email or password is not right.'
             : err.message
-    const page = renderLoginPage({ next: safeNext(body.next), email: body.email ?? '', error: message, providers })
+    // After a failed validation the body is whatever the form held: a repeated field is an array.
+    const email = typeof body.email === 'string' ? body.email : ''
+    const page = renderLoginPage({ next: safeNext(body.next), email, error: message, providers })
     return sendHtml(reply, err.statusCode, page)
   }
 
@@ -87,7 +103,7 @@ export async function loginRoutes(app: FastifyInstance, { runtime, cookie }: { r
         if (isGatehouseError(err)) return formFailure(reply, request.body, err)
         return formFailure(reply, request.body, toGatehouseError(err as Error))
       }
-      return reply.redirect(safeNext(request.body.next), 303)
+      return reply.redirect(locationOf(safeNext(request.body.next)), 303)
     },
   )
 }

@@ -15,6 +15,7 @@ import type { GatewayConfig } from '../../src/config/types.js'
 import type { Clock } from '../../src/core/clock.js'
 import { ensureDevCertificate } from '../../src/dev-certificate.js'
 import { createRuntime, type Runtime } from '../../src/runtime.js'
+import type { InvalidationBus } from '../../src/sessions/invalidation.js'
 import type { SessionStore } from '../../src/sessions/store.js'
 import type { Database } from '../../src/storage/database.js'
 import { databaseBackends, sessionStoreBackends, type DatabaseBackend, type SessionStoreBackend } from './backends.js'
@@ -60,6 +61,11 @@ export interface TestGatewayOptions {
   /** An already open store (e.g. shared by two gateways). */
   store?: SessionStore
   db?: Database
+  /**
+   * An already open invalidation bus (e.g. one per replica on one Redis channel); the caller
+   * closes it. Default: the bus `storage.sessions` names, closed with the gateway.
+   */
+  invalidation?: InvalidationBus
   clock?: Clock
   /** Adjust the raw config before validation. */
   configure?: (raw: RawConfig) => void
@@ -101,7 +107,7 @@ export async function startTestGateway(t: Test, options: TestGatewayOptions = {}
   const config = buildTestConfig(options.configure)
   const db = options.db ?? (await (options.database ?? databaseBackends()[0]!).open(t))
   const store = options.store ?? (await (options.sessionStore ?? sessionStoreBackends()[0]!).open(t, { clock: options.clock }))
-  const runtime = await createRuntime(config, { db, store, clock: options.clock })
+  const runtime = await createRuntime(config, { db, store, clock: options.clock, invalidation: options.invalidation })
   const app = await buildApp(runtime, { https: await testCertificate(), logger: false })
   await app.listen({ host: '127.0.0.1', port: 0 })
   const address = app.server.address()
@@ -115,7 +121,7 @@ export async function startTestGateway(t: Test, options: TestGatewayOptions = {}
       await app.close()
       // The database and store belong to the test's backends, which close them.
       await runtime.pats.close()
-      await runtime.invalidation.close()
+      if (options.invalidation === undefined) await runtime.invalidation.close()
     })()
     return closing
   }
