@@ -3,7 +3,6 @@
  * their own runtime; server.ts adds the listeners, TLS and signals around it.
  */
 import cookie from '@fastify/cookie'
-import cors from '@fastify/cors'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { SecureServerOptions } from 'node:http2'
 import type { ServerOptions as HttpsServerOptions } from 'node:https'
@@ -11,6 +10,7 @@ import { accessHook } from './http/access.js'
 import { adminRoutes } from './http/admin-routes.js'
 import { authRoutes } from './http/auth-routes.js'
 import { createAuthenticator } from './http/authenticate.js'
+import { addAuthCors } from './http/cors.js'
 import { sessionCookieName } from './http/credentials.js'
 import { edge } from './http/edge.js'
 import { frameworkErrorHandler, registerErrorHandlers } from './http/error-handler.js'
@@ -81,19 +81,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
   const sessionCookie = createSessionCookie(config.server.public_url, config.sessions.absolute_timeout)
   const authenticator = createAuthenticator(runtime, sessionCookie.name)
   await app.register(async (auth) => {
-    if (config.server.cors) {
-      const origins = new Set(config.server.cors.origins)
-      await auth.register(cors, {
-        origin: (origin, callback) => callback(null, origin !== undefined && origins.has(origin)),
-        credentials: true,
-        methods: ['GET', 'POST', 'PATCH', 'DELETE'],
-        allowedHeaders: ['Content-Type', 'Authorization', 'X-Request-Id'],
-        maxAge: 600,
-        // Strict mode answers an OPTIONS without Access-Control-Request-Method with a
-        // text/plain 400, outside the JSON error shape of SPEC §5.
-        strictPreflight: false,
-      })
-    }
+    if (config.server.cors) addAuthCors(auth, config.server.cors.origins)
     // The /auth API speaks JSON only: fastify's default text/plain parser would hand the
     // schemas a string (a confusing 400) where the answer is 415 GH_UNSUPPORTED_MEDIA_TYPE.
     auth.removeContentTypeParser('text/plain')

@@ -29,7 +29,7 @@ declare module 'fastify' {
 export function accessHook(authenticator: Authenticator, allowedOrigins: ReadonlySet<string>) {
   return async function enforceAccess(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
     request.identity = null
-    // A CORS preflight carries no credentials; @fastify/cors answers it.
+    // A CORS preflight carries no credentials; http/cors.ts answers it.
     if (request.method === 'OPTIONS') return
     const access = request.routeOptions.config.access ?? 'session'
     const unsafe = isUnsafeMethod(request.method)
