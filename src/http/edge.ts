@@ -67,6 +67,10 @@ export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<
       throw new GatehouseError('GH_METHOD_NOT_ALLOWED')
     }
     const { route } = match
+    const destination = forwardUrl(route, match.upstreamPath)
+    if (!forwardable(destination.href)) {
+      throw new GatehouseError('GH_BAD_PATH', 'The path cannot be forwarded as it is', { details: { reason: 'not_forwardable' } })
+    }
     const identity = route.auth === 'public' ? null : await authenticator.authenticate(request)
     const decision = decide(route, identity)
     if (!decision.allow) {
@@ -78,8 +82,14 @@ export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<
     if (identity?.via === 'cookie' && route.csrf && isUnsafeMethod(request.method)) {
       checkSameOrigin(request.headers, options.allowedOrigins)
     }
-    const upstreamUri = match.upstreamPath + target.query
-    return reply.from(route.upstream + upstreamUri, {
+    // A lone '?' is not forwarded (reply-from drops an empty query string).
+    const query = target.query === '?' ? '' : target.query
+    const upstreamUri = destination.pathname + query
+    return reply.from(destination.href, {
+      // The query goes out exactly as the client sent it, kept out of the URL: there reply-from's
+      // check would refuse a query holding "/.." and the URL parser would re-encode some
+      // characters (' becomes %27), so that the upstream would receive another target than htu.
+      queryString: () => query.slice(1),
       timeout: route.timeout,
       rewriteRequestHeaders: (_req, headers) =>
         upstreamHeaders(headers, {
@@ -107,6 +117,40 @@ export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<
 
   app.route({ method: ALL_METHODS, url: '/', handler: handle })
   app.route({ method: ALL_METHODS, url: '/*', handler: handle })
+}
+
+const upstreamBases = new WeakMap<RouteConfig, string>()
+
+/**
+ * The URL the upstream is asked for: the route's upstream origin and base path (without its
+ * trailing slash, so `http://h/` never yields `//x`) followed by the path. Its `pathname` is
+ * exactly what reply-from sends: the URL parser percent-encodes a few characters a client
+ * may send raw (`{`, `}`, `"`, `<`, `>`, backquote), and the assertion must carry the result.
+ */
+function forwardUrl(route: RouteConfig, path: string): URL {
+  let base = upstreamBases.get(route)
+  if (base === undefined) {
+    const upstream = new URL(route.upstream)
+    base = upstream.origin + upstream.pathname.replace(/\/$/, '')
+    upstreamBases.set(route, base)
+  }
+  return new URL(base + path)
+}
+
+/**
+ * reply-from percent-decodes the URL it is given and refuses it with a bare 400 when the result
+ * is not UTF-8 or holds "/.." or "../" anywhere, not only as a dot segment (normalisation left
+ * none): a segment like `..x` or `x..`. Such a path is refused as GH_BAD_PATH before anything
+ * is sent, instead of surfacing as an unrelated error code.
+ */
+function forwardable(href: string): boolean {
+  let decoded: string
+  try {
+    decoded = decodeURIComponent(href)
+  } catch {
+    return false
+  }
+  return !decoded.includes('/..') && !decoded.includes('../')
 }
 
 function firstHeader(value: string | string[] | undefined): string | null {

@@ -13,6 +13,9 @@ const FORBIDDEN = new Set([
   'x-request-id', 'x-real-ip', 'forwarded',
   // Hop-by-hop: meant for the gateway, not forwarded (RFC 9110 §7.6.1).
   'keep-alive', 'proxy-connection', 'proxy-authorization', 'upgrade', 'transfer-encoding', 'connection',
+  // Answered by the gateway (node sends the 100 Continue); undici refuses to send it, so a
+  // forwarded Expect would turn every such upload (curl's default above 1 MB) into a 502.
+  'expect',
 ])
 
 function isForbidden(name: string): boolean {
