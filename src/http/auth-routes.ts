@@ -139,7 +139,7 @@ export async function authRoutes(app: FastifyInstance, { runtime, cookie }: Auth
 
   app.delete<{ Params: { id: string } }>(
     '/auth/sessions/:id',
-    { config: { access: 'session' }, schema: { params: schemas.sessionIdParams } },
+    { config: { access: 'session' }, schema: { params: schemas.idParams } },
     async (request, reply) => {
       const identity = identityOf(request)
       const ended = await sessions.revoke(identity.user.id, request.params.id)

@@ -120,13 +120,6 @@ export const deleteMeBody = {
   additionalProperties: false,
 } as const
 
-export const sessionIdParams = {
-  type: 'object',
-  required: ['id'],
-  properties: { id: { type: 'string', minLength: 1, maxLength: 128 } },
-  additionalProperties: false,
-} as const
-
 export const sessionList = {
   type: 'object',
   required: ['items', 'next_cursor'],

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { deliver, parseInvalidationMessage, type InvalidationBus, type InvalidationMessage } from './invalidation.js'
-import { DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_KEY_PREFIX } from './redis.js'
+import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_KEY_PREFIX, failFastOptions } from './redis.js'
 
 /** How often the subscriber connection is pinged, so that a silently dead one is noticed. */
 export const DEFAULT_HEARTBEAT_MS = 1_000
@@ -79,15 +79,7 @@ export class RedisInvalidationBus implements InvalidationBus {
     const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS
     const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS
     if (!(heartbeatMs > 0) || !Number.isFinite(heartbeatMs)) throw new RangeError(`heartbeatMs must be positive, got ${heartbeatMs}`)
-    const publisher = new Redis(options.url, {
-      lazyConnect: true,
-      connectTimeout: connectTimeoutMs,
-      commandTimeout: options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
-      // A publish during an outage fails at once instead of waiting in a queue.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      retryStrategy: (attempt) => Math.min(attempt * 100, 2_000),
-    })
+    const publisher = new Redis(options.url, failFastOptions(connectTimeoutMs, options.commandTimeoutMs))
     // Resubscribing is done by the bus on every 'ready', so that it knows when it is done.
     // A connection dropped for a missed heartbeat is destroyed after disconnectTimeout if it
     // does not close by itself (a frozen peer never answers the FIN).

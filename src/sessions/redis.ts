@@ -1,4 +1,4 @@
-import { Redis, type Result } from 'ioredis'
+import { Redis, type RedisOptions, type Result } from 'ioredis'
 import type { CounterState, SessionStore } from './store.js'
 
 export const DEFAULT_KEY_PREFIX = 'gh:'
@@ -69,13 +69,7 @@ export class RedisSessionStore implements SessionStore {
     const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS
     const client = new Redis(options.url, {
       keyPrefix: options.keyPrefix ?? DEFAULT_KEY_PREFIX,
-      lazyConnect: true,
-      connectTimeout: connectTimeoutMs,
-      commandTimeout: options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
-      // Without these, commands issued during an outage wait in a queue until Redis returns.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      retryStrategy: (attempt) => Math.min(attempt * 100, 2_000),
+      ...failFastOptions(connectTimeoutMs, options.commandTimeoutMs),
     })
     let lastError: Error | undefined
     // Connection errors are also reported to the callers whose commands fail; without a
@@ -180,5 +174,21 @@ function describe(url: string): string {
     return `${hostname}:${port || '6379'}`
   } catch {
     return 'the configured URL'
+  }
+}
+
+/**
+ * Connection options shared by every Redis client of the gateway: lazy connect, and a call
+ * made during an outage fails at once (and answers 503) instead of waiting in a queue until
+ * Redis returns; reconnection backs off up to 2 s.
+ */
+export function failFastOptions(connectTimeoutMs: number, commandTimeoutMs = DEFAULT_COMMAND_TIMEOUT_MS): RedisOptions {
+  return {
+    lazyConnect: true,
+    connectTimeout: connectTimeoutMs,
+    commandTimeout: commandTimeoutMs,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    retryStrategy: (attempt) => Math.min(attempt * 100, 2_000),
   }
 }

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
 import { sessionCookieName } from '../../src/http/credentials.js'
 import type { Response, TestGateway } from './gateway.js'
+import { assertCode } from './assert-code.js'
 
 /** Long enough for the default policy (15), not in the common-password list. */
 export const PASSWORD = 'correct horse battery staple'
@@ -97,8 +98,8 @@ export async function countRows(gw: TestGateway): Promise<RowCounts> {
 const ERROR_KEYS = ['statusCode', 'code', 'error', 'message']
 /** Extra fields an error may carry, by code (SPEC §5 allows documented extras). */
 const DOCUMENTED_EXTRAS: Record<string, string[]> = {
-  GH_VALIDATION: ['problems', 'field', 'unknown'],
-  GH_FORBIDDEN: ['reason', 'missing_permission', 'missing_permissions'],
+  GH_VALIDATION: ['problems', 'field', 'unknown', 'missing', 'limit'],
+  GH_FORBIDDEN: ['reason', 'route', 'missing_permission', 'missing_permissions'],
   GH_BAD_PATH: ['reason'],
 }
 
@@ -107,23 +108,10 @@ const DOCUMENTED_EXTRAS: Record<string, string[]> = {
  * `{statusCode, code, error, message}` plus only the extras documented for that code.
  */
 export function assertError(t: Test, response: Response, status: number, code: string, what = ''): void {
-  const label = `${what ? `${what}: ` : ''}${status} ${code}`
-  t.equal(response.status, status, label, { body: response.text.slice(0, 500) })
-  t.match(String(response.headers['content-type']), /^application\/json/, `${label}: JSON`)
-  let body: Record<string, unknown>
-  try {
-    body = response.json()
-  } catch {
-    t.fail(`${label}: body is not JSON: ${response.text.slice(0, 200)}`)
-    return
-  }
-  t.equal(body.code, code, `${label}: code`)
-  t.equal(body.statusCode, status, `${label}: statusCode`)
-  t.equal(typeof body.error, 'string', `${label}: error is a string`)
-  t.equal(typeof body.message, 'string', `${label}: message is a string`)
+  const body = assertCode(t, response, status, code, what)
   const allowed = new Set([...ERROR_KEYS, ...(DOCUMENTED_EXTRAS[code] ?? [])])
   const unexpected = Object.keys(body).filter((key) => !allowed.has(key))
-  t.same(unexpected, [], `${label}: no undocumented keys`)
+  t.same(unexpected, [], `${what ? `${what}: ` : ''}${status} ${code}: no undocumented keys`)
 }
 
 export interface SetCookie {
