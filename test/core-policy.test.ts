@@ -140,3 +140,14 @@ t.test('explain runs normalise, match and decide like the edge', async (t) => {
     answer: { status: 404, code: 'GH_NOT_FOUND' },
   })
 })
+
+t.test('explain refuses a path the proxy cannot forward, as the edge does', async (t) => {
+  const table = new RouteTable([route('files', '/files', { auth: 'public' })])
+  for (const target of ['/files/..x/y', '/files/x../y', '/files/...', '/files/%C0%AE']) {
+    const e = explain(table, target, 'GET', null)
+    t.equal(e.path_refusal?.reason, 'not_forwardable', target)
+    t.equal(e.answer.code, 'GH_BAD_PATH', target)
+  }
+  t.equal(explain(table, '/files/a..b/c', 'GET', null).answer.status, null, 'two dots inside a segment are fine')
+  t.equal(explain(table, '/auth/me', 'GET', null).answer.code, 'GH_NOT_FOUND', 'reserved paths are not proxied')
+})

@@ -69,14 +69,14 @@ t.test('longest whole-segment prefix, order among equals, 405 with the allow uni
 })
 
 t.test('without a catch-all, unmatched paths are not found', async (t) => {
-  const table = new RouteTable([route('app', '/app', { methods: ['GET'] }), route('docs', '/docs/v2')])
+  const table = new RouteTable([route('app', '/app', { methods: ['GET'] }), route('guide', '/guide/v2')])
   const cases: Array<[string, string, string]> = [
     ['/', 'GET', 'not_found'],
     ['/apple', 'GET', 'not_found'],
     ['/ap', 'GET', 'not_found'],
-    ['/docs', 'GET', 'not_found'],
-    ['/docs/v2', 'GET', 'docs /docs/v2'],
-    ['/docs/v20', 'GET', 'not_found'],
+    ['/guide', 'GET', 'not_found'],
+    ['/guide/v2', 'GET', 'guide /guide/v2'],
+    ['/guide/v20', 'GET', 'not_found'],
     ['/app/x', 'POST', '405 GET'],
   ]
   for (const [path, method, expected] of cases) {
@@ -144,4 +144,14 @@ t.test('the allow list is a fresh copy each time; routes are kept in config orde
   first.allow.push('POST')
   t.same(table.match('/a', 'POST'), { kind: 'method_not_allowed', allow: ['GET'] })
   t.same(table.routes.map((r) => r.name), ['a', 'b'])
+})
+
+t.test("the gateway's own paths match no route, even under a catch-all", async (t) => {
+  const table = new RouteTable([route('all', '/')])
+  for (const path of ['/auth', '/auth/me', '/auth/admin/users', '/health', '/health/ready', '/docs', '/docs/json', '/.well-known/jwks.json']) {
+    t.same(table.match(path, 'GET'), { kind: 'not_found' }, path)
+  }
+  for (const path of ['/authx', '/healthz', '/.well-known/other', '/app/auth/me']) {
+    t.equal(table.match(path, 'GET').kind, 'route', `${path} is an ordinary path`)
+  }
 })

@@ -24,6 +24,7 @@ export type PathRefusal =
   | 'encoded_backslash'
   | 'dot_segment_parameter'
   | 'above_root'
+  | 'not_forwardable'
 
 const REFUSALS: Readonly<Record<PathRefusal, string>> = {
   not_origin_form: 'The request target must be a path starting with "/"',
@@ -36,6 +37,25 @@ const REFUSALS: Readonly<Record<PathRefusal, string>> = {
   encoded_backslash: 'The path contains an encoded backslash (%5C)',
   dot_segment_parameter: 'The path contains a dot segment with a parameter (";")',
   above_root: 'The path climbs above the root',
+  not_forwardable: 'The path cannot be forwarded as it is (a segment starting or ending with "..", or an escape that is not UTF-8)',
+}
+
+/**
+ * Refuses (GH_BAD_PATH, `not_forwardable`) a normalised path that the proxy client cannot
+ * send on: it percent-decodes the URL and refuses one that is not UTF-8 or holds "/.." or
+ * "../" anywhere (normalisation leaves no dot segment, but a segment like `..x` or `x..`).
+ * The edge and `explain` both call it, so they agree.
+ */
+export function assertForwardable(path: string): void {
+  let decoded = path
+  if (path.includes('%')) {
+    try {
+      decoded = decodeURIComponent(path)
+    } catch {
+      refuse('not_forwardable')
+    }
+  }
+  if (decoded.includes('/..') || decoded.includes('../')) refuse('not_forwardable')
 }
 
 function refuse(reason: PathRefusal): never {

@@ -5,7 +5,7 @@
 import type { RouteConfig } from '../config/types.js'
 import { errorCodes, GatehouseError, type ErrorCode } from '../errors.js'
 import type { Identity } from './identity.js'
-import { normalizeTarget, type PathRefusal } from './paths.js'
+import { assertForwardable, normalizeTarget, type PathRefusal } from './paths.js'
 import { hasPermission } from './permissions.js'
 import type { RouteMatch, RouteTable } from './route-table.js'
 
@@ -120,28 +120,30 @@ export function explain(table: RouteTable, rawTarget: string, method: string, id
   try {
     target = normalizeTarget(rawTarget)
   } catch (err) {
-    if (!(err instanceof GatehouseError) || err.code !== 'GH_BAD_PATH') throw err
-    return {
-      ...base,
-      path: null,
-      query: null,
-      path_refusal: { reason: err.details?.reason as PathRefusal, message: err.message },
-      match: null,
-      decision: null,
-      answer: refused('GH_BAD_PATH'),
-    }
+    return { ...base, path: null, query: null, path_refusal: pathRefusal(err), match: null, decision: null, answer: refused('GH_BAD_PATH') }
   }
 
   const match = table.match(target.path, upperMethod)
   const common = { ...base, path: target.path, query: target.query, path_refusal: null, match }
   if (match.kind === 'not_found') return { ...common, decision: null, answer: refused('GH_NOT_FOUND') }
   if (match.kind === 'method_not_allowed') return { ...common, decision: null, answer: refused('GH_METHOD_NOT_ALLOWED') }
+  try {
+    assertForwardable(match.upstreamPath)
+  } catch (err) {
+    return { ...common, path_refusal: pathRefusal(err), decision: null, answer: refused('GH_BAD_PATH') }
+  }
 
   const decision = decide(match.route, identity)
   const answer: ExplainedAnswer = decision.allow
     ? { status: null, code: null, upstream_url: match.route.upstream + match.upstreamPath + target.query }
     : refused(decision.outcome === 'unauthenticated' ? 'GH_UNAUTHENTICATED' : 'GH_FORBIDDEN')
   return { ...common, decision, answer }
+}
+
+/** A path refusal as explain reports it; anything but GH_BAD_PATH is a bug and rethrown. */
+function pathRefusal(err: unknown): { reason: PathRefusal; message: string } {
+  if (!(err instanceof GatehouseError) || err.code !== 'GH_BAD_PATH') throw err
+  return { reason: err.details?.reason as PathRefusal, message: err.message }
 }
 
 function refused(code: ErrorCode): ExplainedAnswer {

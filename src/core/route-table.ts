@@ -31,6 +31,12 @@ const NOT_FOUND: RouteMatch = Object.freeze({ kind: 'not_found' })
  * another route's upstream under that route's (often weaker, e.g. a public `/`) policy.
  * This is also how nginx treats `limit_except` inside the longest matching `location`.
  */
+/**
+ * The gateway's own namespace: never proxied, even when a route's prefix covers it (a path
+ * that only normalises into it, like `/x/../auth/me`, matches no route either).
+ */
+const RESERVED = /^\/(auth|health|docs)(\/|$)|^\/\.well-known\/jwks\.json$/
+
 export class RouteTable {
   readonly routes: readonly RouteConfig[]
   readonly #groups: readonly PrefixGroup[]
@@ -51,6 +57,7 @@ export class RouteTable {
   }
 
   match(path: string, method: string): RouteMatch {
+    if (RESERVED.test(path)) return { kind: 'not_found' }
     for (const group of this.#groups) {
       if (!prefixMatches(group.prefix, path)) continue
       for (const route of group.routes) {

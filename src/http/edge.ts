@@ -9,7 +9,7 @@ import type { RouteConfig } from '../config/types.js'
 import type { AssertionSigner } from '../core/assertion-signer.js'
 import type { Identity } from '../core/identity.js'
 import { identityHeaders } from '../core/identity-headers.js'
-import { normalizeTarget } from '../core/paths.js'
+import { assertForwardable, normalizeTarget } from '../core/paths.js'
 import { decide } from '../core/policy.js'
 import type { RouteTable } from '../core/route-table.js'
 import { GatehouseError } from '../errors.js'
@@ -31,15 +31,6 @@ export interface EdgeOptions {
 
 const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
 
-/**
- * The gateway's own namespace: never proxied, even when a route's prefix covers it (a path
- * that only normalises into it, like `/x/../auth/me`, lands here too and gets a 404).
- */
-const RESERVED = /^\/(auth|health|docs)(\/|$)|^\/\.well-known\/jwks\.json$/
-
-export function isReservedPath(path: string): boolean {
-  return RESERVED.test(path)
-}
 const GATEWAY_BEARER = /^Bearer +(pat_\S+|[A-Za-z0-9_-]{43}) *$/i
 
 /** A browser navigation: sent to the login page instead of getting a bare 401. */
@@ -60,17 +51,15 @@ export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<
 
   async function handle(request: FastifyRequest, reply: FastifyReply) {
     const target = normalizeTarget(request.raw.url ?? '')
-    const match = isReservedPath(target.path) ? ({ kind: 'not_found' } as const) : table.match(target.path, request.method)
+    const match = table.match(target.path, request.method)
     if (match.kind === 'not_found') throw new GatehouseError('GH_NOT_FOUND')
     if (match.kind === 'method_not_allowed') {
       reply.header('allow', match.allow.join(', '))
       throw new GatehouseError('GH_METHOD_NOT_ALLOWED')
     }
     const { route } = match
+    assertForwardable(match.upstreamPath)
     const destination = forwardUrl(route, match.upstreamPath)
-    if (!forwardable(destination.href)) {
-      throw new GatehouseError('GH_BAD_PATH', 'The path cannot be forwarded as it is', { details: { reason: 'not_forwardable' } })
-    }
     const identity = route.auth === 'public' ? null : await authenticator.authenticate(request)
     const decision = decide(route, identity)
     if (!decision.allow) {
@@ -135,22 +124,6 @@ function forwardUrl(route: RouteConfig, path: string): URL {
     upstreamBases.set(route, base)
   }
   return new URL(base + path)
-}
-
-/**
- * reply-from percent-decodes the URL it is given and refuses it with a bare 400 when the result
- * is not UTF-8 or holds "/.." or "../" anywhere, not only as a dot segment (normalisation left
- * none): a segment like `..x` or `x..`. Such a path is refused as GH_BAD_PATH before anything
- * is sent, instead of surfacing as an unrelated error code.
- */
-function forwardable(href: string): boolean {
-  let decoded: string
-  try {
-    decoded = decodeURIComponent(href)
-  } catch {
-    return false
-  }
-  return !decoded.includes('/..') && !decoded.includes('../')
 }
 
 function firstHeader(value: string | string[] | undefined): string | null {
