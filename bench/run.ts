@@ -5,7 +5,8 @@
  * TLS does not hide the gateway's own cost. autocannon runs in a separate process, in
  * interleaved rounds so that machine drift hits every target alike.
  *
- * Env: BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 64), BENCH_ROUNDS (default 3).
+ * Env: BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 64), BENCH_ROUNDS (default 3),
+ * BENCH_BIND=false for `identity.bind_to_request: false`. Results: bench/results/latest-{bound,unbound}.{json,md}.
  */
 import { execFile } from 'node:child_process'
 import { mkdtemp, mkdir, writeFile } from 'node:fs/promises'
@@ -110,13 +111,14 @@ const rows = targets.map((target) => {
 })
 const report = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, duration, connections, rounds, bind_to_request: config.identity.bind_to_request, rows }
 await mkdir('bench/results', { recursive: true })
-await writeFile('bench/results/latest.json', JSON.stringify(report, null, 2) + '\n')
+const name = `latest-${config.identity.bind_to_request ? 'bound' : 'unbound'}`
+await writeFile(`bench/results/${name}.json`, JSON.stringify(report, null, 2) + '\n')
 const md = [
   `| target | req/s (median) | min–max | p50 ms | p99 ms | vs bare proxy |`,
   `| --- | ---: | ---: | ---: | ---: | ---: |`,
   ...rows.map((r) => `| ${r.target} | ${r.rps_median} | ${r.rps_min}–${r.rps_max} | ${r.p50_ms} | ${r.p99_ms} | ${r.vs_bare} |`),
 ].join('\n')
-await writeFile('bench/results/latest.md', md + '\n')
+await writeFile(`bench/results/${name}.md`, md + '\n')
 process.stdout.write(md + '\n')
 
 await gateway.close()
