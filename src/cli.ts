@@ -74,7 +74,9 @@ export function buildProgram(state: { serving: boolean } = { serving: false }): 
       process.stdout.write(`  health: ${gateway.url}/health\n`)
       if (users === 0) {
         process.stdout.write(
-          `\nNo users yet. Register at ${gateway.url}/auth/register, or create the first admin\n` +
+          `\nNo users yet. Register one with the API:\n` +
+            `  curl -k ${gateway.url}/auth/register -H 'content-type: application/json' -d '{"email":"you@example.com","password":"fifteen or more characters"}'\n` +
+            `or create the first admin ` +
             `(with embedded storage, stop the gateway first):\n` +
             `  printf '%s' 'a-long-passphrase-here' | npm run -s gatehouse -- user create --email admin@example.com --role admin --password-stdin\n\n`,
         )
