@@ -73,28 +73,7 @@ export class AssertionSigner {
     const now = this.#clock.now()
     const iat = Math.floor(now / 1000)
     const { user } = identity
-    if (this.#bindToRequest) {
-      return this.#signPayload(key, header, {
-        iss: this.#issuer,
-        aud: request.audience,
-        sub: user.id,
-        email: user.email,
-        roles: user.roles,
-        amr: [identity.amr],
-        iat,
-        exp: iat + this.#ttlSeconds,
-        jti: request.requestId,
-        htm: request.method,
-        htu: request.uri,
-      })
-    }
-
-    // Everything the unbound payload holds except the times; the kid is implied, since the
-    // cache is emptied when the key changes.
-    const cacheKey = JSON.stringify([request.audience, user.id, identity.amr, user.email, user.roles])
-    const cached = this.#cache.get(cacheKey)
-    if (cached !== undefined && now < cached.reuseUntil && now >= cached.issuedAt) return cached.token
-    const token = this.#signPayload(key, header, {
+    const claims = {
       iss: this.#issuer,
       aud: request.audience,
       sub: user.id,
@@ -103,7 +82,17 @@ export class AssertionSigner {
       amr: [identity.amr],
       iat,
       exp: iat + this.#ttlSeconds,
-    })
+    }
+    if (this.#bindToRequest) {
+      return this.#signPayload(key, header, { ...claims, jti: request.requestId, htm: request.method, htu: request.uri })
+    }
+
+    // Everything the unbound payload holds except the times; the kid is implied, since the
+    // cache is emptied when the key changes.
+    const cacheKey = JSON.stringify([request.audience, user.id, identity.amr, user.email, user.roles])
+    const cached = this.#cache.get(cacheKey)
+    if (cached !== undefined && now < cached.reuseUntil && now >= cached.issuedAt) return cached.token
+    const token = this.#signPayload(key, header, claims)
     // Reused for at most half the ttl counted from iat, so an upstream always receives one
     // with at least half its lifetime left.
     this.#cache.delete(cacheKey)
