@@ -7,24 +7,13 @@ import { AssertionSigner } from '../src/core/assertion-signer.js'
 import { ManualClock } from '../src/core/clock.js'
 import type { Identity } from '../src/core/identity.js'
 import { KeyRing, rotateKeys } from '../src/core/identity-keys.js'
+import { ALICE_ID, testIdentity } from './helpers/fixtures.js'
 
 const TTL = 60_000
 const ISSUER = 'https://gatehouse.test'
-const alice = '11111111-1111-4111-8111-111111111111'
+const alice = ALICE_ID
 
-function identity(overrides: Partial<Identity> = {}, user: Partial<Identity['user']> = {}): Identity {
-  return {
-    user: { id: alice, email: 'alice@example.com', name: 'Alice', roles: ['viewer', 'operator'], created_at: '2026-01-01T00:00:00.000Z', ...user },
-    permissions: ['app:read', 'app:write'],
-    method: 'session',
-    amr: 'pwd',
-    session: null,
-    via: 'cookie',
-    expiresAt: null,
-    tokenId: null,
-    ...overrides,
-  }
-}
+const identity = testIdentity
 
 const request = { audience: 'app', requestId: 'req-1', method: 'GET', uri: '/app/items?page=2' }
 

@@ -1,44 +1,14 @@
 import t from 'tap'
-import type { AuthMode, RouteConfig } from '../src/config/types.js'
+import type { AuthMode } from '../src/config/types.js'
 import type { Identity } from '../src/core/identity.js'
 import { decide, explain, type Decision } from '../src/core/policy.js'
 import { RouteTable } from '../src/core/route-table.js'
+import { routeConfig, testIdentity } from './helpers/fixtures.js'
 
-function route(name: string, match: string, overrides: Partial<RouteConfig> = {}): RouteConfig {
-  return {
-    name,
-    match,
-    methods: null,
-    upstream: 'http://127.0.0.1:9001',
-    auth: 'required',
-    permissions: [],
-    rate_limit: null,
-    rate_limit_name: null,
-    strip_prefix: false,
-    timeout: 30_000,
-    csrf: true,
-    ...overrides,
-  }
-}
+const route = routeConfig
 
-function identity(permissions: string[]): Identity {
-  return {
-    user: {
-      id: '11111111-1111-4111-8111-111111111111',
-      email: 'alice@example.com',
-      name: 'Alice',
-      roles: ['viewer'],
-      created_at: '2024-01-01T00:00:00.000Z',
-    },
-    permissions,
-    method: 'pat',
-    amr: 'pat',
-    session: null,
-    via: 'header',
-    expiresAt: null,
-    tokenId: null,
-  }
-}
+const identity = (permissions: string[]): Identity =>
+  testIdentity({ permissions, method: 'pat', amr: 'pat', via: 'header' }, { roles: ['viewer'] })
 
 const allow = (reason: Decision['reason']): Decision => ({ allow: true, outcome: 'allow', reason, missing_permissions: [] })
 const unauthenticated: Decision = { allow: false, outcome: 'unauthenticated', reason: 'no_credential', missing_permissions: [] }

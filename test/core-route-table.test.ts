@@ -1,24 +1,9 @@
 import t from 'tap'
-import type { RouteConfig } from '../src/config/types.js'
 import { normalizeTarget } from '../src/core/paths.js'
 import { RouteTable, type RouteMatch } from '../src/core/route-table.js'
+import { routeConfig } from './helpers/fixtures.js'
 
-function route(name: string, match: string, overrides: Partial<RouteConfig> = {}): RouteConfig {
-  return {
-    name,
-    match,
-    methods: null,
-    upstream: `http://127.0.0.1:9001`,
-    auth: 'required',
-    permissions: [],
-    rate_limit: null,
-    rate_limit_name: null,
-    strip_prefix: false,
-    timeout: 30_000,
-    csrf: true,
-    ...overrides,
-  }
-}
+const route = routeConfig
 
 /** 'name upstreamPath', 'not_found' or '405 ALLOW,LIST' */
 function summary(m: RouteMatch): string {

@@ -13,25 +13,14 @@ import { identityHeaders } from '../src/core/identity-headers.js'
 import { KeyRing, RETIRED_KEY_MARGIN_MS, rotateKeys } from '../src/core/identity-keys.js'
 import { ensureDevCertificate } from '../src/dev-certificate.js'
 import { createVerifier, VerificationError, type VerifierOptions } from '../src/verify.js'
+import { ALICE_ID, testIdentity } from './helpers/fixtures.js'
 
 const TTL = 60_000
 const ISSUER = 'https://gatehouse.test'
-const alice = '11111111-1111-4111-8111-111111111111'
+const alice = ALICE_ID
 const request = { audience: 'app', requestId: 'req-1', method: 'GET', uri: '/app/items?page=2' }
 
-function identity(overrides: Partial<Identity> = {}): Identity {
-  return {
-    user: { id: alice, email: 'alice@example.com', name: 'Alice', roles: ['viewer', 'operator'], created_at: '2026-01-01T00:00:00.000Z' },
-    permissions: ['app:read'],
-    method: 'session',
-    amr: 'pwd',
-    session: null,
-    via: 'cookie',
-    expiresAt: null,
-    tokenId: null,
-    ...overrides,
-  }
-}
+const identity = (overrides: Partial<Identity> = {}): Identity => testIdentity({ permissions: ['app:read'], ...overrides })
 
 async function temporaryDirectory(t: Test): Promise<string> {
   const directory = await mkdtemp(path.join(os.tmpdir(), 'gatehouse-verify-'))

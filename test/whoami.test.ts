@@ -10,18 +10,10 @@ import { systemClock } from '../src/core/clock.js'
 import type { Identity } from '../src/core/identity.js'
 import { identityHeaders } from '../src/core/identity-headers.js'
 import { KeyRing } from '../src/core/identity-keys.js'
+import { testIdentity } from './helpers/fixtures.js'
 
 const ISSUER = 'https://gatehouse.test'
-const alice: Identity = {
-  user: { id: '11111111-1111-4111-8111-111111111111', email: 'alice@example.com', name: 'Alice', roles: ['viewer'], created_at: '2026-01-01T00:00:00.000Z' },
-  permissions: ['app:read'],
-  method: 'session',
-  amr: 'pwd',
-  session: null,
-  via: 'cookie',
-  expiresAt: null,
-  tokenId: null,
-}
+const alice: Identity = testIdentity({ permissions: ['app:read'] }, { roles: ['viewer'] })
 
 async function setUp(t: Test) {
   const directory = await mkdtemp(path.join(os.tmpdir(), 'gatehouse-whoami-'))
