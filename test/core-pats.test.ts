@@ -6,52 +6,13 @@ import { generatePat, maskPat } from '../src/core/pat-format.js'
 import { MAX_TOKENS_PER_USER, PatService, type PatServiceOptions } from '../src/core/pats.js'
 import { permissionsFor } from '../src/core/permissions.js'
 import { MemoryInvalidationBus } from '../src/sessions/memory-invalidation.js'
-import type { Database, Queryable, QueryResult } from '../src/storage/database.js'
+import type { Database } from '../src/storage/database.js'
 import { openDatabase } from '../src/storage/open.js'
 import { databaseBackends, type DatabaseBackend } from './helpers/backends.js'
+import { CountingDatabase } from './helpers/counting-database.js'
 
 const DAY = 86_400_000
 const roles = { viewer: ['app:read'], operator: ['app:read', 'app:write'], admin: ['*'], auditor: ['audit:read'] }
-
-/** The real database, with every statement counted (inside transactions too). */
-class CountingDatabase implements Database {
-  readonly kind: Database['kind']
-  readonly statements: string[] = []
-  readonly #db: Database
-
-  constructor(db: Database) {
-    this.#db = db
-    this.kind = db.kind
-  }
-
-  get count(): number {
-    return this.statements.length
-  }
-
-  query<Row = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<Row>> {
-    this.statements.push(sql)
-    return this.#db.query<Row>(sql, params)
-  }
-
-  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    return this.#db.transaction((tx) =>
-      fn({
-        query: <Row>(sql: string, params?: readonly unknown[]) => {
-          this.statements.push(sql)
-          return tx.query<Row>(sql, params)
-        },
-      }),
-    )
-  }
-
-  ping(): Promise<void> {
-    return this.#db.ping()
-  }
-
-  close(): Promise<void> {
-    return this.#db.close()
-  }
-}
 
 interface Harness {
   raw: Database

@@ -20,8 +20,9 @@ import type { InvalidationBus } from '../src/sessions/invalidation.js'
 import { MemoryInvalidationBus } from '../src/sessions/memory-invalidation.js'
 import { openInvalidationBus } from '../src/sessions/open-invalidation.js'
 import { RedisInvalidationBus } from '../src/sessions/redis-invalidation.js'
-import type { Database, Queryable, QueryResult } from '../src/storage/database.js'
+import type { Database } from '../src/storage/database.js'
 import { databaseBackends, requireBackends } from './helpers/backends.js'
+import { CountingDatabase } from './helpers/counting-database.js'
 
 const roles = { viewer: ['app:read'], operator: ['app:read', 'app:write'], admin: ['*'] }
 const LIMIT_MS = 1_000
@@ -31,42 +32,6 @@ const redisUrl = process.env.TEST_REDIS_URL
 if (!redisUrl) {
   if (requireBackends()) throw new Error('GATEHOUSE_REQUIRE_BACKENDS=1 but TEST_REDIS_URL is not set: the redis tests cannot run')
   t.comment('redis invalidation tests skipped: TEST_REDIS_URL is not set')
-}
-
-/** The real database, with every statement counted (inside transactions too). */
-class CountingDatabase implements Database {
-  readonly kind: Database['kind']
-  count = 0
-  readonly #db: Database
-
-  constructor(db: Database) {
-    this.#db = db
-    this.kind = db.kind
-  }
-
-  query<Row = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<Row>> {
-    this.count++
-    return this.#db.query<Row>(sql, params)
-  }
-
-  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    return this.#db.transaction((tx) =>
-      fn({
-        query: <Row>(sql: string, params?: readonly unknown[]) => {
-          this.count++
-          return tx.query<Row>(sql, params)
-        },
-      }),
-    )
-  }
-
-  ping(): Promise<void> {
-    return this.#db.ping()
-  }
-
-  close(): Promise<void> {
-    return this.#db.close()
-  }
 }
 
 interface BusFlavour {

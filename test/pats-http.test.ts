@@ -12,7 +12,7 @@ import t, { type Test } from 'tap'
 import { ManualClock } from '../src/core/clock.js'
 import { generatePat, isWellFormedPat } from '../src/core/pat-format.js'
 import { openInvalidationBus } from '../src/sessions/open-invalidation.js'
-import type { Database, Queryable, QueryResult } from '../src/storage/database.js'
+import type { Database } from '../src/storage/database.js'
 import { openDatabase } from '../src/storage/open.js'
 import {
   bearer,
@@ -28,6 +28,7 @@ import { assertCode } from './helpers/assert-code.js'
 import { databaseBackends, requireBackends, sessionStoreBackends } from './helpers/backends.js'
 import { startTestGateway, type RawConfig, type Response, type TestGateway } from './helpers/gateway.js'
 import { startUpstream, type RecordingUpstream } from './helpers/upstream.js'
+import { CountingDatabase } from './helpers/counting-database.js'
 
 const PAT_SHAPE = /^pat_[0-9A-Za-z]{49}$/
 const DAY_MS = 86_400_000
@@ -47,44 +48,6 @@ interface CreatedToken {
 }
 
 type ListedToken = Omit<CreatedToken, 'mask'>
-
-/** The real database, every statement counted (those inside transactions too). */
-class CountingDatabase implements Database {
-  readonly kind: Database['kind']
-  count = 0
-  readonly #db: Database
-
-  constructor(db: Database) {
-    this.#db = db
-    this.kind = db.kind
-  }
-
-  query<Row = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<Row>> {
-    this.count++
-    return this.#db.query<Row>(sql, params)
-  }
-
-  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    this.count++
-    return this.#db.transaction((tx) =>
-      fn({
-        query: <Row>(sql: string, params?: readonly unknown[]) => {
-          this.count++
-          return tx.query<Row>(sql, params)
-        },
-      }),
-    )
-  }
-
-  ping(): Promise<void> {
-    this.count++
-    return this.#db.ping()
-  }
-
-  close(): Promise<void> {
-    return this.#db.close()
-  }
-}
 
 function routes(upstream: RecordingUpstream): (raw: RawConfig) => void {
   return (raw) => {
@@ -315,9 +278,9 @@ t.test('PATs over HTTP on one gateway', async (t) => {
     // Warm everything a request could touch, so that only a token lookup could query.
     t.equal((await gw.call('GET', '/app/x', { headers: bearer(valid) })).status, 200)
     t.equal((await gw.call('GET', '/app/x', { headers: bearer(valid) })).status, 200)
-    const before = counted.count
+    const before = counted.touches
     t.equal((await gw.call('GET', '/app/x', { headers: bearer(valid) })).status, 200)
-    t.equal(counted.count, before, 'a cached valid token costs no query')
+    t.equal(counted.touches, before, 'a cached valid token costs no query')
 
     for (const token of malformed) {
       for (const path of ['/app/x', '/auth/me']) {
@@ -325,14 +288,14 @@ t.test('PATs over HTTP on one gateway', async (t) => {
         assertCode(t, response, 401, 'GH_UNAUTHENTICATED', `${JSON.stringify(token.slice(0, 12))}… on ${path}`)
       }
     }
-    t.equal(counted.count, before, 'no query for any malformed token')
+    t.equal(counted.touches, before, 'no query for any malformed token')
 
     // A well-formed token nobody holds costs one lookup; then it is remembered as refused.
     const unknown = generatePat()
     t.equal((await gw.call('GET', '/app/x', { headers: bearer(unknown) })).status, 401)
-    t.equal(counted.count, before + 1, 'an unknown well-formed token is looked up once')
+    t.equal(counted.touches, before + 1, 'an unknown well-formed token is looked up once')
     t.equal((await gw.call('GET', '/app/x', { headers: bearer(unknown) })).status, 401)
-    t.equal(counted.count, before + 1, 'and not again')
+    t.equal(counted.touches, before + 1, 'and not again')
   })
 })
 
@@ -416,9 +379,9 @@ t.test('revoking or disabling on replica A is refused by replica B within 1 s', 
   /** Uses `token` on B twice and checks that the second use is served from B's cache. */
   async function warmB(t: Test, token: string): Promise<void> {
     t.equal((await b.call('GET', '/app/x', { headers: bearer(token) })).status, 200, 'B accepts the PAT')
-    const before = countedB.count
+    const before = countedB.touches
     t.equal((await b.call('GET', '/app/x', { headers: bearer(token) })).status, 200)
-    t.equal(countedB.count, before, 'B serves it from its cache (no query)')
+    t.equal(countedB.touches, before, 'B serves it from its cache (no query)')
   }
 
   /** Runs `change` on A, then polls B every 20 ms until it refuses `token`; returns the latency. */
