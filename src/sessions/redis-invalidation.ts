@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { deliver, parseInvalidationMessage, type InvalidationBus, type InvalidationMessage } from './invalidation.js'
-import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_KEY_PREFIX, failFastOptions } from './redis.js'
+import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_KEY_PREFIX, describeRedisUrl, failFastOptions } from './redis.js'
 
 /** How often the subscriber connection is pinged, so that a silently dead one is noticed. */
 export const DEFAULT_HEARTBEAT_MS = 1_000
@@ -100,7 +100,7 @@ export class RedisInvalidationBus implements InvalidationBus {
           bus.#resetHandlers.delete(onSubscribed)
           publisher.off('ready', onSubscribed)
           const reason = lastError ? `: ${lastError.message}` : ''
-          reject(new Error(`could not connect to Redis at ${describe(options.url)} within ${connectTimeoutMs} ms${reason}`))
+          reject(new Error(`could not connect to Redis at ${describeRedisUrl(options.url)} within ${connectTimeoutMs} ms${reason}`))
         }, connectTimeoutMs)
         const onSubscribed = (): void => {
           if (!bus.#subscribed || publisher.status !== 'ready') return
@@ -222,15 +222,5 @@ async function quit(client: Redis): Promise<void> {
     // Already gone: disconnecting below is all that is left to do.
   } finally {
     client.disconnect()
-  }
-}
-
-/** host:port of a Redis URL, without its credentials, for messages. */
-function describe(url: string): string {
-  try {
-    const { hostname, port } = new URL(url)
-    return `${hostname}:${port || '6379'}`
-  } catch {
-    return 'the configured URL'
   }
 }

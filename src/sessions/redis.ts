@@ -86,7 +86,7 @@ export class RedisSessionStore implements SessionStore {
         const timer = setTimeout(() => {
           client.off('ready', onReady)
           const reason = lastError ? `: ${lastError.message}` : ''
-          reject(new Error(`could not connect to Redis at ${describe(options.url)} within ${connectTimeoutMs} ms${reason}`))
+          reject(new Error(`could not connect to Redis at ${describeRedisUrl(options.url)} within ${connectTimeoutMs} ms${reason}`))
         }, connectTimeoutMs)
         const onReady = (): void => {
           clearTimeout(timer)
@@ -168,7 +168,7 @@ function milliseconds(ttlMs: number): number {
 }
 
 /** host:port of a Redis URL, without its credentials, for messages. */
-function describe(url: string): string {
+export function describeRedisUrl(url: string): string {
   try {
     const { hostname, port } = new URL(url)
     return `${hostname}:${port || '6379'}`
