@@ -7,6 +7,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import type { SecureServerOptions } from 'node:http2'
 import type { ServerOptions as HttpsServerOptions } from 'node:https'
 import { accessHook } from './http/access.js'
+import { addAccessLog } from './http/access-log.js'
 import { adminRoutes } from './http/admin-routes.js'
 import { authRoutes } from './http/auth-routes.js'
 import { createAuthenticator } from './http/authenticate.js'
@@ -16,11 +17,13 @@ import { edge } from './http/edge.js'
 import { frameworkErrorHandler, registerErrorHandlers } from './http/error-handler.js'
 import { healthRoutes } from './http/health.js'
 import { loginRoutes } from './http/login-routes.js'
+import { REQUEST_DECORATIONS } from './http/request-context.js'
 import { requestIdOf } from './http/request-id.js'
 import { sharedSchemas } from './http/schemas.js'
 import { createSessionCookie } from './http/session-cookie.js'
 import { tokenRoutes } from './http/token-routes.js'
 import { trustedProxies } from './http/trusted-proxies.js'
+import { GatewayMetrics } from './metrics/gateway-metrics.js'
 import type { Runtime } from './runtime.js'
 import { version } from './version.js'
 
@@ -29,6 +32,10 @@ export interface AppOptions {
   https?: HttpsServerOptions | SecureServerOptions | null
   /** A pino logger config (or false). Default: JSON at the config's level. */
   logger?: FastifyServerOptions['logger']
+  /** Where the app counts; one per process, kept across reloads. Default: a new one. */
+  metrics?: GatewayMetrics
+  /** The server the gateway's listener hands requests to (see server.ts); default: fastify's own. */
+  serverFactory?: FastifyServerOptions['serverFactory']
 }
 
 /** Headers, cookies and secrets that must never reach a log line. */
@@ -44,12 +51,17 @@ export const REDACTED_LOG_PATHS = [
 
 export async function buildApp(runtime: Runtime, options: AppOptions = {}): Promise<FastifyInstance> {
   const { config } = runtime
+  const metrics = options.metrics ?? new GatewayMetrics()
+  metrics.setSources({ breakers: runtime.breakers, activeSessions: () => runtime.sessions.countActive() })
   const publicOrigin = new URL(config.server.public_url).origin
   const allowedOrigins = new Set([publicOrigin, ...(config.server.cors?.origins ?? [])])
 
   const app = Fastify({
     ...(options.https ? { https: options.https } : {}),
     logger: options.logger ?? { level: config.logging.level, redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' } },
+    // One access line per request instead (access-log.ts).
+    disableRequestLogging: true,
+    ...(options.serverFactory ? { serverFactory: options.serverFactory } : {}),
     bodyLimit: config.server.body_limit,
     trustProxy: config.server.trust_proxy.length > 0 ? [...config.server.trust_proxy] : false,
     genReqId: requestIdOf,
@@ -61,9 +73,11 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     },
   }) as unknown as FastifyInstance
 
+  for (const name of REQUEST_DECORATIONS) app.decorateRequest(name, null)
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)
   })
+  addAccessLog(app, { slowRequestMs: config.logging.slow_request_threshold, metrics })
   // Every /auth answer is about credentials or a person: never cached. Registered at the root
   // so that it covers the not-found answers of unknown /auth paths too.
   app.addHook('onSend', async (request, reply) => {
@@ -79,14 +93,14 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
   })
 
   const sessionCookie = createSessionCookie(config.server.public_url, config.sessions.absolute_timeout)
-  const authenticator = createAuthenticator(runtime, sessionCookie.name)
+  const authenticator = createAuthenticator(runtime, sessionCookie.name, (method, result) => metrics.authAttempt(method, result))
   await app.register(async (auth) => {
     if (config.server.cors) addAuthCors(auth, config.server.cors.origins)
     // The /auth API speaks JSON only: fastify's default text/plain parser would hand the
     // schemas a string (a confusing 400) where the answer is 415 GH_UNSUPPORTED_MEDIA_TYPE.
     auth.removeContentTypeParser('text/plain')
     auth.addHook('onRequest', accessHook(authenticator, allowedOrigins))
-    await auth.register(loginRoutes, { runtime, cookie: sessionCookie })
+    await auth.register(loginRoutes, { runtime, cookie: sessionCookie, metrics })
     await auth.register(authRoutes, { runtime, cookie: sessionCookie })
     await auth.register(tokenRoutes, { runtime })
     await auth.register(adminRoutes, { runtime })
@@ -106,6 +120,9 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     // Both spellings: a cookie of the other scheme's name is still the gateway's, never the upstream's.
     sessionCookieNames: [sessionCookie.name, sessionCookieName(sessionCookie.name.startsWith('__Host-') ? 'http:' : 'https:')],
     protocol: options.https ? 'https' : 'http',
+    metrics,
+    breakers: runtime.breakers,
+    store: runtime.store,
   })
 
   return app

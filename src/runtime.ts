@@ -18,13 +18,19 @@ import { openInvalidationBus } from './sessions/open-invalidation.js'
 import { openSessionStore } from './sessions/open.js'
 import type { SessionStore } from './sessions/store.js'
 import type { Database } from './storage/database.js'
+import { BreakerRegistry } from './resilience/breaker-registry.js'
+import { GuardedDatabase } from './resilience/guarded-database.js'
+import { GuardedSessionStore } from './resilience/guarded-session-store.js'
+import { isDependencyOutage } from './resilience/outage.js'
 import { migrate } from './storage/migrate.js'
 import { openDatabase } from './storage/open.js'
 
 export interface Runtime {
   readonly config: GatewayConfig
   readonly clock: Clock
+  /** The database behind its circuit breaker. */
   readonly db: Database
+  /** The session store behind its circuit breaker. */
   readonly store: SessionStore
   readonly invalidation: InvalidationBus
   readonly audit: AuditLog
@@ -36,7 +42,16 @@ export interface Runtime {
   readonly keys: KeyRing
   readonly signer: AssertionSigner
   readonly routes: RouteTable
-  /** Flushes pending PAT last-used times, then closes the bus, the session store and the database. */
+  /** The circuit breakers: `database`, `sessions` and one per upstream; shared by reconfigured runtimes. */
+  readonly breakers: BreakerRegistry
+  /**
+   * Services for a new configuration on the same stores, bus and breakers (a SIGHUP reload).
+   * The caller retires this runtime once nothing uses it any more.
+   */
+  reconfigure(config: GatewayConfig): Promise<Runtime>
+  /** Flushes pending PAT last-used times and detaches from the bus; the stores stay open. */
+  retire(): Promise<void>
+  /** Retires, then closes the bus, the session store and the database. */
   close(): Promise<void>
 }
 
@@ -47,12 +62,18 @@ export interface RuntimeDependencies {
   invalidation?: InvalidationBus
   clock?: Clock
   hasher?: PasswordHasherOptions
+  /** Default: a new registry with the default breaker settings. */
+  breakers?: BreakerRegistry
+  /** Called each time an account gets locked out (the lockout metric). */
+  onLockout?: () => void
 }
 
 /** Builds the services on stores that are already open; `close()` closes them. */
 export async function createRuntime(config: GatewayConfig, deps: RuntimeDependencies): Promise<Runtime> {
-  const { db, store } = deps
   const clock = deps.clock ?? systemClock
+  const breakers = deps.breakers ?? new BreakerRegistry()
+  const db = new GuardedDatabase(deps.db, breakers.get('database', isDependencyOutage))
+  const store = new GuardedSessionStore(deps.store, breakers.get('sessions', isDependencyOutage))
   const keys = await KeyRing.open(config.identity.signing_key_file, { clock, assertionTtlMs: config.identity.assertion_ttl })
   const invalidation = deps.invalidation ?? (await openInvalidationBus(config.storage.sessions))
   const audit = new AuditLog(db)
@@ -61,6 +82,7 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
     store,
     lockout: config.auth.lockout,
     loginRateLimit: config.auth.login_rate_limit,
+    onLockout: deps.onLockout,
   })
   const users = new UserService({
     db,
@@ -85,7 +107,9 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
     bindToRequest: config.identity.bind_to_request,
     clock,
   })
+  let retired: Promise<void> | undefined
   let closed: Promise<void> | undefined
+  const retire = () => (retired ??= pats.close().catch(() => undefined))
   return {
     config,
     clock,
@@ -101,9 +125,12 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
     keys,
     signer,
     routes: new RouteTable(config.routes),
+    breakers,
+    reconfigure: (next) => createRuntime(next, { ...deps, invalidation, breakers }),
+    retire,
     close() {
       closed ??= (async () => {
-        await pats.close().catch(() => undefined)
+        await retire()
         await Promise.allSettled([invalidation.close(), store.close()])
         await db.close()
       })()
@@ -112,7 +139,7 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
   }
 }
 
-export interface OpenRuntimeOptions {
+export interface OpenRuntimeOptions extends Pick<RuntimeDependencies, 'breakers' | 'onLockout'> {
   clock?: Clock
   /** Apply pending migrations before use (default true). */
   migrate?: boolean
@@ -125,7 +152,7 @@ export async function openRuntime(config: GatewayConfig, options: OpenRuntimeOpt
   try {
     if (options.migrate !== false) await migrate(db)
     store = await openSessionStore(config.storage.sessions, { clock: options.clock })
-    return await createRuntime(config, { db, store, clock: options.clock })
+    return await createRuntime(config, { db, store, clock: options.clock, breakers: options.breakers, onLockout: options.onLockout })
   } catch (err) {
     await store?.close()
     await db.close()

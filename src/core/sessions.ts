@@ -147,6 +147,15 @@ export class SessionService {
     return live.sort((a, b) => b.session.created_at - a.session.created_at || compare(a.session.id, b.session.id))
   }
 
+  /**
+   * Sessions held in the store, for the active-sessions gauge. Store TTLs follow each
+   * session's expiry, so this counts live sessions, give or take those past their idle
+   * timeout that nobody has used since (a Redis TTL lags by at most the refresh interval).
+   */
+  countActive(): Promise<number> {
+    return this.#store.countKeys(sessionKey(''))
+  }
+
   /** Ends one of the user's own sessions; false when it does not exist or belongs to someone else. */
   async revoke(userId: string, sessionId: string): Promise<boolean> {
     if (!TOKEN_SHAPE.test(sessionId)) return false

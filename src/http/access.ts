@@ -7,6 +7,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Identity } from '../core/identity.js'
 import { GatehouseError } from '../errors.js'
 import type { Authenticator } from './authenticate.js'
+import './request-context.js'
 import { checkSameOrigin, isUnsafeMethod } from './csrf.js'
 
 /**
@@ -20,9 +21,6 @@ export type Access = 'anonymous' | 'optional' | 'session' | 'any'
 declare module 'fastify' {
   interface FastifyContextConfig {
     access?: Access
-  }
-  interface FastifyRequest {
-    identity: Identity | null
   }
 }
 

@@ -19,7 +19,10 @@ export interface Authenticator {
 
 const unknownCredential = () => new GatehouseError('GH_UNAUTHENTICATED', 'The credential is unknown or has expired')
 
-export function createAuthenticator(runtime: Runtime, cookieName: string): Authenticator {
+/** Told of every credential checked: a PAT or a session token, and whether it was good. */
+export type AttemptListener = (method: 'session' | 'pat', result: 'success' | 'failure') => void
+
+export function createAuthenticator(runtime: Runtime, cookieName: string, onAttempt: AttemptListener = () => {}): Authenticator {
   const { sessions, users, pats, config } = runtime
 
   async function identityFor(active: ActiveSession, via: Identity['via']): Promise<Identity | null> {
@@ -44,6 +47,7 @@ export function createAuthenticator(runtime: Runtime, cookieName: string): Authe
     const { header, cookie } = readCredentials(request.raw.rawHeaders, cookieName)
     if (header?.kind === 'pat') {
       const pat = await pats.authenticate(header.token)
+      onAttempt('pat', pat === null ? 'failure' : 'success')
       if (pat === null) throw unknownCredential()
       return {
         user: pat.user,
@@ -59,6 +63,7 @@ export function createAuthenticator(runtime: Runtime, cookieName: string): Authe
     if (header?.kind === 'session') {
       const active = await sessions.resolve(header.token)
       const identity = active && (await identityFor(active, 'header'))
+      onAttempt('session', identity ? 'success' : 'failure')
       if (!identity) throw unknownCredential()
       if (cookie !== null && cookie !== header.token) {
         const other = await sessions.resolve(cookie)
@@ -71,7 +76,9 @@ export function createAuthenticator(runtime: Runtime, cookieName: string): Authe
     if (cookie === null) return null
     // A stale cookie is no credential at all: the request goes on as anonymous.
     const active = await sessions.resolve(cookie)
-    return active && identityFor(active, 'cookie')
+    const identity = active && (await identityFor(active, 'cookie'))
+    onAttempt('session', identity ? 'success' : 'failure')
+    return identity
   }
 
   return { cookieName, authenticate }

@@ -12,10 +12,16 @@ import { identityHeaders } from '../core/identity-headers.js'
 import { assertForwardable, normalizeTarget } from '../core/paths.js'
 import { decide } from '../core/policy.js'
 import type { RouteTable } from '../core/route-table.js'
-import { GatehouseError } from '../errors.js'
+import { GatehouseError, isGatehouseError } from '../errors.js'
+import './request-context.js'
+import type { DecisionOutcome, GatewayMetrics } from '../metrics/gateway-metrics.js'
+import type { BreakerRegistry } from '../resilience/breaker-registry.js'
+import type { SessionStore } from '../sessions/store.js'
 import type { Authenticator } from './authenticate.js'
 import { checkSameOrigin, isUnsafeMethod } from './csrf.js'
-import { sendError } from './error-handler.js'
+import { toGatehouseError } from './error-handler.js'
+import { RateLimitCounter } from './rate-limit-counter.js'
+import { routeRateLimits } from './route-rate-limits.js'
 import type { TrustedProxies } from './trusted-proxies.js'
 import { upstreamHeaders } from './upstream-headers.js'
 
@@ -27,6 +33,10 @@ export interface EdgeOptions {
   allowedOrigins: ReadonlySet<string>
   sessionCookieNames: readonly string[]
   protocol: 'http' | 'https'
+  metrics: GatewayMetrics
+  breakers: BreakerRegistry
+  /** Where the rate limits count (the session store, guarded by its breaker). */
+  store: SessionStore
 }
 
 const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
@@ -39,7 +49,7 @@ function isBrowserNavigation(request: FastifyRequest): boolean {
 }
 
 export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<void> {
-  const { table, authenticator, signer, proxies } = options
+  const { table, authenticator, signer, proxies, metrics, breakers } = options
 
   // Bodies stream through untouched: the upstream, not the gateway, parses them.
   app.removeAllContentTypeParsers()
@@ -47,6 +57,19 @@ export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<
   await app.register(replyFrom, {
     undici: { connections: 256, pipelining: 1, keepAliveTimeout: 30_000 },
     disableRequestLogging: true,
+  })
+  const counter = new RateLimitCounter({
+    store: options.store,
+    onFallback: (active, err) => {
+      if (active) app.log.warn({ err }, 'rate limits are counted per replica: the session store is unavailable')
+      else app.log.info('rate limits are counted in the session store again')
+    },
+  })
+  app.addHook('onClose', () => counter.close())
+  const limit = await routeRateLimits(app, {
+    routes: table.routes,
+    counter,
+    onExceeded: (route) => metrics.rateLimited(route.name),
   })
 
   async function handle(request: FastifyRequest, reply: FastifyReply) {
@@ -58,45 +81,84 @@ export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<
       throw new GatehouseError('GH_METHOD_NOT_ALLOWED')
     }
     const { route } = match
+    request.routeName = route.name
     assertForwardable(match.upstreamPath)
     const destination = forwardUrl(route, match.upstreamPath)
-    const identity = route.auth === 'public' ? null : await authenticator.authenticate(request)
+    let identity: Identity | null
+    try {
+      identity = route.auth === 'public' ? null : await authenticator.authenticate(request)
+      request.identity = identity
+      await limit(route, request, reply)
+    } catch (err) {
+      metrics.decision(route.name, refusalOutcome(err))
+      throw err
+    }
     const decision = decide(route, identity)
     if (!decision.allow) {
+      metrics.decision(route.name, decision.outcome)
       if (decision.outcome === 'unauthenticated' && isBrowserNavigation(request)) {
         return reply.redirect(`/auth/login?next=${encodeURIComponent(target.path + target.query)}`, 302)
       }
       throw refusal(route, decision.outcome, decision.missing_permissions)
     }
     if (identity?.via === 'cookie' && route.csrf && isUnsafeMethod(request.method)) {
-      checkSameOrigin(request.headers, options.allowedOrigins)
+      try {
+        checkSameOrigin(request.headers, options.allowedOrigins)
+      } catch (err) {
+        metrics.decision(route.name, 'forbidden')
+        throw err
+      }
     }
+    metrics.decision(route.name, 'allow')
     // A lone '?' is not forwarded (reply-from drops an empty query string).
     const query = target.query === '?' ? '' : target.query
     const upstreamUri = destination.pathname + query
-    return reply.from(destination.href, {
-      // The query goes out exactly as the client sent it, kept out of the URL: there reply-from's
-      // check would refuse a query holding "/.." and the URL parser would re-encode some
-      // characters (' becomes %27), so that the upstream would receive another target than htu.
-      queryString: () => query.slice(1),
-      timeout: route.timeout,
-      rewriteRequestHeaders: (_req, headers) =>
-        upstreamHeaders(headers, {
-          sessionCookieNames: options.sessionCookieNames,
-          removeAuthorization: route.auth !== 'public' || GATEWAY_BEARER.test(String(headers.authorization ?? '')),
-          requestId: request.id,
-          trustedForwardedFor: proxies.trusts(request.socket.remoteAddress ?? '')
-            ? firstHeader(request.headers['x-forwarded-for'])
-            : null,
-          peerAddress: request.socket.remoteAddress ?? '',
-          protocol: options.protocol,
-          host: request.headers.host,
-          identity: identity && identityHeadersFor(identity, route, request, upstreamUri),
+    const breaker = breakers.get(`upstream:${route.name}`, () => true)
+    await breaker.run(
+      () =>
+        new Promise<void>((resolve, reject) => {
+          const started = performance.now()
+          const finished = () => {
+            const seconds = (performance.now() - started) / 1000
+            request.upstreamSeconds = seconds
+            metrics.upstream(route.name, seconds)
+          }
+          // A client that goes away before the upstream answers gets neither callback.
+          reply.raw.once('close', () => resolve())
+          reply.from(destination.href, {
+            // The query goes out exactly as the client sent it, kept out of the URL: there reply-from's
+            // check would refuse a query holding "/.." and the URL parser would re-encode some
+            // characters (' becomes %27), so that the upstream would receive another target than htu.
+            queryString: () => query.slice(1),
+            timeout: route.timeout,
+            // Never resend: not on a 503 (reply-from's default for GET), not after an error.
+            retryDelay: () => null,
+            rewriteRequestHeaders: (_req, headers) =>
+              upstreamHeaders(headers, {
+                sessionCookieNames: options.sessionCookieNames,
+                removeAuthorization: route.auth !== 'public' || GATEWAY_BEARER.test(String(headers.authorization ?? '')),
+                requestId: request.id,
+                trustedForwardedFor: proxies.trusts(request.socket.remoteAddress ?? '')
+                  ? firstHeader(request.headers['x-forwarded-for'])
+                  : null,
+                peerAddress: request.socket.remoteAddress ?? '',
+                protocol: options.protocol,
+                host: request.headers.host,
+                identity: identity && identityHeadersFor(identity, route, request, upstreamUri),
+              }),
+            onResponse: (_request, upstreamReply, response) => {
+              finished()
+              resolve()
+              void upstreamReply.send((response as unknown as { stream: unknown }).stream)
+            },
+            onError: (_reply, { error }) => {
+              finished()
+              reject(upstreamFailure(error))
+            },
+          })
         }),
-      onError: (upstreamReply, { error }) => {
-        sendError(upstreamReply as unknown as FastifyReply, upstreamFailure(error))
-      },
-    })
+    )
+    return reply
   }
 
   function identityHeadersFor(identity: Identity, route: RouteConfig, request: FastifyRequest, uri: string) {
@@ -106,6 +168,14 @@ export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<
 
   app.route({ method: ALL_METHODS, url: '/', handler: handle })
   app.route({ method: ALL_METHODS, url: '/*', handler: handle })
+}
+
+/** How a request that authentication or the rate limit refused is counted. */
+function refusalOutcome(err: unknown): DecisionOutcome {
+  const mapped = isGatehouseError(err) ? err : toGatehouseError(err as Error)
+  if (mapped.code === 'GH_RATE_LIMITED') return 'rate_limited'
+  if (mapped.statusCode === 401 || mapped.statusCode === 400) return 'unauthenticated'
+  return 'error'
 }
 
 const upstreamBases = new WeakMap<RouteConfig, string>()

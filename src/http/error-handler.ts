@@ -6,7 +6,8 @@
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { GatehouseError, errorCodes, type ErrorCode } from '../errors.js'
-import { isDependencyOutage } from './dependency-errors.js'
+import { isBreakerOpen } from '../resilience/circuit-breaker.js'
+import { isDependencyOutage } from '../resilience/outage.js'
 
 export interface ErrorBody {
   statusCode: number
@@ -68,6 +69,7 @@ export function toGatehouseError(err: FastifyError | Error): GatehouseError {
   }
   if (fastifyError.statusCode === 413) return new GatehouseError('GH_PAYLOAD_TOO_LARGE')
   if (fastifyError.statusCode === 415) return new GatehouseError('GH_UNSUPPORTED_MEDIA_TYPE')
+  if (isBreakerOpen(err)) return new GatehouseError('GH_UNAVAILABLE', undefined, { cause: err, retryAfter: err.retryAfter })
   if (isDependencyOutage(err)) return new GatehouseError('GH_UNAVAILABLE', undefined, { cause: err, retryAfter: 1 })
   return new GatehouseError('GH_INTERNAL', undefined, { cause: err })
 }

@@ -7,6 +7,7 @@ import formbody from '@fastify/formbody'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { safeNext } from '../core/redirects.js'
 import { GatehouseError, isGatehouseError } from '../errors.js'
+import type { GatewayMetrics } from '../metrics/gateway-metrics.js'
 import type { Runtime } from '../runtime.js'
 import { toGatehouseError } from './error-handler.js'
 import { LOGIN_CSS, renderLoginPage, sendHtml } from './login-page.js'
@@ -39,7 +40,13 @@ function isForm(request: FastifyRequest): boolean {
   return (request.headers['content-type'] ?? '').toLowerCase().startsWith(FORM)
 }
 
-export async function loginRoutes(app: FastifyInstance, { runtime, cookie }: { runtime: Runtime; cookie: SessionCookie }) {
+export interface LoginRoutesOptions {
+  runtime: Runtime
+  cookie: SessionCookie
+  metrics: GatewayMetrics
+}
+
+export async function loginRoutes(app: FastifyInstance, { runtime, cookie, metrics }: LoginRoutesOptions) {
   const { users, sessions, throttle, config } = runtime
   const providers = config.auth.oidc.map((p) => p.name)
   await app.register(formbody, { bodyLimit: config.server.body_limit })
@@ -47,7 +54,16 @@ export async function loginRoutes(app: FastifyInstance, { runtime, cookie }: { r
   async function signIn(request: FastifyRequest, reply: FastifyReply, body: LoginBody) {
     const ip = request.ip
     await throttle.hitIp(ip)
-    const user = await users.authenticate({ email: body.email, password: body.password, ip })
+    const user = await users.authenticate({ email: body.email, password: body.password, ip }).then(
+      (user) => {
+        metrics.authAttempt('password', 'success')
+        return user
+      },
+      (err: unknown) => {
+        if (isGatehouseError(err) && err.code === 'GH_INVALID_CREDENTIALS') metrics.authAttempt('password', 'failure')
+        throw err
+      },
+    )
     const previous = cookie.read(request)
     if (previous !== null) await sessions.revokeToken(previous)
     const session = await sessions.create(user.id, { amr: 'pwd', ip, userAgent: request.headers['user-agent'] ?? null })

@@ -107,6 +107,14 @@ export class MemorySessionStore implements SessionStore {
     return entry ? { count: entry.count, resetInMs: entry.expiresAt - this.#clock.now() } : { count: 0, resetInMs: 0 }
   }
 
+  async countKeys(prefix: string): Promise<number> {
+    this.#open()
+    const now = this.#clock.now()
+    let count = 0
+    for (const [key, entry] of this.#entries) if (entry.expiresAt > now && key.startsWith(prefix)) count++
+    return count
+  }
+
   async ping(): Promise<void> {
     this.#open()
   }

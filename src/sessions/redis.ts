@@ -141,6 +141,14 @@ export class RedisSessionStore implements SessionStore {
     return { count, resetInMs }
   }
 
+  async countKeys(prefix: string): Promise<number> {
+    // SCAN does not apply ioredis' keyPrefix to its pattern.
+    const match = `${this.#client.options.keyPrefix ?? ''}${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`
+    let count = 0
+    for await (const keys of this.#client.scanStream({ match, count: 1000 })) count += (keys as string[]).length
+    return count
+  }
+
   async ping(): Promise<void> {
     await this.#client.ping()
   }

@@ -38,6 +38,12 @@ export interface SessionStore {
   /** Current state of a counter without changing it; count 0 when absent. */
   peek(key: string): Promise<CounterState>
 
+  /**
+   * How many live keys start with `prefix` (for the active-sessions gauge). It walks the
+   * keyspace: call it for metrics, at scrape intervals, never per request.
+   */
+  countKeys(prefix: string): Promise<number>
+
   /** Round trip to the store; rejects when it is unreachable. */
   ping(): Promise<void>
   close(): Promise<void>

@@ -158,6 +158,24 @@ export function sessionStoreContract(t: Test, backend: SessionStoreBackend): voi
     t.equal(await one.get('k'), 'one', 'the other store deleted nothing of this one')
   })
 
+  t.test('countKeys counts the live keys of a prefix, of this store only', async (t) => {
+    const { store, unit, elapse } = await openTimed(t, backend)
+    const other = await backend.open(t)
+    await store.set('session:a', '1', 60_000)
+    await store.set('session:b', '1', 60_000)
+    await store.set('session:short', '1', unit)
+    await store.setAdd('session-index:x', 'a', 60_000)
+    await store.set('sessionx', '1', 60_000)
+    await store.set('*glob:1', '1', 60_000)
+    await other.set('session:c', '1', 60_000)
+    t.equal(await store.countKeys('session:'), 3)
+    t.equal(await store.countKeys('*glob:'), 1, 'glob characters in the prefix are literal')
+    t.equal(await store.countKeys('*'), 1)
+    await elapse(unit * 2)
+    t.equal(await store.countKeys('session:'), 2, 'an expired key is not counted')
+    t.equal(await other.countKeys('session:'), 1)
+  })
+
   t.test('ping answers while open; calls reject once closed', async (t) => {
     const store = await backend.open(t)
     await t.resolves(store.ping())
