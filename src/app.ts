@@ -3,9 +3,10 @@
  * their own runtime; server.ts adds the listeners, TLS and signals around it.
  */
 import cookie from '@fastify/cookie'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { SecureServerOptions } from 'node:http2'
 import type { ServerOptions as HttpsServerOptions } from 'node:https'
+import type { DestinationStream } from 'pino'
 import { accessHook } from './http/access.js'
 import { addAccessLog } from './http/access-log.js'
 import { adminRoutes } from './http/admin-routes.js'
@@ -32,6 +33,8 @@ export interface AppOptions {
   https?: HttpsServerOptions | SecureServerOptions | null
   /** A pino logger config (or false). Default: JSON at the config's level. */
   logger?: FastifyServerOptions['logger']
+  /** Where the JSON logs go when `logger` is not given (default: stdout). */
+  logStream?: DestinationStream
   /** Where the app counts; one per process, kept across reloads. Default: a new one. */
   metrics?: GatewayMetrics
   /** The server the gateway's listener hands requests to (see server.ts); default: fastify's own. */
@@ -58,9 +61,13 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
 
   const app = Fastify({
     ...(options.https ? { https: options.https } : {}),
-    logger: options.logger ?? { level: config.logging.level, redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' } },
+    logger: options.logger ?? {
+      level: config.logging.level,
+      redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' },
+      ...(options.logStream ? { stream: options.logStream } : {}),
+    },
     // One access line per request instead (access-log.ts).
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     ...(options.serverFactory ? { serverFactory: options.serverFactory } : {}),
     bodyLimit: config.server.body_limit,
     trustProxy: config.server.trust_proxy.length > 0 ? [...config.server.trust_proxy] : false,

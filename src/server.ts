@@ -1,83 +1,286 @@
 /**
- * Runs the gateway: the TLS (or plain) listener, the optional HTTP→HTTPS redirect listener,
- * and graceful shutdown on SIGTERM/SIGINT (stop accepting, finish in-flight requests,
- * close the stores, exit 0).
+ * Runs the gateway: the TLS (or plain) listener, the metrics listener, the optional
+ * HTTP→HTTPS redirect listener, configuration reloads and graceful shutdown (SPEC §7).
+ *
+ * The listener is a node server of our own that hands each request to the app of the
+ * current configuration. A reload builds a complete new app (new routes, limits, roles,
+ * services) on the same stores and breakers, swaps it in for new requests, and lets the old
+ * one finish its in-flight requests before closing it: no connection is dropped and every
+ * request sees one configuration. The certificate is swapped with setSecureContext, which
+ * affects new TLS handshakes only.
  */
-import { readFile } from 'node:fs/promises'
-import { createServer, type Server } from 'node:http'
+import { createServer as createHttpServer, Server, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
+import type { DestinationStream } from 'pino'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
+import { ConfigError, loadConfig } from './config/index.js'
+import { restartOnlyChanges } from './config/restart-keys.js'
 import type { GatewayConfig } from './config/types.js'
 import { ensureDevCertificate } from './dev-certificate.js'
+import { GatewayMetrics } from './metrics/gateway-metrics.js'
+import { startMetricsServer, type MetricsServer } from './metrics/metrics-server.js'
+import { BreakerRegistry } from './resilience/breaker-registry.js'
 import { openRuntime, type Runtime } from './runtime.js'
+import { readTlsFiles, type TlsMaterial } from './tls-files.js'
+
+export interface GatewayOptions {
+  /** Where the JSON logs go (default: stdout); tests capture them. */
+  logStream?: DestinationStream
+  /** Default: a registry with the default breaker settings. */
+  breakers?: BreakerRegistry
+  /** How long a shutdown or a reload waits for in-flight requests. Default: the longest route timeout + 5 s. */
+  drainTimeoutMs?: number
+}
+
+export type ReloadResult = { ok: true; config: GatewayConfig } | { ok: false; error: string }
 
 export interface RunningGateway {
-  app: FastifyInstance
-  runtime: Runtime
+  /** The app serving new requests (replaced by each successful reload). */
+  readonly app: FastifyInstance
+  readonly runtime: Runtime
+  readonly config: GatewayConfig
+  readonly metrics: GatewayMetrics
   /** The URL the gateway listens on (with the real port when the config says 0). */
-  url: string
+  readonly url: string
+  readonly port: number
+  readonly metricsPort: number
+  readonly redirectPort: number | null
+  /** Reads the config file again and applies it; a bad one is refused and the old one stays. */
+  reload(): Promise<ReloadResult>
+  /** Stops accepting, finishes in-flight requests, closes the stores. */
   close(): Promise<void>
 }
 
-export async function startGateway(config: GatewayConfig): Promise<RunningGateway> {
-  let https: { cert: Buffer; key: Buffer } | null = null
-  let createdCertificate = false
-  if (config.server.tls) {
-    const { cert, key } = config.server.tls
-    createdCertificate = (await ensureDevCertificate(cert, key)) === 'created'
-    https = { cert: await readFile(cert), key: await readFile(key) }
-  }
+/** One configuration's app and the requests it is still answering. */
+interface Mounted {
+  app: FastifyInstance
+  runtime: Runtime
+  handler: (request: IncomingMessage, response: ServerResponse) => void
+  inFlight: number
+  idle: (() => void)[]
+}
 
-  const runtime = await openRuntime(config)
-  let app: FastifyInstance
+export async function startGateway(initialConfig: GatewayConfig, options: GatewayOptions = {}): Promise<RunningGateway> {
+  let config = initialConfig
+  const metrics = new GatewayMetrics()
+  const breakers = options.breakers ?? new BreakerRegistry()
+  let createdCertificate = false
+  let tls: TlsMaterial | null = null
+  if (config.server.tls) {
+    createdCertificate = (await ensureDevCertificate(config.server.tls.cert, config.server.tls.key)) === 'created'
+    tls = await readTlsFiles(config.server.tls)
+  }
+  metrics.setSources({ certificateExpiry: () => tls?.expiresAt ?? null })
+
+  const runtime = await openRuntime(config, { breakers, onLockout: () => metrics.lockout() })
+  let current: Mounted
   try {
-    // The dummy hash that unknown-email logins verify against, made before the first login.
-    await runtime.hasher.warmUp()
-    app = await buildApp(runtime, { https })
-    await app.listen({ host: config.server.host, port: config.server.port })
+    current = await mount(runtime, config)
   } catch (err) {
     await runtime.close()
     throw err
   }
+
+  let closing = false
+  const secure = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }) : null
+  const server: Server = secure ?? createHttpServer()
+  // fastify's defaults, which it would have set on a server of its own.
+  server.keepAliveTimeout = 72_000
+  server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+    // While shutting down, a kept-alive connection is closed after its current answer.
+    if (closing) response.setHeader('connection', 'close')
+    dispatch(current, request, response)
+  })
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) return socket.destroy()
+    const body = JSON.stringify({ statusCode: 400, code: 'GH_VALIDATION', error: 'Bad Request', message: 'Malformed HTTP request' })
+    socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
+  })
+
+  let metricsServer: MetricsServer | null = null
+  let redirect: Server | null = null
+  try {
+    await listen(server, config.server.port, config.server.host)
+    metricsServer = await startMetricsServer(metrics, config.metrics.host, config.metrics.port)
+    redirect = config.server.redirect_http_port === null ? null : await startRedirect(config)
+  } catch (err) {
+    server.close()
+    await metricsServer?.close()
+    await current.app.close()
+    await runtime.close()
+    throw err
+  }
+
+  const log = () => current.app.log
+  const port = (server.address() as AddressInfo).port
+  const url = `${tls ? 'https' : 'http'}://${config.server.host === '0.0.0.0' ? 'localhost' : config.server.host}:${port}`
   if (createdCertificate) {
-    app.log.warn({ cert: config.server.tls?.cert }, 'created a self-signed development certificate; use a real one in production')
+    log().warn({ cert: config.server.tls?.cert }, 'created a self-signed development certificate; use a real one in production')
   }
   if (runtime.store.kind === 'memory') {
-    app.log.warn('sessions are kept in this process only (storage.sessions: memory): they end when it stops and are not shared with replicas')
+    log().warn('sessions are kept in this process only (storage.sessions: memory): they end when it stops and are not shared with replicas')
+  }
+  log().info({ url, metrics: `http://${config.metrics.host}:${metricsServer.port}/metrics` }, 'gatehouse is listening')
+
+  async function mount(next: Runtime, nextConfig: GatewayConfig): Promise<Mounted> {
+    // The dummy hash that unknown-email logins verify against, made before the first login.
+    await next.hasher.warmUp()
+    let handler: Mounted['handler'] | undefined
+    const app = await buildApp(next, {
+      // Only tells the app that it is served over TLS: our listener holds the certificate.
+      https: nextConfig.server.tls ? {} : null,
+      metrics,
+      logStream: options.logStream,
+      // fastify's handler, for our listener to call; the server it gets is never started.
+      serverFactory: (fastifyHandler) => {
+        handler = fastifyHandler
+        return new Server()
+      },
+    })
+    await app.ready()
+    if (handler === undefined) throw new Error('fastify did not hand over its request handler')
+    return { app, runtime: next, handler, inFlight: 0, idle: [] }
   }
 
-  const port = (app.server.address() as AddressInfo).port
-  const url = `${https ? 'https' : 'http'}://${config.server.host === '0.0.0.0' ? 'localhost' : config.server.host}:${port}`
-  const redirect = config.server.redirect_http_port === null ? null : await startRedirect(config, app)
+  function dispatch(mounted: Mounted, request: IncomingMessage, response: ServerResponse): void {
+    mounted.inFlight++
+    response.once('close', () => {
+      if (--mounted.inFlight === 0) for (const resolve of mounted.idle.splice(0)) resolve()
+    })
+    mounted.handler(request, response)
+  }
 
-  let closing: Promise<void> | undefined
+  const drainTimeoutMs = () => options.drainTimeoutMs ?? Math.max(0, ...config.routes.map((r) => r.timeout)) + 5_000
+
+  /** Resolves once the mounted app has answered everything it took, or after the drain timeout. */
+  function drained(mounted: Mounted): Promise<boolean> {
+    if (mounted.inFlight === 0) return Promise.resolve(true)
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), drainTimeoutMs())
+      mounted.idle.push(() => {
+        clearTimeout(timer)
+        resolve(true)
+      })
+    })
+  }
+
+  async function retire(mounted: Mounted): Promise<void> {
+    if (!(await drained(mounted))) log().warn({ in_flight: mounted.inFlight }, 'closing an old configuration with requests still in flight')
+    await mounted.app.close()
+    await mounted.runtime.retire()
+  }
+
+  let reloading: Promise<ReloadResult> | undefined
+  const retirements = new Set<Promise<void>>()
+  async function reload(): Promise<ReloadResult> {
+    const result = await attemptReload().catch((err: unknown): ReloadResult => ({ ok: false, error: describe(err) }))
+    metrics.configReload(result.ok ? 'success' : 'failure')
+    if (result.ok) log().info({ config: config.source }, 'reloaded the configuration')
+    else log().error({ config: config.source, problems: result.error.split('\n') }, 'configuration reload refused; the running configuration stays')
+    return result
+  }
+
+  async function attemptReload(): Promise<ReloadResult> {
+    if (closing) return { ok: false, error: 'the gateway is shutting down' }
+    const next = await loadConfig(config.source)
+    const restartOnly = restartOnlyChanges(config, next)
+    if (restartOnly.length > 0) {
+      return { ok: false, error: restartOnly.map((key) => `${key}: changing this needs a restart`).join('\n') }
+    }
+    const nextTls = next.server.tls ? await readTlsFiles(next.server.tls) : null
+    const nextRuntime = await current.runtime.reconfigure(next)
+    let mounted: Mounted
+    try {
+      mounted = await mount(nextRuntime, next)
+    } catch (err) {
+      await nextRuntime.retire()
+      throw err
+    }
+    if (nextTls) secure?.setSecureContext({ cert: nextTls.cert, key: nextTls.key })
+    const previous = current
+    current = mounted
+    config = next
+    tls = nextTls
+    const retiring = retire(previous).catch((err: unknown) => log().error({ err }, 'closing the previous configuration failed'))
+    retirements.add(retiring)
+    void retiring.finally(() => retirements.delete(retiring))
+    return { ok: true, config: next }
+  }
+
+  let closed: Promise<void> | undefined
   const close = () => {
-    closing ??= (async () => {
+    closed ??= (async () => {
+      closing = true
+      await reloading?.catch(() => undefined)
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()))
+      server.closeIdleConnections()
       await new Promise<void>((resolve) => (redirect ? redirect.close(() => resolve()) : resolve()))
-      await app.close()
-      await runtime.close()
+      if (!(await drained(current))) log().warn({ in_flight: current.inFlight }, 'shutting down with requests still in flight')
+      await Promise.all(retirements)
+      server.closeAllConnections()
+      await stopped
+      await current.app.close()
+      await current.runtime.close()
+      await metricsServer?.close()
+      breakers.shutdown()
     })()
-    return closing
+    return closed
   }
-  return { app, runtime, url, close }
+
+  return {
+    get app() {
+      return current.app
+    },
+    get runtime() {
+      return current.runtime
+    },
+    get config() {
+      return config
+    },
+    metrics,
+    url,
+    port,
+    metricsPort: metricsServer.port,
+    redirectPort: redirect === null ? null : (redirect.address() as AddressInfo).port,
+    reload: () => {
+      reloading = (reloading ?? Promise.resolve()).catch(() => undefined).then(reload)
+      return reloading
+    },
+    close,
+  }
+}
+
+function describe(err: unknown): string {
+  if (err instanceof ConfigError) return err.problems.join('\n')
+  return err instanceof Error ? err.message : String(err)
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
 }
 
 /** A plain listener that answers every request with 308 to the same path on public_url. */
-async function startRedirect(config: GatewayConfig, app: FastifyInstance): Promise<Server> {
+async function startRedirect(config: GatewayConfig): Promise<Server> {
   const origin = new URL(config.server.public_url).origin
-  const server = createServer((request, response) => {
+  const server = createHttpServer((request, response) => {
     response.writeHead(308, { location: origin + (request.url ?? '/'), 'content-length': '0' }).end()
   })
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(config.server.redirect_http_port ?? 0, config.server.host, () => resolve())
-  })
-  app.log.info({ port: (server.address() as AddressInfo).port }, 'redirecting plain HTTP to HTTPS')
+  await listen(server, config.server.redirect_http_port ?? 0, config.server.host)
   return server
 }
 
-/** Closes the gateway on SIGTERM or SIGINT and exits 0 (1 if closing failed). */
+/**
+ * SIGTERM and SIGINT: drain and exit 0 (1 if closing failed). SIGHUP: reload gateway.yml,
+ * the TLS certificate and the identity keys (after `gatehouse keys rotate`).
+ */
 export function closeOnSignals(gateway: RunningGateway): void {
   const stop = (signal: NodeJS.Signals) => {
     gateway.app.log.info({ signal }, 'shutting down: finishing in-flight requests')
@@ -91,12 +294,5 @@ export function closeOnSignals(gateway: RunningGateway): void {
   }
   process.once('SIGTERM', stop)
   process.once('SIGINT', stop)
-  // A full configuration reload comes with the operations work; for now SIGHUP picks up a
-  // rotated identity key (see `gatehouse keys rotate`).
-  process.on('SIGHUP', () => {
-    gateway.runtime.keys.reload().then(
-      () => gateway.app.log.info({ kid: gateway.runtime.keys.current.kid }, 'reloaded the identity keys'),
-      (err: unknown) => gateway.app.log.error({ err }, 'reloading the identity keys failed; the old keys stay'),
-    )
-  })
+  process.on('SIGHUP', () => void gateway.reload())
 }

@@ -7,6 +7,7 @@ import { mkdtemp, readFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import yaml from 'js-yaml'
+import type { DestinationStream } from 'pino'
 import type { Test } from 'tap'
 import { Agent, request, type Dispatcher } from 'undici'
 import { buildApp } from '../../src/app.js'
@@ -14,6 +15,8 @@ import { parseConfig } from '../../src/config/index.js'
 import type { GatewayConfig } from '../../src/config/types.js'
 import type { Clock } from '../../src/core/clock.js'
 import { ensureDevCertificate } from '../../src/dev-certificate.js'
+import { GatewayMetrics } from '../../src/metrics/gateway-metrics.js'
+import type { BreakerRegistry } from '../../src/resilience/breaker-registry.js'
 import { createRuntime, type Runtime } from '../../src/runtime.js'
 import type { InvalidationBus } from '../../src/sessions/invalidation.js'
 import type { SessionStore } from '../../src/sessions/store.js'
@@ -67,6 +70,12 @@ export interface TestGatewayOptions {
    */
   invalidation?: InvalidationBus
   clock?: Clock
+  /** Circuit breakers with test settings (e.g. a short reset timeout). */
+  breakers?: BreakerRegistry
+  /** Where the gateway counts; default: a new registry (read it with `metrics.exposition()`). */
+  metrics?: GatewayMetrics
+  /** Captures the JSON log lines (default: no logging). */
+  logStream?: DestinationStream
   /** Adjust the raw config before validation. */
   configure?: (raw: RawConfig) => void
 }
@@ -89,6 +98,7 @@ export interface TestGateway {
   url: string
   config: GatewayConfig
   runtime: Runtime
+  metrics: GatewayMetrics
   call(method: Dispatcher.HttpMethod, path: string, options?: CallOptions): Promise<Response>
   /**
    * Stops listening and closes the client (as at teardown; idempotent). The stores stay
@@ -107,8 +117,20 @@ export async function startTestGateway(t: Test, options: TestGatewayOptions = {}
   const config = buildTestConfig(options.configure)
   const db = options.db ?? (await (options.database ?? databaseBackends()[0]!).open(t))
   const store = options.store ?? (await (options.sessionStore ?? sessionStoreBackends()[0]!).open(t, { clock: options.clock }))
-  const runtime = await createRuntime(config, { db, store, clock: options.clock, invalidation: options.invalidation })
-  const app = await buildApp(runtime, { https: await testCertificate(), logger: false })
+  const metrics = options.metrics ?? new GatewayMetrics()
+  const runtime = await createRuntime(config, {
+    db,
+    store,
+    clock: options.clock,
+    invalidation: options.invalidation,
+    breakers: options.breakers,
+    onLockout: () => metrics.lockout(),
+  })
+  const app = await buildApp(runtime, {
+    https: await testCertificate(),
+    metrics,
+    ...(options.logStream ? { logStream: options.logStream } : { logger: false }),
+  })
   await app.listen({ host: '127.0.0.1', port: 0 })
   const address = app.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : 0
@@ -144,5 +166,5 @@ export async function startTestGateway(t: Test, options: TestGatewayOptions = {}
     }
   }
 
-  return { url, config, runtime, call, close }
+  return { url, config, runtime, metrics, call, close }
 }
