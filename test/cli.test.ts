@@ -70,6 +70,7 @@ function config(overrides: (raw: RawConfig) => void = () => {}): string {
       { name: 'admin', match: '/admin', upstream: 'http://127.0.0.1:9', auth: 'required', permissions: ['admin:access'] },
       { name: 'public', match: '/public', upstream: 'http://127.0.0.1:9', auth: 'public' },
     ],
+    metrics: { port: 0 },
     logging: { level: 'warn' },
   }
   overrides(raw)
