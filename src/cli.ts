@@ -138,7 +138,6 @@ export function buildProgram(state: { serving: boolean } = { serving: false }): 
       await withRuntime(options, async (runtime) => {
         const target = await requireUser(runtime, options.email)
         const updated = await runtime.users.setRoles(target.id, options.role)
-        await runtime.pats.invalidateUser(target.id)
         process.stdout.write(`${updated.email}: roles ${updated.roles.join(', ')}\n`)
       })
     })
@@ -152,7 +151,6 @@ export function buildProgram(state: { serving: boolean } = { serving: false }): 
       await withRuntime(options, async (runtime) => {
         const target = await requireUser(runtime, options.email)
         await runtime.users.setDisabled(target.id, true)
-        await runtime.pats.invalidateUser(target.id)
         const ended = await runtime.sessions.revokeAll(target.id)
         process.stdout.write(`${target.email}: disabled, ${ended} session(s) ended\n`)
       })

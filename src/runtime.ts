@@ -3,6 +3,7 @@
  * them. The server, the CLI and the tests all get their services from here.
  */
 import type { GatewayConfig } from './config/types.js'
+import { ActiveUserCache } from './core/active-users.js'
 import { AssertionSigner } from './core/assertion-signer.js'
 import { AuditLog } from './core/audit.js'
 import { systemClock, type Clock } from './core/clock.js'
@@ -13,6 +14,8 @@ import { PatService } from './core/pats.js'
 import { RouteTable } from './core/route-table.js'
 import { SessionService } from './core/sessions.js'
 import { UserService } from './core/users.js'
+import { OidcAccounts } from './core/oidc-accounts.js'
+import { OidcProviders } from './oidc/providers.js'
 import type { InvalidationBus } from './sessions/invalidation.js'
 import { openInvalidationBus } from './sessions/open-invalidation.js'
 import { openSessionStore } from './sessions/open.js'
@@ -37,8 +40,14 @@ export interface Runtime {
   readonly hasher: PasswordHasher
   readonly throttle: LoginThrottle
   readonly users: UserService
+  /** `users.isActive`, cached for session-authenticated requests. */
+  readonly activeUsers: ActiveUserCache
   readonly sessions: SessionService
   readonly pats: PatService
+  /** The `auth.oidc` providers; discovery starts when the app is built (oidc-routes), stops at retire(). */
+  readonly oidc: OidcProviders
+  /** Which local user an OIDC sign-in is (user_identities). */
+  readonly oidcAccounts: OidcAccounts
   readonly keys: KeyRing
   readonly signer: AssertionSigner
   readonly routes: RouteTable
@@ -92,6 +101,8 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
     passwordPolicy: config.auth.password,
     roles: config.roles,
     defaultRoles: config.default_roles,
+    // Every replica's PAT and active-user caches drop the user (this one's synchronously).
+    onUserChanged: (userId) => invalidation.publish({ kind: 'user', userId }),
   })
   const sessions = new SessionService({
     store,
@@ -100,6 +111,7 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
     absoluteTimeoutMs: config.sessions.absolute_timeout,
   })
   const pats = new PatService({ db, audit, clock, roles: config.roles, invalidation })
+  const activeUsers = new ActiveUserCache({ users, bus: invalidation, clock })
   const signer = new AssertionSigner({
     keys,
     issuer: config.server.public_url,
@@ -109,7 +121,9 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
   })
   let retired: Promise<void> | undefined
   let closed: Promise<void> | undefined
-  const retire = () => (retired ??= pats.close().catch(() => undefined))
+  const oidc = new OidcProviders(config.auth.oidc, { publicUrl: config.server.public_url })
+  const oidcAccounts = new OidcAccounts({ db, audit, defaultRoles: config.default_roles })
+  const retire = () => (retired ??= (oidc.close(), pats.close().catch(() => undefined)))
   return {
     config,
     clock,
@@ -120,8 +134,11 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
     hasher,
     throttle,
     users,
+    activeUsers,
     sessions,
     pats,
+    oidc,
+    oidcAccounts,
     keys,
     signer,
     routes: new RouteTable(config.routes),

@@ -161,8 +161,8 @@ const FORBIDDEN_CHARACTERS = /[\p{Cc}\p{Zl}\p{Zp}\u202A-\u202E\u2066-\u2069]/u
  * any lookup. Valid tokens are cached in memory, keyed by hash, for at most `cacheTtlMs`;
  * tokens that can never become valid again (unknown, revoked, expired) are cached as refused.
  * A cached token stays valid only while the invalidation bus says it misses nothing: revoking
- * a token, and `invalidateUser` (to be called after disabling, deleting or changing the roles
- * of a user), drop the entries on every replica, and the bus's resets drop them all.
+ * a token, and a `user` message (UserService announces every change to a user; see
+ * `invalidateUser`), drop the entries on every replica, and the bus's resets drop them all.
  * Last-used times are kept in memory and written every `lastUsedFlushMs` in one statement.
  *
  * A database failure rejects (the caller answers 503): it never reads as an unknown token.
@@ -350,8 +350,8 @@ export class PatService {
   }
 
   /**
-   * Drops the user's tokens from every replica's cache. Call it after disabling or deleting a
-   * user or changing their roles (or name), once that change is committed.
+   * Drops the user's tokens from every replica's cache. UserService announces its own changes
+   * (the runtime wires its `onUserChanged` to the bus); this is for users changed otherwise.
    */
   async invalidateUser(userId: string): Promise<void> {
     await this.#announce({ kind: 'user', userId })

@@ -57,6 +57,11 @@ export interface UserServiceOptions {
   roles: Readonly<Record<string, readonly string[]>>
   /** `default_roles`, given to registered users. */
   defaultRoles: readonly string[]
+  /**
+   * Told after a user's name, roles or status changed or the user was deleted, once that is
+   * committed, so that every replica drops what it caches about them (see `announce`).
+   */
+  onUserChanged?: (userId: string) => Promise<void>
 }
 
 export const MAX_NAME_LENGTH = 100
@@ -158,6 +163,7 @@ export class UserService {
   readonly #policy: PasswordPolicy
   readonly #roles: Readonly<Record<string, readonly string[]>>
   readonly #defaultRoles: readonly string[]
+  readonly #onUserChanged: (userId: string) => Promise<void>
 
   constructor(options: UserServiceOptions) {
     this.#db = options.db
@@ -167,6 +173,7 @@ export class UserService {
     this.#policy = options.passwordPolicy
     this.#roles = options.roles
     this.#defaultRoles = options.defaultRoles
+    this.#onUserChanged = options.onUserChanged ?? (async () => {})
   }
 
   /**
@@ -338,6 +345,7 @@ export class UserService {
       )
       return updated
     })
+    await this.#onUserChanged(id)
     return toUser(row)
   }
 
@@ -383,6 +391,7 @@ export class UserService {
       )
       return updated
     })
+    await this.#onUserChanged(id)
     return toManagedUser(row)
   }
 
@@ -401,6 +410,7 @@ export class UserService {
       )
       return updated
     })
+    await this.#onUserChanged(id)
     return toManagedUser(row)
   }
 
@@ -422,6 +432,7 @@ export class UserService {
         tx,
       )
     })
+    await this.#onUserChanged(id)
   }
 
   #checkNewPassword(password: string, email: string): void {

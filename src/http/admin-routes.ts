@@ -23,7 +23,7 @@ function requireManager(request: FastifyRequest) {
 }
 
 export async function adminRoutes(app: FastifyInstance, { runtime }: { runtime: Runtime }): Promise<void> {
-  const { users, sessions, pats } = runtime
+  const { users, sessions } = runtime
 
   app.get<{ Querystring: { limit?: string; cursor?: string } }>(
     '/auth/admin/users',
@@ -64,7 +64,6 @@ export async function adminRoutes(app: FastifyInstance, { runtime }: { runtime: 
       if (request.body.roles !== undefined) user = await users.setRoles(id, request.body.roles, context)
       if (request.body.disabled !== undefined) user = await users.setDisabled(id, request.body.disabled, context)
       if (request.body.disabled === true) await sessions.revokeAll(id)
-      await pats.invalidateUser(id)
       return user
     },
   )
@@ -77,7 +76,6 @@ export async function adminRoutes(app: FastifyInstance, { runtime }: { runtime: 
       const { id } = request.params
       await users.delete(id, { actorId: actor.user.id, ip: request.ip })
       await sessions.revokeAll(id)
-      await pats.invalidateUser(id)
       return reply.code(204).send()
     },
   )

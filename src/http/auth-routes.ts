@@ -27,12 +27,17 @@ function meOf(identity: Identity) {
     name: user.name,
     roles: user.roles,
     permissions: identity.permissions,
-    auth: { method: identity.method, expires_at: identity.expiresAt === null ? null : iso(identity.expiresAt) },
+    auth: {
+      method: identity.method,
+      expires_at: identity.expiresAt === null ? null : iso(identity.expiresAt),
+      // How the user proved who they are: the `amr` of the assertions upstreams receive.
+      amr: [identity.amr],
+    },
   }
 }
 
 export async function authRoutes(app: FastifyInstance, { runtime, cookie }: AuthRoutesOptions): Promise<void> {
-  const { users, sessions, pats, throttle, audit, config } = runtime
+  const { users, sessions, throttle, audit, config } = runtime
   const noContent = (reply: FastifyReply) => reply.code(204).send()
 
   app.post<{ Body: { email: string; password: string; name?: string | null } }>(
@@ -82,8 +87,6 @@ export async function authRoutes(app: FastifyInstance, { runtime, cookie }: Auth
     async (request) => {
       const identity = identityOf(request)
       const user = await users.updateName(identity.user.id, request.body.name, { ip: request.ip })
-      // Cached PAT identities carry the name.
-      await pats.invalidateUser(user.id)
       return meOf({ ...identity, user })
     },
   )
@@ -94,7 +97,6 @@ export async function authRoutes(app: FastifyInstance, { runtime, cookie }: Auth
     async (request, reply) => {
       const identity = identityOf(request)
       await users.delete(identity.user.id, { password: request.body.password, ip: request.ip })
-      await pats.invalidateUser(identity.user.id)
       // The user is gone, so every session is refused from now on even if this fails.
       await sessions.revokeAll(identity.user.id)
       cookie.clear(reply)

@@ -23,10 +23,10 @@ const unknownCredential = () => new GatehouseError('GH_UNAUTHENTICATED', 'The cr
 export type AttemptListener = (method: 'session' | 'pat', result: 'success' | 'failure') => void
 
 export function createAuthenticator(runtime: Runtime, cookieName: string, onAttempt: AttemptListener = () => {}): Authenticator {
-  const { sessions, users, pats, config } = runtime
+  const { sessions, activeUsers, pats, config } = runtime
 
   async function identityFor(active: ActiveSession, via: Identity['via']): Promise<Identity | null> {
-    const user = await users.isActive(active.session.user_id)
+    const user = await activeUsers.get(active.session.user_id)
     if (user === null) {
       await sessions.revoke(active.session.user_id, active.session.id)
       return null

@@ -142,7 +142,7 @@ export async function startTestGateway(t: Test, options: TestGatewayOptions = {}
       await dispatcher.close()
       await app.close()
       // The database and store belong to the test's backends, which close them.
-      await runtime.pats.close()
+      await runtime.retire()
       if (options.invalidation === undefined) await runtime.invalidation.close()
     })()
     return closing
