@@ -1,104 +1,142 @@
 /**
- * `npm run bench`: the gateway against a bare @fastify/http-proxy in the same run.
- * A minimal upstream, a bare proxy to it, and the gateway with a public route and a
- * PAT-authenticated route (RBAC + signed assertion) to it, all plain HTTP on loopback so that
- * TLS does not hide the gateway's own cost. autocannon runs in a separate process, in
- * interleaved rounds so that machine drift hits every target alike.
+ * `npm run bench`: the gateway against a bare Fastify + @fastify/http-proxy, measured in the
+ * same run. A minimal upstream, the bare proxy and two gateways (request-bound assertions and
+ * `bind_to_request: false`) each run in their own process (bench/servers.ts); autocannon runs
+ * in another, in interleaved rounds so that machine drift hits every target alike. Everything
+ * is plain HTTP on loopback so that TLS does not hide the gateway's own cost.
+ *
+ * Per target: median requests/s (min–max over rounds), p50/p99 latency, the ratio to the bare
+ * proxy and to the upstream, and the serving process's CPU microseconds per request (steadier
+ * than requests/s on a machine with CPU steal). Then logins/s at the default argon2 parameters,
+ * and the gateways' resident memory after the run.
  *
  * Env: BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 64), BENCH_ROUNDS (default 3),
- * BENCH_BIND=false for `identity.bind_to_request: false`. Results: bench/results/latest-{bound,unbound}.{json,md}.
+ * BENCH_LOG_LEVEL (the gateways' logging.level, default info: one access line per request).
+ * Results: bench/results/latest.{json,md}.
  */
-import { execFile } from 'node:child_process'
-import { mkdtemp, mkdir, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { execFile, fork, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdir, writeFile } from 'node:fs/promises'
 import os from 'node:os'
-import path from 'node:path'
+import { createRequire } from 'node:module'
 import { promisify } from 'node:util'
-import proxy from '@fastify/http-proxy'
-import Fastify from 'fastify'
-import yaml from 'js-yaml'
-import { buildApp } from '../src/app.js'
-import { parseConfig } from '../src/config/index.js'
-import { permissionsFor } from '../src/core/permissions.js'
-import { openRuntime } from '../src/runtime.js'
+import { fileURLToPath } from 'node:url'
+import type { ProcessStats, ReadyMessage } from './servers.js'
 
 const run = promisify(execFile)
 const duration = Number(process.env.BENCH_DURATION ?? 10)
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 64)
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
+const AUTOCANNON = createRequire(import.meta.url).resolve('autocannon/autocannon.js')
+const SERVERS = fileURLToPath(new URL('./servers.js', import.meta.url))
+
+interface Server {
+  child: ChildProcess
+  ready: ReadyMessage
+  url: string
+  stats(): Promise<ProcessStats>
+}
+
+async function startServer(kind: string, ...args: string[]): Promise<Server> {
+  const child = fork(SERVERS, [kind, ...args], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+  const [ready] = (await once(child, 'message')) as [ReadyMessage]
+  const stats = async () => {
+    child.send('stats')
+    for (;;) {
+      const [message] = (await once(child, 'message')) as [{ stats?: ProcessStats }]
+      if (message.stats) return message.stats
+    }
+  }
+  return { child, ready, url: `http://127.0.0.1:${ready.port}`, stats }
+}
 
 interface Sample {
   rps: number
   p50: number
   p99: number
+  cpuMicrosPerRequest: number
 }
 
-async function listen(server: { listen: (port: number, host: string, cb: () => void) => void; address: () => AddressInfo | string | null }) {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return (server.address() as AddressInfo).port
+interface Load {
+  url: string
+  headers?: Record<string, string>
+  method?: string
+  body?: string
+  connections?: number
 }
 
-async function autocannon(url: string, headers: Record<string, string>): Promise<Sample> {
-  const args = ['autocannon', '-j', '-c', String(connections), '-d', String(duration)]
-  for (const [name, value] of Object.entries(headers)) args.push('-H', `${name}=${value}`)
-  args.push(url)
-  const { stdout } = await run('npx', args, { maxBuffer: 16 * 1024 * 1024 })
-  const result = JSON.parse(stdout) as { requests: { average: number }; latency: { p50: number; p99: number }; non2xx: number; errors: number }
-  if (result.non2xx > 0 || result.errors > 0) throw new Error(`${url}: ${result.non2xx} non-2xx answers, ${result.errors} errors`)
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99 }
+async function autocannon(load: Load, server: Server): Promise<Sample> {
+  const args = [AUTOCANNON, '-j', '-c', String(load.connections ?? connections), '-d', String(duration)]
+  for (const [name, value] of Object.entries(load.headers ?? {})) args.push('-H', `${name}=${value}`)
+  if (load.method) args.push('-m', load.method)
+  if (load.body) args.push('-b', load.body)
+  args.push(load.url)
+  const before = await server.stats()
+  const { stdout } = await run(process.execPath, args, { maxBuffer: 16 * 1024 * 1024 })
+  const after = await server.stats()
+  const result = JSON.parse(stdout) as {
+    requests: { average: number; total: number }
+    latency: { p50: number; p99: number }
+    non2xx: number
+    errors: number
+  }
+  if (result.non2xx > 0 || result.errors > 0) throw new Error(`${load.url}: ${result.non2xx} non-2xx answers, ${result.errors} errors`)
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    cpuMicrosPerRequest: (after.cpuMicros - before.cpuMicros) / Math.max(1, result.requests.total),
+  }
 }
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0
+const round1 = (value: number) => Math.round(value * 10) / 10
 
-const upstream = createServer((_request, response) => {
-  response.writeHead(200, { 'content-type': 'application/json', 'content-length': '11' }).end('{"ok":true}')
-})
-const upstreamPort = await listen(upstream)
-const upstreamUrl = `http://127.0.0.1:${upstreamPort}`
+const upstream = await startServer('upstream')
+const bare = await startServer('bare', upstream.url)
+const bound = await startServer('gateway', upstream.url, 'bound')
+const unbound = await startServer('gateway', upstream.url, 'unbound')
+const servers = [upstream, bare, bound, unbound]
 
-const bare = Fastify({ logger: false })
-await bare.register(proxy, { upstream: upstreamUrl })
-await bare.listen({ host: '127.0.0.1', port: 0 })
-const barePort = (bare.server.address() as AddressInfo).port
-
-const dir = await mkdtemp(path.join(os.tmpdir(), 'gatehouse-bench-'))
-await mkdir(path.join(dir, 'certs'))
-const config = parseConfig(
-  yaml.dump({
-    server: { host: '127.0.0.1', port: 0, public_url: 'http://localhost' },
-    storage: { database: `embedded:${path.join(dir, 'db')}`, sessions: 'memory' },
-    identity: { bind_to_request: process.env.BENCH_BIND !== 'false' },
-    logging: { level: 'silent' },
-    routes: [
-      { name: 'public', match: '/public', upstream: upstreamUrl, auth: 'public' },
-      { name: 'pat', match: '/pat', upstream: upstreamUrl, auth: 'required', permissions: ['app:read'] },
-    ],
-  }),
-  { source: path.join(dir, 'gateway.yml'), env: {} },
-)
-const runtime = await openRuntime(config)
-const user = await runtime.users.register({ email: 'bench@example.com', password: null, name: null }, { roles: ['viewer'] })
-const { token } = await runtime.pats.create({ id: user.id, permissions: permissionsFor(user.roles, config.roles) }, { name: 'bench' })
-const gateway = await buildApp(runtime, { logger: false })
-await gateway.listen({ host: '127.0.0.1', port: 0 })
-const gatewayPort = (gateway.server.address() as AddressInfo).port
-
-const targets: Array<{ name: string; url: string; headers: Record<string, string> }> = [
-  { name: 'upstream (direct)', url: `${upstreamUrl}/`, headers: {} },
-  { name: 'bare @fastify/http-proxy', url: `http://127.0.0.1:${barePort}/`, headers: {} },
-  { name: 'gateway public route', url: `http://127.0.0.1:${gatewayPort}/public`, headers: {} },
-  { name: 'gateway PAT route', url: `http://127.0.0.1:${gatewayPort}/pat`, headers: { authorization: `Bearer ${token}` } },
+const targets: Array<{ name: string; server: Server; load: Load }> = [
+  { name: 'upstream (direct)', server: upstream, load: { url: `${upstream.url}/` } },
+  { name: 'bare @fastify/http-proxy', server: bare, load: { url: `${bare.url}/` } },
+  { name: 'gateway public route', server: bound, load: { url: `${bound.url}/public` } },
+  { name: 'gateway PAT route, bound assertions', server: bound, load: { url: `${bound.url}/pat`, headers: { authorization: `Bearer ${bound.ready.pat}` } } },
+  { name: 'gateway PAT route, bind_to_request: false', server: unbound, load: { url: `${unbound.url}/pat`, headers: { authorization: `Bearer ${unbound.ready.pat}` } } },
+  { name: 'gateway session route', server: bound, load: { url: `${bound.url}/session`, headers: { authorization: `Bearer ${bound.ready.session}` } } },
 ]
+
 const samples = new Map<string, Sample[]>(targets.map((t) => [t.name, []]))
 for (let round = 0; round < rounds; round++) {
-  for (const target of targets) samples.get(target.name)?.push(await autocannon(target.url, target.headers))
+  for (const target of targets) {
+    samples.get(target.name)?.push(await autocannon(target.load, target.server))
+    process.stderr.write('.')
+  }
 }
+process.stderr.write('\n')
 
-const bareRps = median(samples.get('bare @fastify/http-proxy')?.map((s) => s.rps) ?? [])
+// Logins: few connections, since each login is ~30 ms of argon2 and the hashing queue is bounded.
+const login = await autocannon(
+  {
+    url: `${bound.url}/auth/login`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email: bound.ready.loginEmail, password: bound.ready.loginPassword }),
+    connections: os.cpus().length * 2,
+  },
+  bound,
+)
+
+const bareSamples = samples.get('bare @fastify/http-proxy') ?? []
+const directSamples = samples.get('upstream (direct)') ?? []
+const bareRps = median(bareSamples.map((s) => s.rps))
+const bareP99 = median(bareSamples.map((s) => s.p99))
+const directRps = median(directSamples.map((s) => s.rps))
 const rows = targets.map((target) => {
   const s = samples.get(target.name) ?? []
   const rps = s.map((x) => x.rps)
+  const cpu = s.map((x) => x.cpuMicrosPerRequest)
   return {
     target: target.name,
     rps_median: Math.round(median(rps)),
@@ -106,22 +144,44 @@ const rows = targets.map((target) => {
     rps_max: Math.round(Math.max(...rps)),
     p50_ms: median(s.map((x) => x.p50)),
     p99_ms: median(s.map((x) => x.p99)),
+    p99_vs_bare_ms: median(s.map((x) => x.p99)) - bareP99,
     vs_bare: Number((median(rps) / bareRps).toFixed(3)),
+    vs_direct: Number((median(rps) / directRps).toFixed(3)),
+    cpu_us_per_request_median: round1(median(cpu)),
+    cpu_us_per_request_min: round1(Math.min(...cpu)),
+    cpu_us_per_request_max: round1(Math.max(...cpu)),
   }
 })
-const report = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, duration, connections, rounds, bind_to_request: config.identity.bind_to_request, rows }
+const memory = { bound: (await bound.stats()).rss, unbound: (await unbound.stats()).rss, bare: (await bare.stats()).rss }
+const report = {
+  date: new Date().toISOString(),
+  node: process.version,
+  cpus: os.cpus().length,
+  duration,
+  connections,
+  rounds,
+  log_level: process.env.BENCH_LOG_LEVEL ?? 'info',
+  rows,
+  logins_per_second: Math.round(login.rps * 10) / 10,
+  login_p99_ms: login.p99,
+  rss_mib: Object.fromEntries(Object.entries(memory).map(([k, v]) => [k, Math.round(v / 1048576)])),
+}
 await mkdir('bench/results', { recursive: true })
-const name = `latest-${config.identity.bind_to_request ? 'bound' : 'unbound'}`
-await writeFile(`bench/results/${name}.json`, JSON.stringify(report, null, 2) + '\n')
+await writeFile('bench/results/latest.json', JSON.stringify(report, null, 2) + '\n')
 const md = [
-  `| target | req/s (median) | min–max | p50 ms | p99 ms | vs bare proxy |`,
-  `| --- | ---: | ---: | ---: | ---: | ---: |`,
-  ...rows.map((r) => `| ${r.target} | ${r.rps_median} | ${r.rps_min}–${r.rps_max} | ${r.p50_ms} | ${r.p99_ms} | ${r.vs_bare} |`),
+  `${rounds} interleaved rounds of ${duration} s at ${connections} connections, ${report.cpus} CPUs, Node ${report.node}, gateway logging.level ${report.log_level}.`,
+  '',
+  `| target | req/s (median) | min–max | p50 ms | p99 ms | vs bare proxy | vs upstream | CPU µs/request (median, min–max) |`,
+  `| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`,
+  ...rows.map(
+    (r) =>
+      `| ${r.target} | ${r.rps_median} | ${r.rps_min}–${r.rps_max} | ${r.p50_ms} | ${r.p99_ms} | ${r.vs_bare} | ${r.vs_direct} | ${r.cpu_us_per_request_median} (${r.cpu_us_per_request_min}–${r.cpu_us_per_request_max}) |`,
+  ),
+  '',
+  `Logins: ${report.logins_per_second}/s at the default argon2 parameters (p99 ${report.login_p99_ms} ms).`,
+  `Resident memory after the run: gateway ${report.rss_mib.bound} MiB (bound), ${report.rss_mib.unbound} MiB (unbound); bare proxy ${report.rss_mib.bare} MiB.`,
 ].join('\n')
-await writeFile(`bench/results/${name}.md`, md + '\n')
+await writeFile('bench/results/latest.md', md + '\n')
 process.stdout.write(md + '\n')
 
-await gateway.close()
-await runtime.close()
-await bare.close()
-upstream.close()
+for (const server of servers) server.child.kill('SIGTERM')

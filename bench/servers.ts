@@ -1,0 +1,85 @@
+/**
+ * The processes `npm run bench` measures, one server per process so that each has a core's
+ * worth of event loop and its CPU time is its own: `upstream`, `bare` (Fastify +
+ * @fastify/http-proxy) and `gateway` (the real gateway from startGateway, plain HTTP).
+ * Each sends `{ ready, port, … }` over IPC once listening and answers `stats` with its CPU
+ * time and resident memory.
+ */
+import { mkdtemp, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import proxy from '@fastify/http-proxy'
+import Fastify from 'fastify'
+import yaml from 'js-yaml'
+import { loadConfig } from '../src/config/index.js'
+import { permissionsFor } from '../src/core/permissions.js'
+import { startGateway } from '../src/server.js'
+
+export interface ProcessStats {
+  cpuMicros: number
+  rss: number
+}
+
+export type ReadyMessage = { ready: true; port: number; pat?: string; session?: string; loginEmail?: string; loginPassword?: string }
+
+function send(message: unknown): void {
+  process.send?.(message)
+}
+
+process.on('message', (message) => {
+  if (message === 'stats') {
+    const cpu = process.cpuUsage()
+    send({ stats: { cpuMicros: cpu.user + cpu.system, rss: process.memoryUsage().rss } satisfies ProcessStats })
+  }
+})
+process.on('disconnect', () => process.exit(0))
+
+const [kind = '', upstreamUrl = '', option = ''] = process.argv.slice(2)
+
+if (kind === 'upstream') {
+  const server = createServer((_request, response) => {
+    response.writeHead(200, { 'content-type': 'application/json', 'content-length': '11' }).end('{"ok":true}')
+  })
+  server.keepAliveTimeout = 60_000
+  server.listen(0, '127.0.0.1', () => send({ ready: true, port: (server.address() as AddressInfo).port }))
+} else if (kind === 'bare') {
+  const bare = Fastify({ logger: false })
+  await bare.register(proxy, { upstream: upstreamUrl })
+  await bare.listen({ host: '127.0.0.1', port: 0 })
+  send({ ready: true, port: (bare.server.address() as AddressInfo).port })
+} else if (kind === 'gateway') {
+  const bind = option !== 'unbound'
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'gatehouse-bench-'))
+  const configPath = path.join(dir, 'gateway.yml')
+  await writeFile(
+    configPath,
+    yaml.dump({
+      server: { host: '127.0.0.1', port: 0, public_url: 'http://localhost' },
+      storage: { database: `embedded:${path.join(dir, 'db')}`, sessions: 'memory' },
+      identity: { signing_key_file: path.join(dir, 'identity-keys.json'), bind_to_request: bind },
+      auth: { login_rate_limit: { max: 1_000_000, window: '1m' } },
+      rate_limits: { generous: { max: 100_000_000, window: '1m', key: 'user' } },
+      metrics: { port: 0 },
+      logging: { level: process.env.BENCH_LOG_LEVEL ?? 'info' },
+      routes: [
+        { name: 'public', match: '/public', upstream: upstreamUrl, auth: 'public' },
+        { name: 'pat', match: '/pat', upstream: upstreamUrl, auth: 'required', permissions: ['app:read'], rate_limit: 'generous' },
+        { name: 'session', match: '/session', upstream: upstreamUrl, auth: 'required', permissions: ['app:read'] },
+      ],
+    }),
+  )
+  // The access log goes where a container's stdout would: written, then discarded.
+  const gateway = await startGateway(await loadConfig(configPath))
+  const { runtime } = gateway
+  const loginEmail = 'bench@example.com'
+  const loginPassword = 'a long enough bench passphrase'
+  const user = await runtime.users.register({ email: loginEmail, password: loginPassword, name: null }, { roles: ['viewer'] })
+  const { token: pat } = await runtime.pats.create({ id: user.id, permissions: permissionsFor(user.roles, gateway.config.roles) }, { name: 'bench' })
+  const session = await runtime.sessions.create(user.id, { amr: 'pwd' })
+  send({ ready: true, port: gateway.port, pat, session: session.token, loginEmail, loginPassword })
+} else {
+  process.stderr.write(`unknown bench process kind "${kind}"\n`)
+  process.exit(2)
+}
