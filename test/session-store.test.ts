@@ -1,13 +1,12 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import net from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { ManualClock } from '../src/core/clock.js'
 import { MemorySessionStore } from '../src/sessions/memory.js'
 import { openSessionStore } from '../src/sessions/open.js'
 import { sessionStoreContract } from './contracts/session-store.js'
-import { requireBackends, sessionStoreBackends } from './helpers/backends.js'
+import { sessionStoreBackends } from './helpers/backends.js'
+import { freePort, haveRedisServer, startRedisServer } from './helpers/private-redis.js'
 
 const backends = sessionStoreBackends()
 
@@ -73,11 +72,8 @@ if (redis) {
   })
 }
 
-const haveRedisServer = spawnSync('redis-server', ['--version']).status === 0
-if (!haveRedisServer && requireBackends()) {
-  throw new Error('GATEHOUSE_REQUIRE_BACKENDS=1 but redis-server is not on PATH: the Redis outage test cannot run')
-}
-t.test('redis: calls fail fast while Redis is stalled or down, and work again when it is back', { skip: haveRedisServer ? false : 'redis-server is not on PATH' }, async (t) => {
+const redisServer = haveRedisServer('the Redis outage test')
+t.test('redis: calls fail fast while Redis is stalled or down, and work again when it is back', { skip: redisServer ? false : 'redis-server is not on PATH' }, async (t) => {
   // A private server: the shared one must never be stopped.
   const port = await freePort()
   let server = await startRedisServer(port)
@@ -128,31 +124,4 @@ async function eventually(fn: () => Promise<unknown>, timeoutMs = 10_000): Promi
       await sleep(50)
     }
   }
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const address = server.address()
-  server.close()
-  await once(server, 'close')
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  return address.port
-}
-
-async function startRedisServer(port: number): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  let output = ''
-  await new Promise<void>((resolve, reject) => {
-    child.stdout?.on('data', (chunk: Buffer) => {
-      output += chunk.toString()
-      if (output.includes('Ready to accept connections')) resolve()
-    })
-    child.once('exit', (code) => reject(new Error(`redis-server exited with ${code}: ${output}`)))
-  })
-  child.stdout?.resume()
-  return child
 }

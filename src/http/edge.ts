@@ -118,13 +118,31 @@ export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<
       () =>
         new Promise<void>((resolve, reject) => {
           const started = performance.now()
-          const finished = () => {
+          let settled = false
+          let timer: NodeJS.Timeout | undefined
+          const finished = (): boolean => {
+            if (settled) return false
+            settled = true
+            clearTimeout(timer)
             const seconds = (performance.now() - started) / 1000
             request.upstreamSeconds = seconds
             metrics.upstream(route.name, seconds)
+            return true
           }
+          // The route's timeout, counted once the client's request is in. undici enforces
+          // reply-from's `timeout` too, but on a coarse clock (up to a second late).
+          const startTimer = () => {
+            timer = setTimeout(() => {
+              if (finished()) reject(new GatehouseError('GH_GATEWAY_TIMEOUT'))
+            }, route.timeout)
+          }
+          if (request.raw.complete) startTimer()
+          else request.raw.once('end', startTimer)
           // A client that goes away before the upstream answers gets neither callback.
-          reply.raw.once('close', () => resolve())
+          reply.raw.once('close', () => {
+            clearTimeout(timer)
+            resolve()
+          })
           reply.from(destination.href, {
             // The query goes out exactly as the client sent it, kept out of the URL: there reply-from's
             // check would refuse a query holding "/.." and the URL parser would re-encode some
@@ -147,13 +165,14 @@ export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<
                 identity: identity && identityHeadersFor(identity, route, request, upstreamUri),
               }),
             onResponse: (_request, upstreamReply, response) => {
-              finished()
+              const { stream } = response as unknown as { stream: NodeJS.ReadableStream & { destroy(): void } }
+              // Too late: the client has had its 504.
+              if (!finished()) return stream.destroy()
               resolve()
-              void upstreamReply.send((response as unknown as { stream: unknown }).stream)
+              void upstreamReply.send(stream)
             },
             onError: (_reply, { error }) => {
-              finished()
-              reject(upstreamFailure(error))
+              if (finished()) reject(upstreamFailure(error))
             },
           })
         }),
