@@ -46,11 +46,19 @@ function accessLine(request: FastifyRequest, status: number, durationMs: number)
   }
 }
 
-export function addAccessLog(app: FastifyInstance, options: AccessLogOptions): void {
+export interface AccessLog {
+  /** Logs and counts an answer that no hook saw (fastify's router refused the request). */
+  recordUnrouted(request: FastifyRequest, status: number): void
+}
+
+export function addAccessLog(app: FastifyInstance, options: AccessLogOptions): AccessLog {
   const { metrics, slowRequestMs } = options
   const started = new WeakMap<FastifyRequest, number>()
+  const recorded = new WeakSet<FastifyRequest>()
 
   function record(request: FastifyRequest, status: number, message: string) {
+    if (recorded.has(request)) return
+    recorded.add(request)
     const durationMs = performance.now() - (started.get(request) ?? performance.now())
     const line = accessLine(request, status, durationMs)
     metrics.request(line.route, request.method, status, durationMs / 1000)
@@ -61,11 +69,18 @@ export function addAccessLog(app: FastifyInstance, options: AccessLogOptions): v
     }
   }
 
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', async (request, reply) => {
     started.set(request, performance.now())
+    // fastify runs onRequestAbort only for a client gone before its request body ended, and
+    // onResponse only for an answer that finished: a client that leaves while its request is
+    // being handled (a login hashing, a slow upstream) would get neither, and no line.
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished) record(request, CLIENT_CLOSED, 'request aborted')
+    })
   })
   app.addHook('onResponse', async (request, reply) => record(request, reply.statusCode, 'request'))
   app.addHook('onRequestAbort', async (request) => record(request, CLIENT_CLOSED, 'request aborted'))
+  return { recordUnrouted: (request, status) => record(request, status, 'request') }
 }
 
 const round = (ms: number) => Math.round(ms * 100) / 100
