@@ -12,6 +12,8 @@ export const errorCodes = {
   GH_FORBIDDEN: { status: 403, message: 'Forbidden' },
   GH_CSRF: { status: 403, message: 'Cross-site request refused' },
   GH_REGISTRATION_CLOSED: { status: 403, message: 'Registration is closed' },
+  GH_OIDC_INVALID: { status: 400, message: 'The sign-in response from the provider is not valid' },
+  GH_OIDC_REFUSED: { status: 403, message: 'Sign-in with this provider was refused' },
   GH_NOT_FOUND: { status: 404, message: 'Not found' },
   GH_METHOD_NOT_ALLOWED: { status: 405, message: 'Method not allowed' },
   GH_EMAIL_TAKEN: { status: 409, message: 'This email is already registered' },
@@ -22,6 +24,7 @@ export const errorCodes = {
   GH_BAD_GATEWAY: { status: 502, message: 'The upstream could not be reached' },
   GH_UNAVAILABLE: { status: 503, message: 'A dependency is unavailable' },
   GH_OVERLOADED: { status: 503, message: 'The gateway is overloaded, retry later' },
+  GH_OIDC_UNAVAILABLE: { status: 503, message: 'The sign-in provider is unavailable, retry later' },
   GH_GATEWAY_TIMEOUT: { status: 504, message: 'The upstream did not answer in time' },
 } as const satisfies Record<string, { status: number; message: string }>
 

@@ -197,6 +197,10 @@ t.test('environment references', async (t) => {
   t.match(problemsOf({ server: { host: '${UNCLOSED' } }), [/^server\.host: /])
   t.same(problemsOf({ server: { host: '${A}', public_url: '${B}' } }).map((line) => line.split(':')[0]),
     ['server.host', 'server.public_url'], 'every missing variable is reported')
+  for (const issuer of ['http://localhost:9000', 'http://[::1]:9000/realms/x', 'http://127.0.0.2:9000']) {
+    t.equal(parse({ auth: { oidc: [{ name: 'dev', issuer, client_id: 'id', client_secret: 'secret' }] } }).auth.oidc[0]?.issuer, issuer,
+      `plain http is allowed for the loopback issuer ${issuer}`)
+  }
   t.notMatch(problemsOf({ server: { host: '${H}' } }, { H: '' }).join('\n'), /not set/, 'set but empty is not missing')
 })
 
@@ -236,6 +240,8 @@ t.test('each kind of mistake names its key path', async (t) => {
     ['lockout failures', { auth: { lockout: { max_failures: 0 } } }, 'auth.lockout.max_failures'],
     ['bad duration', { auth: { login_rate_limit: { window: '1y' } } }, 'auth.login_rate_limit.window'],
     ['plain http issuer', { auth: { oidc: [{ ...provider, issuer: 'http://idp.example.com' }] } }, 'auth.oidc[0].issuer'],
+    ['plain http issuer named like loopback', { auth: { oidc: [{ ...provider, issuer: 'http://127.0.0.1.example.com' }] } }, 'auth.oidc[0].issuer'],
+    ['plain http issuer on a private address', { auth: { oidc: [{ ...provider, issuer: 'http://10.0.0.5:8080' }] } }, 'auth.oidc[0].issuer'],
     ['duplicate provider', { auth: { oidc: [provider, provider] } }, 'auth.oidc[1].name'],
     ['scopes without openid', { auth: { oidc: [{ ...provider, scopes: ['email'] }] } }, 'auth.oidc[0].scopes'],
     ['secret missing', { auth: { oidc: [{ ...provider, client_secret: undefined }] } }, 'auth.oidc[0].client_secret'],

@@ -24,6 +24,14 @@ for (const backend of databaseBackends()) {
       t.equal((await audit.list({ limit: 2 })).length, 2)
     })
 
+    t.test('newest first by number, past ten events too (not by the id as text)', async (t) => {
+      const db = await backend.open(t)
+      const audit = new AuditLog(db)
+      for (let i = 1; i <= 12; i++) await audit.record('logout', { details: { i } })
+      const listed = await audit.list({ limit: 3 })
+      t.same(listed.map((entry) => entry.details.i), [12, 11, 10])
+    })
+
     t.test('an event recorded in a transaction that fails is not written', async (t) => {
       const db = await backend.open(t)
       const audit = new AuditLog(db)

@@ -14,6 +14,7 @@ export type AuditEventType =
   | 'user.disabled'
   | 'user.enabled'
   | 'user.deleted'
+  | 'identity.linked'
   | 'token.created'
   | 'token.revoked'
 
@@ -76,7 +77,7 @@ export class AuditLog {
     const result = await this.#db.query<AuditRow>(
       `SELECT id::text AS id, type, user_id::text AS user_id, email, ip, details,
               to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at
-         FROM audit_events ${where} ORDER BY id DESC LIMIT $1`,
+         FROM audit_events ${where} ORDER BY audit_events.id DESC LIMIT $1`,
       params,
     )
     return result.rows.map((row) => ({ ...row, details: row.details ?? {} }))

@@ -53,4 +53,23 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX audit_events_user_id ON audit_events (user_id);
     `,
   },
+  {
+    version: 2,
+    name: 'OpenID Connect identities linked to users',
+    sql: `
+      -- A provider identity is (issuer, subject), never the email, which the provider may
+      -- reassign. One identity per issuer per user, so that linking is never ambiguous.
+      CREATE TABLE user_identities (
+        id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+        issuer text NOT NULL,
+        subject text NOT NULL,
+        user_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        email text,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        last_login_at timestamptz,
+        UNIQUE (issuer, subject),
+        UNIQUE (user_id, issuer)
+      );
+    `,
+  },
 ]
