@@ -8,16 +8,18 @@ import type { SecureServerOptions } from 'node:http2'
 import type { ServerOptions as HttpsServerOptions } from 'node:https'
 import type { DestinationStream } from 'pino'
 import { accessHook } from './http/access.js'
-import { addAccessLog } from './http/access-log.js'
+import { addAccessLog, type AccessLog } from './http/access-log.js'
 import { adminRoutes } from './http/admin-routes.js'
 import { authRoutes } from './http/auth-routes.js'
 import { createAuthenticator } from './http/authenticate.js'
 import { addAuthCors } from './http/cors.js'
 import { sessionCookieName } from './http/credentials.js'
+import { docs } from './http/docs.js'
 import { edge } from './http/edge.js'
 import { frameworkErrorHandler, registerErrorHandlers } from './http/error-handler.js'
 import { healthRoutes } from './http/health.js'
 import { loginRoutes } from './http/login-routes.js'
+import { oidcRoutes } from './http/oidc-routes.js'
 import { REQUEST_DECORATIONS } from './http/request-context.js'
 import { requestIdOf } from './http/request-id.js'
 import { sharedSchemas } from './http/schemas.js'
@@ -50,6 +52,10 @@ export const REDACTED_LOG_PATHS = [
   '*.current_password',
   '*.new_password',
   '*.token',
+  'password',
+  'current_password',
+  'new_password',
+  'token',
 ]
 
 export async function buildApp(runtime: Runtime, options: AppOptions = {}): Promise<FastifyInstance> {
@@ -59,6 +65,9 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
   const publicOrigin = new URL(config.server.public_url).origin
   const allowedOrigins = new Set([publicOrigin, ...(config.server.cors?.origins ?? [])])
 
+  // Set once the app exists; the frameworkErrors handler, given to Fastify() below, reads it.
+  // eslint-disable-next-line prefer-const
+  let accessLog: AccessLog | undefined
   const app = Fastify({
     ...(options.https ? { https: options.https } : {}),
     logger: options.logger ?? {
@@ -73,7 +82,10 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     trustProxy: config.server.trust_proxy.length > 0 ? [...config.server.trust_proxy] : false,
     genReqId: requestIdOf,
     return503OnClosing: true,
-    frameworkErrors: frameworkErrorHandler,
+    frameworkErrors: (err, request, reply) => {
+      frameworkErrorHandler(err, request, reply)
+      accessLog?.recordUnrouted(request, reply.statusCode)
+    },
     ajv: {
       // Refuse what the schemas do not describe instead of silently dropping or converting it.
       customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: true },
@@ -84,7 +96,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)
   })
-  addAccessLog(app, { slowRequestMs: config.logging.slow_request_threshold, metrics })
+  accessLog = addAccessLog(app, { slowRequestMs: config.logging.slow_request_threshold, metrics })
   // Every /auth answer is about credentials or a person: never cached. Registered at the root
   // so that it covers the not-found answers of unknown /auth paths too.
   app.addHook('onSend', async (request, reply) => {
@@ -92,6 +104,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
   })
   registerErrorHandlers(app)
   for (const schema of sharedSchemas) app.addSchema(schema)
+  await app.register(docs, { publicUrl: config.server.public_url }) // OpenAPI at /docs/json, before every route
 
   await app.register(cookie)
   await app.register(healthRoutes, {
@@ -108,6 +121,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     auth.removeContentTypeParser('text/plain')
     auth.addHook('onRequest', accessHook(authenticator, allowedOrigins))
     await auth.register(loginRoutes, { runtime, cookie: sessionCookie, metrics })
+    await auth.register(oidcRoutes, { runtime, cookie: sessionCookie, metrics })
     await auth.register(authRoutes, { runtime, cookie: sessionCookie })
     await auth.register(tokenRoutes, { runtime })
     await auth.register(adminRoutes, { runtime })

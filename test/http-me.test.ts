@@ -26,7 +26,7 @@ interface Me {
   name: string | null
   roles: string[]
   permissions: string[]
-  auth: { method: string; expires_at: string }
+  auth: { method: string; expires_at: string; amr: string[] }
 }
 
 t.test('/auth/me and /auth/password', async (t) => {
@@ -40,14 +40,14 @@ t.test('/auth/me and /auth/password', async (t) => {
     t.equal(response.status, 200, response.text)
     const me = response.json<Me>()
     t.same(Object.keys(me).sort(), ['auth', 'email', 'id', 'name', 'permissions', 'roles'], 'exactly the documented fields')
-    t.same(Object.keys(me.auth).sort(), ['expires_at', 'method'])
+    t.same(Object.keys(me.auth).sort(), ['amr', 'expires_at', 'method'])
     t.same(me, {
       id: user.id,
       email,
       name: 'Mae',
       roles: ['viewer'],
       permissions: ['app:read'],
-      auth: { method: 'session', expires_at: me.auth.expires_at },
+      auth: { method: 'session', expires_at: me.auth.expires_at, amr: ['pwd'] },
     })
     t.ok(Date.parse(me.auth.expires_at) > Date.now(), 'expires_at is in the future')
     t.equal(response.headers['cache-control'], 'no-store')

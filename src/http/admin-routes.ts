@@ -29,7 +29,7 @@ export async function adminRoutes(app: FastifyInstance, { runtime }: { runtime: 
     '/auth/admin/users',
     {
       config: { access: 'session' },
-      schema: { querystring: schemas.pageQuery, response: { 200: schemas.adminUserPage } },
+      schema: { querystring: schemas.pageQuery, response: { 200: schemas.adminUserPage, ...schemas.errorResponses } },
     },
     async (request) => {
       requireManager(request)
@@ -40,7 +40,10 @@ export async function adminRoutes(app: FastifyInstance, { runtime }: { runtime: 
 
   app.get<{ Params: { id: string } }>(
     '/auth/admin/users/:id',
-    { config: { access: 'session' }, schema: { params: schemas.idParams, response: { 200: { $ref: 'AdminUser#' } } } },
+    {
+      config: { access: 'session' },
+      schema: { params: schemas.idParams, response: { 200: { $ref: 'AdminUser#' }, ...schemas.errorResponses } },
+    },
     async (request) => {
       requireManager(request)
       const user = await users.get(request.params.id)
@@ -53,7 +56,11 @@ export async function adminRoutes(app: FastifyInstance, { runtime }: { runtime: 
     '/auth/admin/users/:id',
     {
       config: { access: 'session' },
-      schema: { params: schemas.idParams, body: schemas.adminPatchBody, response: { 200: { $ref: 'AdminUser#' } } },
+      schema: {
+        params: schemas.idParams,
+        body: schemas.adminPatchBody,
+        response: { 200: { $ref: 'AdminUser#' }, ...schemas.errorResponses },
+      },
     },
     async (request) => {
       const actor = requireManager(request)
@@ -70,7 +77,10 @@ export async function adminRoutes(app: FastifyInstance, { runtime }: { runtime: 
 
   app.delete<{ Params: { id: string } }>(
     '/auth/admin/users/:id',
-    { config: { access: 'session' }, schema: { params: schemas.idParams } },
+    {
+      config: { access: 'session' },
+      schema: { params: schemas.idParams, response: { 204: schemas.noContent, ...schemas.errorResponses } },
+    },
     async (request, reply) => {
       const actor = requireManager(request)
       const { id } = request.params

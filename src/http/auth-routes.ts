@@ -44,7 +44,7 @@ export async function authRoutes(app: FastifyInstance, { runtime, cookie }: Auth
     '/auth/register',
     {
       config: { access: 'optional' },
-      schema: { body: schemas.registerBody, response: { 201: { $ref: 'User#' } } },
+      schema: { body: schemas.registerBody, response: { 201: { $ref: 'User#' }, ...schemas.errorResponses } },
     },
     async (request, reply) => {
       const actor = request.identity
@@ -60,7 +60,10 @@ export async function authRoutes(app: FastifyInstance, { runtime, cookie }: Auth
     },
   )
 
-  app.post('/auth/logout', { config: { access: 'session' } }, async (request, reply) => {
+  // The answer of the endpoints that answer 204 (or an error), as a route schema part.
+  const noContentAnswers = () => ({ response: { 204: schemas.noContent, ...schemas.errorResponses } })
+
+  app.post('/auth/logout', { config: { access: 'session' }, schema: noContentAnswers() }, async (request, reply) => {
     const identity = identityOf(request)
     const session = identity.session?.session
     if (session) await sessions.revoke(identity.user.id, session.id)
@@ -69,7 +72,7 @@ export async function authRoutes(app: FastifyInstance, { runtime, cookie }: Auth
     return noContent(reply)
   })
 
-  app.post('/auth/logout-all', { config: { access: 'session' } }, async (request, reply) => {
+  app.post('/auth/logout-all', { config: { access: 'session' }, schema: noContentAnswers() }, async (request, reply) => {
     const identity = identityOf(request)
     const ended = await sessions.revokeAll(identity.user.id)
     await audit.record('logout.all', { userId: identity.user.id, email: identity.user.email, ip: request.ip, details: { sessions: ended } })
@@ -77,13 +80,13 @@ export async function authRoutes(app: FastifyInstance, { runtime, cookie }: Auth
     return noContent(reply)
   })
 
-  app.get('/auth/me', { config: { access: 'any' }, schema: { response: { 200: { $ref: 'Me#' } } } }, async (request) =>
+  app.get('/auth/me', { config: { access: 'any' }, schema: { response: { 200: { $ref: 'Me#' }, ...schemas.errorResponses } } }, async (request) =>
     meOf(identityOf(request)),
   )
 
   app.patch<{ Body: { name: string | null } }>(
     '/auth/me',
-    { config: { access: 'session' }, schema: { body: schemas.patchMeBody, response: { 200: { $ref: 'Me#' } } } },
+    { config: { access: 'session' }, schema: { body: schemas.patchMeBody, response: { 200: { $ref: 'Me#' }, ...schemas.errorResponses } } },
     async (request) => {
       const identity = identityOf(request)
       const user = await users.updateName(identity.user.id, request.body.name, { ip: request.ip })
@@ -93,7 +96,7 @@ export async function authRoutes(app: FastifyInstance, { runtime, cookie }: Auth
 
   app.delete<{ Body: { password: string } }>(
     '/auth/me',
-    { config: { access: 'session' }, schema: { body: schemas.deleteMeBody } },
+    { config: { access: 'session' }, schema: { body: schemas.deleteMeBody, ...noContentAnswers() } },
     async (request, reply) => {
       const identity = identityOf(request)
       await users.delete(identity.user.id, { password: request.body.password, ip: request.ip })
@@ -106,7 +109,7 @@ export async function authRoutes(app: FastifyInstance, { runtime, cookie }: Auth
 
   app.post<{ Body: { current_password: string; new_password: string } }>(
     '/auth/password',
-    { config: { access: 'session' }, schema: { body: schemas.passwordBody } },
+    { config: { access: 'session' }, schema: { body: schemas.passwordBody, ...noContentAnswers() } },
     async (request, reply) => {
       const identity = identityOf(request)
       const { current_password, new_password } = request.body
@@ -118,7 +121,7 @@ export async function authRoutes(app: FastifyInstance, { runtime, cookie }: Auth
 
   app.get(
     '/auth/sessions',
-    { config: { access: 'session' }, schema: { response: { 200: schemas.sessionList } } },
+    { config: { access: 'session' }, schema: { response: { 200: schemas.sessionList, ...schemas.errorResponses } } },
     async (request) => {
       const identity = identityOf(request)
       const current = identity.session?.session.id
@@ -141,7 +144,7 @@ export async function authRoutes(app: FastifyInstance, { runtime, cookie }: Auth
 
   app.delete<{ Params: { id: string } }>(
     '/auth/sessions/:id',
-    { config: { access: 'session' }, schema: { params: schemas.idParams } },
+    { config: { access: 'session' }, schema: { params: schemas.idParams, ...noContentAnswers() } },
     async (request, reply) => {
       const identity = identityOf(request)
       const ended = await sessions.revoke(identity.user.id, request.params.id)

@@ -4,6 +4,7 @@
  * by a timeout so a hung dependency reports unhealthy instead of hanging the probe.
  */
 import type { FastifyInstance } from 'fastify'
+import { errorResponses, healthResponse, livenessResponse, readinessResponse } from './schemas.js'
 
 export interface ComponentHealth {
   status: 'ok' | 'unavailable'
@@ -46,18 +47,18 @@ export async function healthRoutes(app: FastifyInstance, options: HealthOptions)
     return { healthy, components }
   }
 
-  app.get('/health', async (_request, reply) => {
+  app.get('/health', { schema: { response: { 200: healthResponse, 503: healthResponse, ...errorResponses } } }, async (_request, reply) => {
     const { healthy, components } = await check()
     reply.header('cache-control', 'no-store').code(healthy ? 200 : 503)
     return { status: healthy ? 'ok' : 'unavailable', version: options.version, components }
   })
 
-  app.get('/health/live', async (_request, reply) => {
+  app.get('/health/live', { schema: { response: { 200: livenessResponse, ...errorResponses } } }, async (_request, reply) => {
     reply.header('cache-control', 'no-store')
     return { status: 'ok' }
   })
 
-  app.get('/health/ready', async (_request, reply) => {
+  app.get('/health/ready', { schema: { response: { 200: readinessResponse, 503: readinessResponse, ...errorResponses } } }, async (_request, reply) => {
     const { healthy, components } = await check()
     reply.header('cache-control', 'no-store').code(healthy ? 200 : 503)
     return { status: healthy ? 'ok' : 'unavailable', components }

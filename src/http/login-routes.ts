@@ -28,7 +28,7 @@ const FORM = 'application/x-www-form-urlencoded'
  * percent-encoded as UTF-8, the way a browser would request that path anyway. safeNext has
  * refused controls and spaces already; text that is not valid UTF-16 cannot be encoded: `/`.
  */
-function locationOf(next: string): string {
+export function locationOf(next: string): string {
   try {
     return next.replace(/[^\x21-\x7e]+/g, (chars) => encodeURIComponent(chars))
   } catch {
@@ -87,11 +87,21 @@ export async function loginRoutes(app: FastifyInstance, { runtime, cookie, metri
     return sendHtml(reply, err.statusCode, page)
   }
 
-  app.get<{ Querystring: { next?: string } }>('/auth/login', { config: { access: 'anonymous' } }, async (request, reply) =>
-    sendHtml(reply, 200, renderLoginPage({ next: safeNext(request.query.next), providers })),
+  app.get<{ Querystring: { next?: string } }>(
+    '/auth/login',
+    {
+      config: { access: 'anonymous' },
+      // A `next` that is not one string (repeated) is not an error: safeNext makes it `/`.
+      attachValidation: true,
+      schema: {
+        querystring: schemas.loginPageQuery,
+        response: { 200: schemas.htmlPage('The sign-in form, `next` in a hidden field'), ...schemas.errorResponses },
+      },
+    },
+    async (request, reply) => sendHtml(reply, 200, renderLoginPage({ next: safeNext(request.query.next), providers })),
   )
 
-  app.get('/auth/assets/login.css', { config: { access: 'anonymous' } }, async (_request, reply) =>
+  app.get('/auth/assets/login.css', { config: { access: 'anonymous' }, schema: { response: { 200: schemas.cssAsset } } }, async (_request, reply) =>
     reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=3600').send(LOGIN_CSS),
   )
 
@@ -100,7 +110,16 @@ export async function loginRoutes(app: FastifyInstance, { runtime, cookie, metri
     {
       config: { access: 'anonymous' },
       attachValidation: true,
-      schema: { body: schemas.loginBody, response: { 200: schemas.loginResponse } },
+      schema: {
+        body: schemas.loginBody,
+        consumes: ['application/json', FORM],
+        response: {
+          200: schemas.loginResponse,
+          303: schemas.loginRedirect,
+          '4xx': schemas.jsonOrHtmlError,
+          '5xx': schemas.jsonOrHtmlError,
+        },
+      },
     },
     async (request, reply) => {
       const form = isForm(request)

@@ -5,6 +5,7 @@
 
 export const errorSchema = {
   $id: 'Error',
+  description: 'An error the gateway answers itself; `code` is stable (GH_VALIDATION, GH_FORBIDDEN, …)',
   type: 'object',
   required: ['statusCode', 'code', 'error', 'message'],
   properties: {
@@ -39,10 +40,11 @@ export const meSchema = {
     permissions: { type: 'array', items: { type: 'string' } },
     auth: {
       type: 'object',
-      required: ['method', 'expires_at'],
+      required: ['method', 'expires_at', 'amr'],
       properties: {
         method: { type: 'string', enum: ['session', 'pat'] },
         expires_at: { type: ['string', 'null'], format: 'date-time' },
+        amr: { type: 'array', items: { type: 'string', enum: ['pwd', 'oidc', 'pat'] } },
       },
       additionalProperties: false,
     },
@@ -221,3 +223,116 @@ export const tokenList = {
 } as const
 
 export const sharedSchemas = [errorSchema, userSchema, meSchema, sessionSchema, adminUserSchema, tokenSchema] as const
+
+// Answers that are not JSON objects, and the error answers every endpoint shares; used as
+// route response schemas, so they also serialise (the Error schema keeps documented extras
+// such as `problems` or `missing_permission`).
+
+/** Every 4xx and 5xx the gateway answers itself: `{statusCode, code, error, message}`. */
+export const errorResponses = {
+  '4xx': { $ref: 'Error#' },
+  '5xx': { $ref: 'Error#' },
+} as const
+
+export const noContent = { type: 'null', description: 'No Content' } as const
+
+export const htmlPage = (description: string) =>
+  ({ description, content: { 'text/html': { schema: { type: 'string' } } } }) as const
+
+/** A browser form's answer: the error as an HTML page; an API client's: the JSON error. */
+export const jsonOrHtmlError = {
+  description: 'An error: JSON `{statusCode, code, error, message}`, or the sign-in page again for a form post',
+  content: { 'application/json': { schema: { $ref: 'Error#' } }, 'text/html': { schema: { type: 'string' } } },
+} as const
+
+export const loginPageQuery = {
+  type: 'object',
+  properties: {
+    next: { type: 'string', description: 'Where to go after signing in: a local path; anything else becomes /' },
+  },
+  // Unknown parameters are ignored, as browsers and links may add any.
+  additionalProperties: true,
+} as const
+
+export const cssAsset = {
+  description: 'The sign-in page stylesheet',
+  content: { 'text/css': { schema: { type: 'string' } } },
+} as const
+
+export const loginRedirect = {
+  type: 'null',
+  description: 'A form post signed in: see Other, to the safe `next` (a local path, else /)',
+  headers: { location: { type: 'string' } },
+} as const
+
+const componentHealth = {
+  type: 'object',
+  required: ['status', 'latency_ms'],
+  properties: {
+    status: { type: 'string', enum: ['ok', 'unavailable'] },
+    latency_ms: { type: 'number' },
+  },
+  additionalProperties: false,
+} as const
+
+const healthComponents = {
+  type: 'object',
+  properties: { database: componentHealth, sessions: componentHealth },
+  additionalProperties: componentHealth,
+} as const
+
+export const healthResponse = {
+  type: 'object',
+  description: 'The gateway and its dependencies; 503 when one is unavailable',
+  required: ['status', 'version', 'components'],
+  properties: {
+    status: { type: 'string', enum: ['ok', 'unavailable'] },
+    version: { type: 'string' },
+    components: healthComponents,
+  },
+  additionalProperties: false,
+} as const
+
+export const readinessResponse = {
+  type: 'object',
+  description: 'Ready to serve: every dependency answers; 503 otherwise',
+  required: ['status', 'components'],
+  properties: {
+    status: { type: 'string', enum: ['ok', 'unavailable'] },
+    components: healthComponents,
+  },
+  additionalProperties: false,
+} as const
+
+export const livenessResponse = {
+  type: 'object',
+  description: 'The process is alive (no dependency is checked)',
+  required: ['status'],
+  properties: { status: { type: 'string', enum: ['ok'] } },
+  additionalProperties: false,
+} as const
+
+export const jwksResponse = {
+  type: 'object',
+  description: 'The public keys that verify X-Auth-Assertion (Ed25519, EdDSA)',
+  required: ['keys'],
+  properties: {
+    keys: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['kty', 'crv', 'x', 'kid', 'alg', 'use'],
+        properties: {
+          kty: { type: 'string' },
+          crv: { type: 'string' },
+          x: { type: 'string' },
+          kid: { type: 'string' },
+          alg: { type: 'string' },
+          use: { type: 'string' },
+        },
+        additionalProperties: true,
+      },
+    },
+  },
+  additionalProperties: false,
+} as const

@@ -16,7 +16,7 @@ export async function tokenRoutes(app: FastifyInstance, { runtime }: { runtime: 
     '/auth/tokens',
     {
       config: { access: 'session' },
-      schema: { body: schemas.createTokenBody, response: { 201: schemas.createdToken } },
+      schema: { body: schemas.createTokenBody, response: { 201: schemas.createdToken, ...schemas.errorResponses } },
     },
     async (request, reply) => {
       const identity = identityOf(request)
@@ -27,14 +27,17 @@ export async function tokenRoutes(app: FastifyInstance, { runtime }: { runtime: 
     },
   )
 
-  app.get('/auth/tokens', { config: { access: 'session' }, schema: { response: { 200: schemas.tokenList } } }, async (request) => ({
+  app.get('/auth/tokens', { config: { access: 'session' }, schema: { response: { 200: schemas.tokenList, ...schemas.errorResponses } } }, async (request) => ({
     items: await pats.list(identityOf(request).user.id),
     next_cursor: null,
   }))
 
   app.delete<{ Params: { id: string } }>(
     '/auth/tokens/:id',
-    { config: { access: 'session' }, schema: { params: schemas.idParams } },
+    {
+      config: { access: 'session' },
+      schema: { params: schemas.idParams, response: { 204: schemas.noContent, ...schemas.errorResponses } },
+    },
     async (request, reply) => {
       const identity = identityOf(request)
       const revoked = await pats.revoke(identity.user.id, request.params.id, { ip: request.ip })

@@ -78,6 +78,8 @@ export interface TestGatewayOptions {
   logStream?: DestinationStream
   /** Adjust the raw config before validation. */
   configure?: (raw: RawConfig) => void
+  /** Listen on this port of 127.0.0.1 (e.g. one public_url names); default: a free one. */
+  port?: number
 }
 
 export interface Response {
@@ -131,7 +133,7 @@ export async function startTestGateway(t: Test, options: TestGatewayOptions = {}
     metrics,
     ...(options.logStream ? { logStream: options.logStream } : { logger: false }),
   })
-  await app.listen({ host: '127.0.0.1', port: 0 })
+  await app.listen({ host: '127.0.0.1', port: options.port ?? 0 })
   const address = app.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : 0
   const url = `https://127.0.0.1:${port}`
