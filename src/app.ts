@@ -143,7 +143,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     protocol: options.https ? 'https' : 'http',
     metrics,
     breakers: runtime.breakers,
-    store: runtime.store,
+    counter: runtime.rateCounter,
   })
 
   return app

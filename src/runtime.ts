@@ -22,6 +22,7 @@ import { openSessionStore } from './sessions/open.js'
 import type { SessionStore } from './sessions/store.js'
 import type { Database } from './storage/database.js'
 import { BreakerRegistry } from './resilience/breaker-registry.js'
+import { FallbackCounter } from './resilience/fallback-counter.js'
 import { GuardedDatabase } from './resilience/guarded-database.js'
 import { GuardedSessionStore } from './resilience/guarded-session-store.js'
 import { isDependencyOutage } from './resilience/outage.js'
@@ -39,6 +40,8 @@ export interface Runtime {
   readonly audit: AuditLog
   readonly hasher: PasswordHasher
   readonly throttle: LoginThrottle
+  /** Rate-limit counts: in the session store, per replica while it is down. */
+  readonly rateCounter: FallbackCounter
   readonly users: UserService
   /** `users.isActive`, cached for session-authenticated requests. */
   readonly activeUsers: ActiveUserCache
@@ -87,8 +90,10 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
   const invalidation = deps.invalidation ?? (await openInvalidationBus(config.storage.sessions))
   const audit = new AuditLog(db)
   const hasher = new PasswordHasher(config.auth.argon2, deps.hasher)
+  const rateCounter = new FallbackCounter(store)
   const throttle = new LoginThrottle({
     store,
+    ipCounter: rateCounter,
     lockout: config.auth.lockout,
     loginRateLimit: config.auth.login_rate_limit,
     onLockout: deps.onLockout,
@@ -133,6 +138,7 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
     audit,
     hasher,
     throttle,
+    rateCounter,
     users,
     activeUsers,
     sessions,

@@ -456,6 +456,31 @@ function assertNoAddress(t: Test, response: Response, port: number, what: string
   t.notMatch(response.text, new RegExp(`127\\.0\\.0\\.1|:${port}\\b|ECONN`), `${what}: the body names no address or socket error`)
 }
 
+t.test(
+  'session store down: registering needs only the database and still works; the per-IP login limit counts in the process',
+  { skip: redisServer ? false : 'redis-server is not on PATH' },
+  async (t) => {
+    const redis = await startPrivateRedis(t)
+    const store = await RedisSessionStore.open({ url: redis.url, keyPrefix: 'faults-register:', connectTimeoutMs: 2_000, commandTimeoutMs: 400 })
+    t.teardown(() => store.close())
+    const gw = await startTestGateway(t, {
+      store,
+      breakers: shortBreakers(),
+      configure: (raw) => {
+        raw.auth.login_rate_limit = { max: 3, window: '1m' }
+      },
+    })
+    await redis.stop()
+    const statuses: number[] = []
+    for (let i = 0; i < 4; i++) {
+      statuses.push((await gw.call('POST', '/auth/register', { json: { email: uniqueEmail(`down-${i}`), password: PASSWORD } })).status)
+    }
+    t.same(statuses, [201, 201, 201, 429], 'three registrations, then the per-IP limit, counted in this replica')
+    const rows = await gw.runtime.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM users WHERE email LIKE 'down-%'`)
+    t.equal(rows.rows[0]?.n, 3, 'the three are in the database')
+  },
+)
+
 t.test('upstream refusing connections: 502, then 503 with Retry-After without trying it, then recovery', async (t) => {
   const port = await freePort()
   const gw = await startTestGateway(t, {

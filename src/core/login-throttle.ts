@@ -1,5 +1,5 @@
 import { GatehouseError } from '../errors.js'
-import type { SessionStore } from '../sessions/store.js'
+import type { CounterState, SessionStore } from '../sessions/store.js'
 import { sha256 } from './crypto.js'
 
 export interface LoginThrottleOptions {
@@ -8,6 +8,12 @@ export interface LoginThrottleOptions {
   lockout: { max_failures: number; window: number }
   /** `auth.login_rate_limit`: login, register and OIDC attempts per IP within `window` milliseconds. */
   loginRateLimit: { max: number; window: number }
+  /**
+   * Where the per-IP attempts are counted. Default: `store`. The runtime passes a counter that
+   * keeps counting in the process while the store is down, since registering needs only the
+   * database (an account lockout, like a session, needs the store).
+   */
+  ipCounter?: { increment(key: string, windowMs: number): Promise<CounterState> }
   /** Called once each time an account becomes locked (for `gatehouse_login_lockouts_total`). */
   onLockout?: () => void
 }
@@ -30,9 +36,11 @@ export class LoginThrottle {
   readonly #lockout: { max_failures: number; window: number }
   readonly #loginRateLimit: { max: number; window: number }
   readonly #onLockout: (() => void) | undefined
+  readonly #ipCounter: NonNullable<LoginThrottleOptions['ipCounter']>
 
   constructor(options: LoginThrottleOptions) {
     this.#store = options.store
+    this.#ipCounter = options.ipCounter ?? options.store
     this.#lockout = options.lockout
     this.#loginRateLimit = options.loginRateLimit
     this.#onLockout = options.onLockout
@@ -63,7 +71,7 @@ export class LoginThrottle {
    * any hashing is done for the request.
    */
   async hitIp(ip: string): Promise<void> {
-    const state = await this.#store.increment(`login-ip:${ip}`, this.#loginRateLimit.window)
+    const state = await this.#ipCounter.increment(`login-ip:${ip}`, this.#loginRateLimit.window)
     if (state.count > this.#loginRateLimit.max) throw rateLimited(state.resetInMs)
   }
 }

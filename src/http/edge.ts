@@ -16,11 +16,10 @@ import { GatehouseError, isGatehouseError } from '../errors.js'
 import './request-context.js'
 import type { DecisionOutcome, GatewayMetrics } from '../metrics/gateway-metrics.js'
 import type { BreakerRegistry } from '../resilience/breaker-registry.js'
-import type { SessionStore } from '../sessions/store.js'
+import type { FallbackCounter } from '../resilience/fallback-counter.js'
 import type { Authenticator } from './authenticate.js'
 import { checkSameOrigin, isUnsafeMethod } from './csrf.js'
 import { toGatehouseError } from './error-handler.js'
-import { RateLimitCounter } from './rate-limit-counter.js'
 import { routeRateLimits } from './route-rate-limits.js'
 import type { TrustedProxies } from './trusted-proxies.js'
 import { upstreamHeaders } from './upstream-headers.js'
@@ -35,8 +34,8 @@ export interface EdgeOptions {
   protocol: 'http' | 'https'
   metrics: GatewayMetrics
   breakers: BreakerRegistry
-  /** Where the rate limits count (the session store, guarded by its breaker). */
-  store: SessionStore
+  /** Where the rate limits count: the session store, or this process while it is down. */
+  counter: FallbackCounter
 }
 
 const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
@@ -58,17 +57,14 @@ export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<
     undici: { connections: 256, pipelining: 1, keepAliveTimeout: 30_000 },
     disableRequestLogging: true,
   })
-  const counter = new RateLimitCounter({
-    store: options.store,
-    onFallback: (active, err) => {
-      if (active) app.log.warn({ err }, 'rate limits are counted per replica: the session store is unavailable')
-      else app.log.info('rate limits are counted in the session store again')
-    },
+  const stopListening = options.counter.onChange((active, err) => {
+    if (active) app.log.warn({ err }, 'rate limits are counted per replica: the session store is unavailable')
+    else app.log.info('rate limits are counted in the session store again')
   })
-  app.addHook('onClose', () => counter.close())
+  app.addHook('onClose', async () => stopListening())
   const limit = await routeRateLimits(app, {
     routes: table.routes,
-    counter,
+    counter: options.counter,
     onExceeded: (route) => metrics.rateLimited(route.name),
   })
 

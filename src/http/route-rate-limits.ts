@@ -11,13 +11,14 @@ import rateLimit, { normalizeIP } from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { RouteConfig } from '../config/types.js'
 import { GatehouseError } from '../errors.js'
-import type { RateLimitCounter } from './rate-limit-counter.js'
+import type { FallbackCounter } from '../resilience/fallback-counter.js'
 
 export type RouteLimiter = (route: RouteConfig, request: FastifyRequest, reply: FastifyReply) => Promise<void>
 
 export interface RouteRateLimitOptions {
   routes: readonly RouteConfig[]
-  counter: RateLimitCounter
+  /** Counts in the session store, per replica while it is down. */
+  counter: FallbackCounter
   onExceeded(route: RouteConfig): void
 }
 
@@ -31,9 +32,17 @@ export async function routeRateLimits(app: FastifyInstance, options: RouteRateLi
   const { counter } = options
   await app.register(rateLimit, {
     global: false,
+    // The @fastify/rate-limit store interface over our counter.
     store: class {
-      incr = counter.incr.bind(counter)
-      child = () => this
+      incr(key: string, callback: (err: Error | null, result?: { current: number; ttl: number }) => void, timeWindow: number) {
+        counter.increment(`rate:${key}`, timeWindow).then(
+          (state) => callback(null, { current: state.count, ttl: Math.max(0, state.resetInMs) }),
+          (err: Error) => callback(err),
+        )
+      }
+      child() {
+        return this
+      }
     },
   })
   const limiters = new Map<RouteConfig, (request: FastifyRequest, reply: FastifyReply) => Promise<void>>()
