@@ -35,6 +35,8 @@ process.on('message', (message) => {
   }
 })
 process.on('disconnect', () => process.exit(0))
+// An orderly exit, so that `--cpu-prof` writes its profile.
+process.on('SIGTERM', () => process.exit(0))
 
 const [kind = '', upstreamUrl = '', option = ''] = process.argv.slice(2)
 
