@@ -22,12 +22,11 @@ import { GatehouseError, isGatehouseError } from '../errors.js'
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js'
 import type { ProviderClient } from '../oidc/provider-client.js'
 import type { Runtime } from '../runtime.js'
-import { sessionCookieValues } from './credentials.js'
 import { sendError, toGatehouseError } from './error-handler.js'
 import { sendHtml } from './login-page.js'
 import { locationOf } from './login-routes.js'
 import { renderSignInErrorPage } from './oidc-page.js'
-import type { SessionCookie } from './session-cookie.js'
+import { createGatewayCookie, type SessionCookie } from './session-cookie.js'
 
 export interface OidcRoutesOptions {
   runtime: Runtime
@@ -35,35 +34,9 @@ export interface OidcRoutesOptions {
   metrics: GatewayMetrics
 }
 
-interface FlowCookie {
-  readonly name: string
-  read(request: FastifyRequest): string | null
-  set(reply: FastifyReply, handle: string): void
-  clear(reply: FastifyReply): void
-}
-
 /** The pending-login cookie: `__Host-gh_oidc` over TLS, `gh_oidc` when public_url is plain http. */
 export function flowCookieName(publicUrl: string): string {
   return publicUrl.startsWith('https:') ? '__Host-gh_oidc' : 'gh_oidc'
-}
-
-function createFlowCookie(publicUrl: string, maxAgeMs: number): FlowCookie {
-  const name = flowCookieName(publicUrl)
-  const attributes = { httpOnly: true, secure: publicUrl.startsWith('https:'), sameSite: 'lax', path: '/' } as const
-  return {
-    name,
-    read(request) {
-      const header = request.headers.cookie
-      const values = header === undefined ? [] : sessionCookieValues(header, name)
-      return values.length === 1 ? (values[0] as string) : null
-    },
-    set(reply, handle) {
-      reply.setCookie(name, handle, { ...attributes, maxAge: Math.floor(maxAgeMs / 1000) })
-    },
-    clear(reply) {
-      reply.clearCookie(name, attributes)
-    },
-  }
 }
 
 const providerParams = {
@@ -85,7 +58,7 @@ function wantsJson(request: FastifyRequest): boolean {
 export async function oidcRoutes(app: FastifyInstance, { runtime, cookie, metrics }: OidcRoutesOptions): Promise<void> {
   const { config, oidc, oidcAccounts, sessions, throttle, audit } = runtime
   const pending = new PendingLogins({ store: runtime.store, clock: runtime.clock })
-  const flowCookie = createFlowCookie(config.server.public_url, pending.ttlMs)
+  const flowCookie = createGatewayCookie(flowCookieName(config.server.public_url), config.server.public_url, pending.ttlMs)
 
   oidc.start({
     onDiscoveryError: (provider, err, retryInMs) =>

@@ -10,14 +10,20 @@ export interface SessionCookie {
   readonly name: string
   /** The one session cookie the request carries, or null (none, or several). */
   read(request: FastifyRequest): string | null
-  set(reply: FastifyReply, token: string): void
+  set(reply: FastifyReply, value: string): void
   clear(reply: FastifyReply): void
 }
 
 export function createSessionCookie(publicUrl: string, maxAgeMs: number): SessionCookie {
-  const name = sessionCookieName(publicUrl)
-  const secure = publicUrl.startsWith('https:')
-  const attributes = { httpOnly: true, secure, sameSite: 'lax', path: '/' } as const
+  return createGatewayCookie(sessionCookieName(publicUrl), publicUrl, maxAgeMs)
+}
+
+/**
+ * A cookie of the gateway's own (the session, the OIDC flow handle): HttpOnly, SameSite=Lax,
+ * Path=/, Secure when public_url is https; read only when the request carries exactly one.
+ */
+export function createGatewayCookie(name: string, publicUrl: string, maxAgeMs: number): SessionCookie {
+  const attributes = { httpOnly: true, secure: publicUrl.startsWith('https:'), sameSite: 'lax', path: '/' } as const
   return {
     name,
     read(request) {
@@ -25,8 +31,8 @@ export function createSessionCookie(publicUrl: string, maxAgeMs: number): Sessio
       const values = header === undefined ? [] : sessionCookieValues(header, name)
       return values.length === 1 ? (values[0] as string) : null
     },
-    set(reply, token) {
-      reply.setCookie(name, token, { ...attributes, maxAge: Math.floor(maxAgeMs / 1000) })
+    set(reply, value) {
+      reply.setCookie(name, value, { ...attributes, maxAge: Math.floor(maxAgeMs / 1000) })
     },
     clear(reply) {
       reply.clearCookie(name, attributes)
