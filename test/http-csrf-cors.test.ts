@@ -66,6 +66,10 @@ const refusedHeaders: Record<string, Record<string, string>> = {
   'evil Origin with a good Referer': { origin: EVIL, referer: `${PUBLIC_URL}/page` },
   'Sec-Fetch-Site: cross-site with the right Origin': { origin: PUBLIC_URL, 'sec-fetch-site': 'cross-site' },
   'Sec-Fetch-Site: Cross-Site (any case)': { origin: PUBLIC_URL, 'sec-fetch-site': 'Cross-Site' },
+  'Origin: null with Sec-Fetch-Site: same-site': { origin: 'null', 'sec-fetch-site': 'same-site' },
+  'Origin: null with Sec-Fetch-Site: none': { origin: 'null', 'sec-fetch-site': 'none' },
+  'Origin: null with Sec-Fetch-Site: cross-site': { origin: 'null', 'sec-fetch-site': 'cross-site' },
+  'Origin of another site with Sec-Fetch-Site: same-origin': { origin: EVIL, 'sec-fetch-site': 'same-origin' },
 }
 
 t.test('CSRF and CORS', async (t) => {
@@ -99,6 +103,9 @@ t.test('CSRF and CORS', async (t) => {
       'Origin with Sec-Fetch-Site: same-origin': { origin: PUBLIC_URL, 'sec-fetch-site': 'same-origin' },
       'Origin with Sec-Fetch-Site: same-site': { origin: PUBLIC_URL, 'sec-fetch-site': 'same-site' },
       'Origin with Sec-Fetch-Site: none': { origin: PUBLIC_URL, 'sec-fetch-site': 'none' },
+      // Chromium's same-origin form posts under some referrer policies: the fetch metadata decides.
+      'Origin: null with Sec-Fetch-Site: same-origin': { origin: 'null', 'sec-fetch-site': 'same-origin' },
+      'no Origin, Sec-Fetch-Site: same-origin': { 'sec-fetch-site': 'same-origin' },
     }
     for (const [what, headers] of Object.entries(allowed)) {
       const response = await gw.call('PATCH', '/auth/me', { json: { name: what.slice(0, 50) }, headers: { ...sessionCookie(gw, session.token), ...headers } })
@@ -138,10 +145,16 @@ t.test('CSRF and CORS', async (t) => {
     await refused(t, '/auth/login', { email, password: PASSWORD }, { origin: EVIL }, 'login from another origin')
     await refused(t, '/auth/login', { email, password: PASSWORD }, { origin: 'null' }, 'login from an opaque origin')
     await refused(t, '/auth/login', { email, password: PASSWORD }, { 'sec-fetch-site': 'cross-site' }, 'login with Sec-Fetch-Site: cross-site')
+    await refused(t, '/auth/login', { email, password: PASSWORD }, { origin: 'null', 'sec-fetch-site': 'cross-site' }, 'login from a sandboxed frame elsewhere')
     await refused(t, '/auth/register', { email: uniqueEmail('csrf-reg'), password: PASSWORD }, { origin: EVIL }, 'register from another origin')
 
     t.equal((await gw.call('POST', '/auth/login', { json: { email, password: PASSWORD } })).status, 200, 'a login without Origin (curl) works')
     t.equal((await gw.call('POST', '/auth/login', { json: { email, password: PASSWORD }, headers: { origin: PUBLIC_URL } })).status, 200, 'a login from the login page works')
+    t.equal(
+      (await gw.call('POST', '/auth/login', { json: { email, password: PASSWORD }, headers: { origin: 'null', 'sec-fetch-site': 'same-origin' } })).status,
+      200,
+      'a same-origin form post whose Origin the browser sent as null works',
+    )
   })
 
   await t.test('CORS for the listed origins', async (t) => {

@@ -71,6 +71,31 @@ t.test('sessions', async (t) => {
     assertError(t, await gw.call('POST', '/auth/logout'), 401, 'GH_UNAUTHENTICATED', 'logout without a session')
   })
 
+  await t.test('POST /auth/logout as a plain form (a "Sign out" button): 303 to the login page; another origin refused', async (t) => {
+    const form = { 'content-type': 'application/x-www-form-urlencoded' }
+    const email = uniqueEmail('logout-form')
+    await register(gw, email)
+    const leaving = await login(gw, email)
+    const crossSite = await gw.call('POST', '/auth/logout', {
+      body: '',
+      headers: { ...sessionCookie(gw, leaving.token), ...form, origin: 'https://evil.example' },
+    })
+    assertError(t, crossSite, 403, 'GH_CSRF', 'a form on another origin cannot sign the user out')
+    t.equal(await meStatus(gw, leaving.token), 200, 'the session survived the cross-site post')
+
+    const response = await gw.call('POST', '/auth/logout', { body: 'anything=ignored', headers: { ...browser(gw, leaving.token), ...form } })
+    t.equal(response.status, 303, response.text)
+    t.equal(response.headers.location, '/auth/login')
+    t.ok(setCookies(response).some((c) => c.name === cookieName(gw) && isCleared(c)), 'the cookie is cleared')
+    t.equal(await meStatus(gw, leaving.token), 401, 'the session has ended')
+
+    const other = await login(gw, email)
+    const all = await gw.call('POST', '/auth/logout-all', { body: '', headers: { ...browser(gw, other.token), ...form } })
+    t.equal(all.status, 303)
+    t.equal(await meStatus(gw, other.token), 401)
+    assertError(t, await gw.call('POST', '/auth/logout', { body: 'x=1', headers: { ...bearer(other.token), 'content-type': 'text/plain' } }), 401, 'GH_UNAUTHENTICATED', 'an ended session, whatever the body')
+  })
+
   await t.test('POST /auth/logout-all: every session of the user, no one else', async (t) => {
     const email = uniqueEmail('all')
     await register(gw, email)

@@ -38,7 +38,7 @@ export interface WhoamiReport {
 
 const HTML_HEADERS = {
   'content-type': 'text/html; charset=utf-8',
-  'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
 }
 
 export async function startWhoami(options: WhoamiOptions = {}): Promise<Whoami> {
@@ -146,6 +146,7 @@ th { white-space: nowrap; } td { font-family: ui-monospace, monospace; word-brea
 <body>
 <h1>whoami</h1>
 ${verdict}
+${assertion.verified ? '<form method="post" action="/auth/logout"><button type="submit">Sign out</button></form>' : ''}
 <p><code>${escapeHtml(result.method)} ${escapeHtml(result.path)}</code></p>
 <h2>Identity headers</h2>
 ${table(result.identity_headers)}

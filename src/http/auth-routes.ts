@@ -3,7 +3,7 @@
  * me, password, sessions. Thin: each handler validates through its schema, calls the
  * core, and shapes the answer.
  */
-import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Identity } from '../core/identity.js'
 import { hasPermission } from '../core/permissions.js'
 import { GatehouseError } from '../errors.js'
@@ -11,6 +11,8 @@ import type { Runtime } from '../runtime.js'
 import { identityOf } from './access.js'
 import type { SessionCookie } from './session-cookie.js'
 import * as schemas from './schemas.js'
+
+const FORM = 'application/x-www-form-urlencoded'
 
 export interface AuthRoutesOptions {
   runtime: Runtime
@@ -63,21 +65,32 @@ export async function authRoutes(app: FastifyInstance, { runtime, cookie }: Auth
   // The answer of the endpoints that answer 204 (or an error), as a route schema part.
   const noContentAnswers = () => ({ response: { 204: schemas.noContent, ...schemas.errorResponses } })
 
-  app.post('/auth/logout', { config: { access: 'session' }, schema: noContentAnswers() }, async (request, reply) => {
-    const identity = identityOf(request)
-    const session = identity.session?.session
-    if (session) await sessions.revoke(identity.user.id, session.id)
-    await audit.record('logout', { userId: identity.user.id, email: identity.user.email, ip: request.ip })
-    cookie.clear(reply)
-    return noContent(reply)
-  })
+  // Signing out: JSON clients get 204; a browser's plain form post (a "Sign out" button in an
+  // app's page) gets 303 to the login page. Either way the same-origin check of `session`
+  // access applies, and the form's fields, if any, are ignored.
+  await app.register(async (signOut) => {
+    signOut.addContentTypeParser(FORM, { parseAs: 'string' }, (_request, _body, done) => done(null, undefined))
+    const answers = () => ({ response: { 204: schemas.noContent, 303: schemas.signOutRedirect, ...schemas.errorResponses } })
+    const signedOut = (request: FastifyRequest, reply: FastifyReply) => {
+      cookie.clear(reply)
+      if ((request.headers['content-type'] ?? '').toLowerCase().startsWith(FORM)) return reply.redirect('/auth/login', 303)
+      return noContent(reply)
+    }
 
-  app.post('/auth/logout-all', { config: { access: 'session' }, schema: noContentAnswers() }, async (request, reply) => {
-    const identity = identityOf(request)
-    const ended = await sessions.revokeAll(identity.user.id)
-    await audit.record('logout.all', { userId: identity.user.id, email: identity.user.email, ip: request.ip, details: { sessions: ended } })
-    cookie.clear(reply)
-    return noContent(reply)
+    signOut.post('/auth/logout', { config: { access: 'session' }, schema: answers() }, async (request, reply) => {
+      const identity = identityOf(request)
+      const session = identity.session?.session
+      if (session) await sessions.revoke(identity.user.id, session.id)
+      await audit.record('logout', { userId: identity.user.id, email: identity.user.email, ip: request.ip })
+      return signedOut(request, reply)
+    })
+
+    signOut.post('/auth/logout-all', { config: { access: 'session' }, schema: answers() }, async (request, reply) => {
+      const identity = identityOf(request)
+      const ended = await sessions.revokeAll(identity.user.id)
+      await audit.record('logout.all', { userId: identity.user.id, email: identity.user.email, ip: request.ip, details: { sessions: ended } })
+      return signedOut(request, reply)
+    })
   })
 
   app.get('/auth/me', { config: { access: 'any' }, schema: { response: { 200: { $ref: 'Me#' }, ...schemas.errorResponses } } }, async (request) =>

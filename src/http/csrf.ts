@@ -1,7 +1,8 @@
 /**
  * The origin check for cookie-authenticated unsafe requests (SPEC §3): the browser must
  * say, through `Origin` (or, without it, `Referer`), that the request comes from the
- * gateway's own origin or one of the CORS origins the operator allowed. Bearer-authenticated
+ * gateway's own origin or one of the CORS origins the operator allowed (or, when it sends no
+ * usable Origin, through `Sec-Fetch-Site: same-origin`). Bearer-authenticated
  * requests are exempt: a browser never attaches those on its own.
  */
 import { GatehouseError } from '../errors.js'
@@ -23,6 +24,10 @@ export function checkSameOrigin(headers: CsrfHeaders, allowedOrigins: ReadonlySe
     throw new GatehouseError('GH_CSRF', 'Cross-site request refused (Sec-Fetch-Site: cross-site)')
   }
   const claimed = headers.origin ?? originOf(headers.referer)
+  // A browser may send `Origin: null` for a same-origin form post (Chromium does under some
+  // referrer policies); its fetch metadata, which no page can forge, still says same-origin.
+  // The same rule as Go's http.CrossOriginProtection.
+  if ((claimed === undefined || claimed === 'null') && headers['sec-fetch-site']?.toLowerCase() === 'same-origin') return
   if (claimed === undefined || claimed === 'null') {
     throw new GatehouseError('GH_CSRF', 'A cookie-authenticated request needs an Origin or Referer header')
   }

@@ -265,6 +265,12 @@ export const loginRedirect = {
   headers: { location: { type: 'string' } },
 } as const
 
+export const signOutRedirect = {
+  type: 'null',
+  description: 'A form post signed out: see Other, to the login page',
+  headers: { location: { type: 'string' } },
+} as const
+
 const componentHealth = {
   type: 'object',
   required: ['status', 'latency_ms'],
