@@ -6,10 +6,10 @@
  * audited.
  */
 import { GatehouseError } from '../errors.js'
-import type { Database, Queryable } from '../storage/database.js'
+import { isUniqueViolation, type Database, type Queryable } from '../storage/database.js'
 import type { AuditLog } from './audit.js'
 import { normalizeEmail } from './email.js'
-import { MAX_NAME_LENGTH, type User } from './users.js'
+import { MAX_NAME_LENGTH, NAME_FORBIDDEN, toUser, type User } from './users.js'
 
 /** The parts of an `auth.oidc` entry that decide who may sign in. */
 export interface OidcAccountPolicy {
@@ -72,15 +72,8 @@ interface UserRow {
   created_at: string
 }
 
-const NAME_FORBIDDEN = /[\p{Cc}\p{Zl}\p{Zp}\u202A-\u202E\u2066-\u2069]/gu
-
-function toUser(row: UserRow): User {
-  return { id: row.id, email: row.email, name: row.name, roles: row.roles, created_at: row.created_at }
-}
-
-function isUniqueViolation(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === '23505'
-}
+/** users.ts's rule for names, to replace every forbidden character rather than refuse. */
+const NAME_FORBIDDEN_ALL = new RegExp(NAME_FORBIDDEN.source, 'gu')
 
 /**
  * `email_verified` as providers send it: a boolean, or (some, e.g. older Cognito pools) the
@@ -95,7 +88,7 @@ export function emailVerifiedOf(value: unknown): boolean | undefined {
 /** A display name from the provider's `name` claim: cleaned and shortened rather than refused. */
 export function displayNameOf(value: unknown): string | null {
   if (typeof value !== 'string') return null
-  const cleaned = value.slice(0, MAX_NAME_LENGTH * 4).replace(NAME_FORBIDDEN, ' ').trim().normalize('NFC')
+  const cleaned = value.slice(0, MAX_NAME_LENGTH * 4).replace(NAME_FORBIDDEN_ALL, ' ').trim().normalize('NFC')
   const chars = [...cleaned].slice(0, MAX_NAME_LENGTH)
   const name = chars.join('').trim()
   return name === '' ? null : name

@@ -1,5 +1,5 @@
 import { GatehouseError } from '../errors.js'
-import type { Database, Queryable } from '../storage/database.js'
+import { isUniqueViolation, type Database, type Queryable } from '../storage/database.js'
 import type { AuditLog } from './audit.js'
 import { normalizeEmail } from './email.js'
 import type { LoginThrottle } from './login-throttle.js'
@@ -86,9 +86,9 @@ const USER_COLUMNS = `id::text AS id, email, name, password_hash, roles, disable
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const CURSOR_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/
 /** Controls, bidi embeddings/overrides/isolates and line separators: they garble names where they are shown. */
-const NAME_FORBIDDEN = /[\p{Cc}\p{Zl}\p{Zp}\u202A-\u202E\u2066-\u2069]/u
+export const NAME_FORBIDDEN = /[\p{Cc}\p{Zl}\p{Zp}\u202A-\u202E\u2066-\u2069]/u
 
-function toUser(row: UserRow): User {
+export function toUser(row: Pick<UserRow, 'id' | 'email' | 'name' | 'roles' | 'created_at'>): User {
   return { id: row.id, email: row.email, name: row.name, roles: row.roles, created_at: row.created_at }
 }
 
@@ -102,10 +102,6 @@ function invalidCredentials(): GatehouseError {
 
 function notFound(): GatehouseError {
   return new GatehouseError('GH_NOT_FOUND', 'No such user')
-}
-
-function isUniqueViolation(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === '23505'
 }
 
 /** A display name: trimmed, NFC, 1–100 code points, no control or bidi-override characters; null clears it. */

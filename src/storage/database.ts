@@ -42,3 +42,8 @@ export interface Database extends Queryable {
   /** 'postgres' or 'embedded', for health output and messages. */
   readonly kind: 'postgres' | 'embedded'
 }
+
+/** A statement refused by a unique constraint (SQLSTATE 23505), on either implementation. */
+export function isUniqueViolation(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === '23505'
+}
