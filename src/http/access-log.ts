@@ -71,15 +71,14 @@ export function addAccessLog(app: FastifyInstance, options: AccessLogOptions): A
 
   app.addHook('onRequest', async (request, reply) => {
     started.set(request, performance.now())
-    // fastify runs onRequestAbort only for a client gone before its request body ended, and
-    // onResponse only for an answer that finished: a client that leaves while its request is
-    // being handled (a login hashing, a slow upstream) would get neither, and no line.
+    // onResponse runs only for an answer that finished; a client that leaves first (while its
+    // body is read, a login hashes, or the upstream answers) is recorded when the response
+    // closes unfinished. This covers fastify's onRequestAbort cases too.
     reply.raw.once('close', () => {
       if (!reply.raw.writableFinished) record(request, CLIENT_CLOSED, 'request aborted')
     })
   })
   app.addHook('onResponse', async (request, reply) => record(request, reply.statusCode, 'request'))
-  app.addHook('onRequestAbort', async (request) => record(request, CLIENT_CLOSED, 'request aborted'))
   return { recordUnrouted: (request, status) => record(request, status, 'request') }
 }
 
