@@ -13,19 +13,21 @@ import { adminRoutes } from './http/admin-routes.js'
 import { authRoutes } from './http/auth-routes.js'
 import { createAuthenticator } from './http/authenticate.js'
 import { addAuthCors } from './http/cors.js'
-import { sessionCookieName } from './http/credentials.js'
 import { docs } from './http/docs.js'
 import { edge } from './http/edge.js'
 import { frameworkErrorHandler, registerErrorHandlers } from './http/error-handler.js'
 import { healthRoutes } from './http/health.js'
 import { loginRoutes } from './http/login-routes.js'
-import { oidcRoutes } from './http/oidc-routes.js'
+import { hasDuplicateHost } from './http/malformed-requests.js'
+import { isAuthAnswer } from './http/no-store.js'
+import { flowCookieName, oidcRoutes } from './http/oidc-routes.js'
 import { REQUEST_DECORATIONS } from './http/request-context.js'
 import { requestIdOf } from './http/request-id.js'
 import { sharedSchemas } from './http/schemas.js'
 import { createSessionCookie } from './http/session-cookie.js'
 import { tokenRoutes } from './http/token-routes.js'
-import { trustedProxies } from './http/trusted-proxies.js'
+import { dropNonAddressForwardedFor, trustedProxies } from './http/trusted-proxies.js'
+import { GatehouseError } from './errors.js'
 import { GatewayMetrics } from './metrics/gateway-metrics.js'
 import type { Runtime } from './runtime.js'
 import { version } from './version.js'
@@ -95,12 +97,14 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
   for (const name of REQUEST_DECORATIONS) app.decorateRequest(name, null)
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)
+    dropNonAddressForwardedFor(request.raw.headers)
+    if (hasDuplicateHost(request.raw.rawHeaders)) throw new GatehouseError('GH_VALIDATION', 'Send one Host header, not several')
   })
   accessLog = addAccessLog(app, { slowRequestMs: config.logging.slow_request_threshold, metrics })
   // Every /auth answer is about credentials or a person: never cached. Registered at the root
   // so that it covers the not-found answers of unknown /auth paths too.
   app.addHook('onSend', async (request, reply) => {
-    if (isAuthPath(request.url)) reply.header('cache-control', 'no-store')
+    if (isAuthAnswer(request)) reply.header('cache-control', 'no-store')
   })
   registerErrorHandlers(app)
   for (const schema of sharedSchemas) app.addSchema(schema)
@@ -138,8 +142,9 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     signer: runtime.signer,
     proxies: trustedProxies(config.server.trust_proxy),
     allowedOrigins,
-    // Both spellings: a cookie of the other scheme's name is still the gateway's, never the upstream's.
-    sessionCookieNames: [sessionCookie.name, sessionCookieName(sessionCookie.name.startsWith('__Host-') ? 'http:' : 'https:')],
+    // Compared in any case and with any prefix (gateway-cookies.ts): a cookie of the other
+    // scheme's name is still the gateway's, never the upstream's.
+    sessionCookieNames: [sessionCookie.name, flowCookieName(config.server.public_url)],
     protocol: options.https ? 'https' : 'http',
     metrics,
     breakers: runtime.breakers,
@@ -147,8 +152,4 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
   })
 
   return app
-}
-
-function isAuthPath(url: string): boolean {
-  return url === '/auth' || url.startsWith('/auth/') || url.startsWith('/auth?')
 }

@@ -19,6 +19,7 @@ import { ConfigError, loadConfig } from './config/index.js'
 import { restartOnlyChanges } from './config/restart-keys.js'
 import type { GatewayConfig } from './config/types.js'
 import { ensureDevCertificate } from './dev-certificate.js'
+import { hasDuplicateHost, isOriginForm } from './http/malformed-requests.js'
 import { GatewayMetrics } from './metrics/gateway-metrics.js'
 import { startMetricsServer, type MetricsServer } from './metrics/metrics-server.js'
 import { BreakerRegistry } from './resilience/breaker-registry.js'
@@ -267,11 +268,17 @@ function listen(server: Server, port: number, host: string): Promise<void> {
   })
 }
 
-/** A plain listener that answers every request with 308 to the same path on public_url. */
+/** A plain listener that answers every request for a path with 308 to the same path on public_url. */
 async function startRedirect(config: GatewayConfig): Promise<Server> {
   const origin = new URL(config.server.public_url).origin
   const server = createHttpServer((request, response) => {
-    response.writeHead(308, { location: origin + (request.url ?? '/'), 'content-length': '0' }).end()
+    const target = request.url ?? ''
+    if (!isOriginForm(target) || hasDuplicateHost(request.rawHeaders)) {
+      const body = JSON.stringify({ statusCode: 400, code: 'GH_VALIDATION', error: 'Bad Request', message: 'The request target must be a path' })
+      response.writeHead(400, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body)
+      return
+    }
+    response.writeHead(308, { location: origin + target, 'content-length': '0' }).end()
   })
   await listen(server, config.server.redirect_http_port ?? 0, config.server.host)
   return server

@@ -103,8 +103,13 @@ export interface VerifiedIdentity {
    * through the gateway (which always removes a client's `X-Auth-*` headers).
    */
   tokenId?: string
-  /** The gateway's `X-Request-Id` the assertion was made for (`jti`); only for bound assertions. */
+  /** The `X-Request-Id` the assertion was made for (`rid`); only for bound assertions. */
   requestId?: string
+  /**
+   * The assertion's own id (`jti`), fresh for every request; only for bound assertions. An
+   * upstream that must refuse a replayed assertion remembers these until `expiresAt`.
+   */
+  assertionId?: string
   /** When the assertion was issued, seconds since the epoch (`iat`). */
   issuedAt: number
   /** When it expires, seconds since the epoch (`exp`). */
@@ -316,7 +321,8 @@ function identityFrom(payload: JWTPayload): VerifiedIdentity {
     issuedAt: iat,
     expiresAt: exp,
   }
-  if (typeof payload.jti === 'string') identity.requestId = payload.jti
+  if (typeof payload.jti === 'string') identity.assertionId = payload.jti
+  if (typeof payload.rid === 'string') identity.requestId = payload.rid
   return identity
 }
 
@@ -329,10 +335,10 @@ function isStringArray(value: unknown): value is string[] {
 }
 
 function checkBinding(payload: JWTPayload, request: VerifiableRequest): void {
-  const { htm, htu, jti } = payload
-  if (htm === undefined && htu === undefined && jti === undefined) return
-  if (typeof htm !== 'string' || typeof htu !== 'string' || typeof jti !== 'string') {
-    throw new VerificationError('malformed', 'A bound assertion needs string "jti", "htm" and "htu" claims')
+  const { htm, htu, jti, rid } = payload
+  if (htm === undefined && htu === undefined && jti === undefined && rid === undefined) return
+  if (typeof htm !== 'string' || typeof htu !== 'string' || typeof jti !== 'string' || (rid !== undefined && typeof rid !== 'string')) {
+    throw new VerificationError('malformed', 'A bound assertion needs string "jti", "htm" and "htu" claims (and "rid" a string)')
   }
   if (request.method === undefined || request.url === undefined) {
     throw new TypeError('the assertion is bound to its request: pass the request\'s method and url to the verifier')

@@ -40,16 +40,22 @@ t.test('a bound assertion carries exactly the claims of SPEC §4 and jose verifi
   const iat = Math.floor(clock.now() / 1000)
   const expected = {
     iss: ISSUER, aud: 'app', sub: alice, email: 'alice@example.com', roles: ['viewer', 'operator'], amr: ['pwd'],
-    iat, exp: iat + 60, jti: 'req-1', htm: 'GET', htu: '/app/items?page=2',
+    iat, exp: iat + 60, jti: String, rid: 'req-1', htm: 'GET', htu: '/app/items?page=2',
   }
-  t.same(decodeJwt(token), expected)
+  t.match(decodeJwt(token), expected)
+  t.same(Object.keys(decodeJwt(token)).sort(), Object.keys(expected).sort(), 'no other claims')
   const { payload, protectedHeader } = await verify(token)
-  t.same(payload, expected)
+  t.match(payload, expected)
   t.same(protectedHeader, { alg: 'EdDSA', typ: 'JWT', kid: keys.current.kid })
 
   const other = signer.sign(identity(), { ...request, requestId: 'req-2' })
   t.not(other, token, 'each request gets its own assertion')
-  t.equal(decodeJwt(other).jti, 'req-2')
+  t.equal(decodeJwt(other).rid, 'req-2')
+
+  // SPEC §4: jti is a fresh random id, never the client-chosen X-Request-Id.
+  const jtis = new Set([token, other, signer.sign(identity(), request), signer.sign(identity(), request)].map((x) => decodeJwt(x).jti))
+  t.equal(jtis.size, 4, 'every assertion has its own jti, the same request id included')
+  for (const jti of jtis) t.match(jti, /^[0-9a-f-]{36}$/, 'a random UUID, not the request id')
 
   t.same(decodeJwt(signer.sign(identity({ method: 'pat', amr: 'pat' }), request)).amr, ['pat'])
   t.same(decodeJwt(signer.sign(identity({ amr: 'oidc' }), request)).amr, ['oidc'])

@@ -141,7 +141,7 @@ t.test('bound assertions, verified by a real upstream', async (t) => {
     t.equal(viaPackage.VerificationError, VerificationError)
   })
 
-  t.test('jti, htm and htu name the request the upstream received', async (t) => {
+  t.test('rid, htm and htu name the request the upstream received', async (t) => {
     const cases: Array<{ method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'HEAD'; target: string; expected: string; audience: string; token: string; via: 'session' | 'pat' }> = [
       { method: 'GET', target: '/app/items?page=2', expected: '/app/items?page=2', audience: 'app', token: session, via: 'session' },
       { method: 'POST', target: '/app/items', expected: '/app/items', audience: 'app', token: pat.token, via: 'pat' },
@@ -176,8 +176,11 @@ t.test('bound assertions, verified by a real upstream', async (t) => {
       t.same(result.amr, [via === 'pat' ? 'pat' : 'pwd'], `${what}: amr`)
       if (via === 'pat') t.equal(result.tokenId, pat.id, `${what}: token id`)
       const claims = decodeJwt(single(got.headers, 'x-auth-assertion'))
-      t.equal(claims.jti, single(got.headers, 'x-request-id'), `${what}: jti is the X-Request-Id`)
-      t.equal(claims.jti, response.headers['x-request-id'], `${what}: and the response's`)
+      t.equal(claims.rid, single(got.headers, 'x-request-id'), `${what}: rid is the X-Request-Id`)
+      t.equal(claims.rid, response.headers['x-request-id'], `${what}: and the response's`)
+      t.equal(result.requestId, claims.rid, `${what}: the verifier reports rid as requestId`)
+      t.equal(result.assertionId, claims.jti, `${what}: and jti as assertionId`)
+      t.not(claims.jti, claims.rid, `${what}: jti is not the request id`)
       t.equal(claims.htm, method, `${what}: htm`)
       t.equal(claims.htu, expected, `${what}: htu is what the upstream received`)
       t.equal(claims.aud, audience, `${what}: aud is the route's name`)
@@ -185,6 +188,19 @@ t.test('bound assertions, verified by a real upstream', async (t) => {
       t.equal(claims.exp, (claims.iat ?? 0) + TTL_MS / 1000, `${what}: exp = iat + ttl`)
       t.equal(decodeProtectedHeader(single(got.headers, 'x-auth-assertion')).alg, 'EdDSA')
     }
+  })
+
+  t.test('jti is fresh for every request, even two with the same X-Request-Id (SPEC §4)', async (t) => {
+    const jtis: unknown[] = []
+    for (let i = 0; i < 2; i++) {
+      const response = await gw.call('GET', '/app/items', { headers: { ...bearer(pat.token), 'x-request-id': 'chosen-by-client' } })
+      t.equal(response.status, 200, response.text)
+      const claims = decodeJwt(single(upstream.last().headers, 'x-auth-assertion'))
+      t.equal(claims.rid, 'chosen-by-client', 'rid is the request id')
+      t.not(claims.jti, 'chosen-by-client', 'jti is not the client-chosen id')
+      jtis.push(claims.jti)
+    }
+    t.not(jtis[0], jtis[1], 'two requests, two jti')
   })
 
   t.test('a received assertion is refused for another request, audience or issuer', async (t) => {

@@ -116,7 +116,7 @@ function checkGatewayHeaders(
   const claims = decodeJwt(assertion)
   t.equal(claims.sub, identity.id, `${what}: assertion sub`)
   t.equal(claims.aud, expected.audience, `${what}: assertion aud`)
-  t.equal(claims.jti, requestId, `${what}: assertion jti is the X-Request-Id`)
+  t.equal(claims.rid, requestId, `${what}: assertion rid is the X-Request-Id`)
   t.equal(claims.htu, got.url, `${what}: assertion htu is what the upstream received`)
   t.equal(claims.htm, got.method, `${what}: assertion htm`)
   for (let i = 0; i < got.rawHeaders.length; i += 2) {
@@ -358,7 +358,7 @@ t.test('the edge: what an upstream receives and what a client gets', async (t) =
         if (kept) t.equal(id, sent, `${what}: kept`)
         else t.match(id, uuid, `${what}: replaced by a UUID`)
         t.same(received(got, 'x-request-id'), [id], `${what}: the upstream got the same id`)
-        if (context.identity !== null) t.equal(decodeJwt(received(got, 'x-auth-assertion')[0]!).jti, id, `${what}: and the assertion's jti`)
+        if (context.identity !== null) t.equal(decodeJwt(received(got, 'x-auth-assertion')[0]!).rid, id, `${what}: and the assertion's rid`)
       }
     }
     const fresh = await gw.call('GET', '/pub/r')

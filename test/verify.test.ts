@@ -4,7 +4,7 @@ import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import { SignJWT } from 'jose'
+import { decodeJwt, SignJWT } from 'jose'
 import t, { type Test } from 'tap'
 import { AssertionSigner } from '../src/core/assertion-signer.js'
 import { ManualClock } from '../src/core/clock.js'
@@ -66,7 +66,8 @@ t.test('accepts a valid assertion and returns the identity', async (t) => {
   const verify = verifier()
   const headers = headersFor()
   const iat = Math.floor(clock.now() / 1000)
-  const expected = { id: alice, email: 'alice@example.com', roles: ['viewer', 'operator'], method: 'session', amr: ['pwd'], requestId: 'req-1', issuedAt: iat, expiresAt: iat + 60 }
+  const { jti } = decodeJwt(headers['x-auth-assertion'] as string)
+  const expected = { id: alice, email: 'alice@example.com', roles: ['viewer', 'operator'], method: 'session', amr: ['pwd'], requestId: 'req-1', assertionId: jti, issuedAt: iat, expiresAt: iat + 60 }
   t.same(await verify({ headers, method: 'GET', url: '/app/items?page=2' }), expected)
   t.same(await verify({ headers: new Headers(headers), method: 'GET', url: '/app/items?page=2' }), expected, 'a Headers object')
   t.same(await verify({ headers: { 'X-Auth-Assertion': headers['x-auth-assertion'] }, method: 'GET', url: 'http://upstream:9001/app/items?page=2' }), expected,
@@ -120,6 +121,7 @@ t.test('unbound assertions need only the headers', async (t) => {
   const { verifier, headersFor } = await harness(t, { bindToRequest: false })
   const identityOut = await verifier()({ headers: headersFor() })
   t.notOk('requestId' in identityOut)
+  t.notOk('assertionId' in identityOut)
   t.equal(identityOut.id, alice)
 })
 

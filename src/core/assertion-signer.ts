@@ -6,7 +6,7 @@
  * JOSE library: the header is encoded once per key, the payload is a plain object and the
  * signature one `crypto.sign` call. Tests check that jose's `jwtVerify` accepts the result.
  */
-import { sign as cryptoSign } from 'node:crypto'
+import { randomUUID, sign as cryptoSign } from 'node:crypto'
 import type { Clock } from './clock.js'
 import type { Identity } from './identity.js'
 import type { KeyRing, SigningKey } from './identity-keys.js'
@@ -30,7 +30,7 @@ export interface AssertionSignerOptions {
 export interface AssertionRequest {
   /** The route's name, the `aud` claim. */
   audience: string
-  /** The `X-Request-Id` the upstream receives, the `jti` claim. */
+  /** The `X-Request-Id` the upstream receives, the `rid` claim (client-chosen: never the `jti`). */
   requestId: string
   method: string
   /** Path and query exactly as the upstream receives them, the `htu` claim. */
@@ -84,7 +84,9 @@ export class AssertionSigner {
       exp: iat + this.#ttlSeconds,
     }
     if (this.#bindToRequest) {
-      return this.#signPayload(key, header, { ...claims, jti: request.requestId, htm: request.method, htu: request.uri })
+      // jti is the gateway's own, fresh for every assertion: a client can repeat an X-Request-Id.
+      const bound = { jti: randomUUID(), rid: request.requestId, htm: request.method, htu: request.uri }
+      return this.#signPayload(key, header, { ...claims, ...bound })
     }
 
     // Everything the unbound payload holds except the times; the kid is implied, since the

@@ -1,4 +1,5 @@
 import { dictionary } from '@zxcvbn-ts/language-common'
+import { isTrivialPattern } from './password-patterns.js'
 
 /** SPEC §5: longer passwords are refused before any hashing. */
 export const MAX_PASSWORD_LENGTH = 128
@@ -31,8 +32,8 @@ export function passwordLength(password: string): number {
 
 /**
  * The problems with a new password, as sentences for the user; empty when it is acceptable.
- * Follows NIST SP 800-63B: length limits, a blocklist of common passwords and of the
- * account's own email, and no composition rules except the opt-in `require_classes`.
+ * Follows NIST SP 800-63B: length limits, a blocklist of common passwords, of trivial patterns
+ * and of the account's own email, and no composition rules except the opt-in `require_classes`.
  */
 export function checkPassword(
   password: string,
@@ -52,6 +53,7 @@ export function checkPassword(
     if (missing.length > 0) problems.push(`must contain ${missing.join(', ')}`)
   }
   if (isCommon(password)) problems.push('is too common')
+  else if (isTrivialPattern(password)) problems.push('must not be one repeated character, a plain sequence or a short repeated pattern')
   const email = context.email?.trim().toLowerCase()
   if (email) {
     const lower = password.toLowerCase()

@@ -15,3 +15,18 @@ export function permissionsFor(roles: readonly string[], roleMap: Readonly<Recor
 export function hasPermission(granted: readonly string[], needed: string): boolean {
   return granted.includes(ALL_PERMISSIONS) || granted.includes(needed)
 }
+
+/**
+ * Whether a holder of `granted` may give others `role` (SPEC §5: the admin API never lets
+ * anyone gain permissions): only when it holds every permission of the role itself, or `*`.
+ * An unknown role grants nothing and is refused elsewhere.
+ */
+export function mayGrantRole(
+  granted: readonly string[],
+  role: string,
+  roleMap: Readonly<Record<string, readonly string[]>>,
+): boolean {
+  if (granted.includes(ALL_PERMISSIONS)) return true
+  const permissions = Object.hasOwn(roleMap, role) ? (roleMap[role] ?? []) : []
+  return permissions.every((permission) => permission !== ALL_PERMISSIONS && granted.includes(permission))
+}

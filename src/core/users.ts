@@ -248,7 +248,9 @@ export class UserService {
 
     if (!ok || row === null) {
       const locked = await this.#throttle.recordFailure(accountKey)
-      const event = { userId: row?.id ?? null, email: email ?? accountKey, ip }
+      // Only a normalised email is recorded: the raw input may hold anything (a NUL, which
+      // PostgreSQL text refuses), and it names no account anyway.
+      const event = { userId: row?.id ?? null, email, ip }
       await this.#audit.record('login.failed', { ...event, details: { reason } })
       if (locked) await this.#audit.record('login.locked', event)
       throw invalidCredentials()
@@ -367,13 +369,28 @@ export class UserService {
     })
   }
 
-  /** Replaces the user's roles; each must exist in the role map (else GH_VALIDATION). */
-  async setRoles(id: string, roles: readonly string[], context: AuditContext = {}): Promise<ManagedUser> {
+  /**
+   * Replaces the user's roles; each must exist in the role map (else GH_VALIDATION). With
+   * `mayGrant`, a role the user does not hold yet and that it refuses is GH_FORBIDDEN, decided
+   * on the locked row so that no concurrent change slips between the check and the update.
+   * The audit event always names the actor (`actor_id`, null for the operator's CLI).
+   */
+  async setRoles(
+    id: string,
+    roles: readonly string[],
+    context: AuditContext & { mayGrant?: (role: string) => boolean } = {},
+  ): Promise<ManagedUser> {
     const validRoles = this.#validateRoles(roles)
     if (!UUID.test(id)) throw notFound()
     const row = await this.#db.transaction(async (tx) => {
       const before = await this.#findById(id, tx, true)
       if (before === null) throw notFound()
+      const refused = validRoles.filter((role) => !before.roles.includes(role) && context.mayGrant?.(role) === false)
+      if (refused.length > 0) {
+        throw new GatehouseError('GH_FORBIDDEN', `You may grant only roles whose permissions you hold yourself, not: ${refused.join(', ')}`, {
+          details: { reason: 'role_not_grantable', roles: refused },
+        })
+      }
       const updated = await this.#update(tx, 'roles = $2', [id, validRoles])
       await this.#audit.record(
         'user.roles_changed',
@@ -381,7 +398,7 @@ export class UserService {
           userId: id,
           email: updated.email,
           ip: context.ip,
-          details: withActor({ from: before.roles, to: validRoles }, context),
+          details: { from: before.roles, to: validRoles, actor_id: context.actorId ?? null },
         },
         tx,
       )

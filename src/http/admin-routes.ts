@@ -4,7 +4,7 @@
  * their PATs from every replica's cache at once.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { hasPermission } from '../core/permissions.js'
+import { hasPermission, mayGrantRole } from '../core/permissions.js'
 import { GatehouseError } from '../errors.js'
 import type { Runtime } from '../runtime.js'
 import { identityOf } from './access.js'
@@ -22,8 +22,13 @@ function requireManager(request: FastifyRequest) {
   return identity
 }
 
+/** SPEC §5: nobody changes their own roles, disables or deletes themselves through the admin API. */
+function notOnYourself(what: string): GatehouseError {
+  return new GatehouseError('GH_FORBIDDEN', `You cannot ${what} through the admin API`, { details: { reason: 'self_change' } })
+}
+
 export async function adminRoutes(app: FastifyInstance, { runtime }: { runtime: Runtime }): Promise<void> {
-  const { users, sessions } = runtime
+  const { users, sessions, config } = runtime
 
   app.get<{ Querystring: { limit?: string; cursor?: string } }>(
     '/auth/admin/users',
@@ -65,10 +70,14 @@ export async function adminRoutes(app: FastifyInstance, { runtime }: { runtime: 
     async (request) => {
       const actor = requireManager(request)
       const { id } = request.params
+      if (id.toLowerCase() === actor.user.id) throw notOnYourself('change your own roles or disable yourself')
       const context = { actorId: actor.user.id, ip: request.ip }
       let user = await users.get(id)
       if (user === null) throw new GatehouseError('GH_NOT_FOUND', 'No such user')
-      if (request.body.roles !== undefined) user = await users.setRoles(id, request.body.roles, context)
+      if (request.body.roles !== undefined) {
+        const mayGrant = (role: string) => mayGrantRole(actor.permissions, role, config.roles)
+        user = await users.setRoles(id, request.body.roles, { ...context, mayGrant })
+      }
       if (request.body.disabled !== undefined) user = await users.setDisabled(id, request.body.disabled, context)
       if (request.body.disabled === true) await sessions.revokeAll(id)
       return user
@@ -84,6 +93,7 @@ export async function adminRoutes(app: FastifyInstance, { runtime }: { runtime: 
     async (request, reply) => {
       const actor = requireManager(request)
       const { id } = request.params
+      if (id.toLowerCase() === actor.user.id) throw notOnYourself('delete yourself')
       await users.delete(id, { actorId: actor.user.id, ip: request.ip })
       await sessions.revokeAll(id)
       return reply.code(204).send()

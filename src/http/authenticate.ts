@@ -9,7 +9,7 @@ import { permissionsFor } from '../core/permissions.js'
 import type { ActiveSession } from '../core/sessions.js'
 import { GatehouseError } from '../errors.js'
 import type { Runtime } from '../runtime.js'
-import { readCredentials } from './credentials.js'
+import { readCredentials, type HeaderCredential } from './credentials.js'
 
 export interface Authenticator {
   /** The cookie that carries the session token. */
@@ -45,6 +45,33 @@ export function createAuthenticator(runtime: Runtime, cookieName: string, onAtte
 
   async function authenticate(request: FastifyRequest): Promise<Identity | null> {
     const { header, cookie } = readCredentials(request.raw.rawHeaders, cookieName)
+    const identity = await headerIdentity(header)
+    if (identity !== null) {
+      if (cookie !== null && cookie !== header?.token) await refuseOtherUsersCookie(cookie, identity)
+      return identity
+    }
+    if (cookie === null) return null
+    // A stale cookie is no credential at all: the request goes on as anonymous.
+    const active = await sessions.resolve(cookie)
+    const cookieIdentity = active && (await identityFor(active, 'cookie'))
+    onAttempt('session', cookieIdentity ? 'success' : 'failure')
+    return cookieIdentity
+  }
+
+  /**
+   * SPEC §3: a cookie and an Authorization credential naming different users are refused,
+   * whichever kind the header credential is; a cookie that names nobody (stale) is no
+   * credential and does not matter.
+   */
+  async function refuseOtherUsersCookie(cookie: string, identity: Identity): Promise<void> {
+    const other = await sessions.resolve(cookie)
+    if (other !== null && other.session.user_id !== identity.user.id) {
+      throw new GatehouseError('GH_AMBIGUOUS_CREDENTIALS', 'The cookie and the Authorization header name different users')
+    }
+  }
+
+  /** The identity of the Authorization header's credential; null without one, 401 when it is bad. */
+  async function headerIdentity(header: HeaderCredential | null): Promise<Identity | null> {
     if (header?.kind === 'pat') {
       const pat = await pats.authenticate(header.token)
       onAttempt('pat', pat === null ? 'failure' : 'success')
@@ -65,20 +92,9 @@ export function createAuthenticator(runtime: Runtime, cookieName: string, onAtte
       const identity = active && (await identityFor(active, 'header'))
       onAttempt('session', identity ? 'success' : 'failure')
       if (!identity) throw unknownCredential()
-      if (cookie !== null && cookie !== header.token) {
-        const other = await sessions.resolve(cookie)
-        if (other !== null && other.session.user_id !== identity.user.id) {
-          throw new GatehouseError('GH_AMBIGUOUS_CREDENTIALS', 'The cookie and the Authorization header name different users')
-        }
-      }
       return identity
     }
-    if (cookie === null) return null
-    // A stale cookie is no credential at all: the request goes on as anonymous.
-    const active = await sessions.resolve(cookie)
-    const identity = active && (await identityFor(active, 'cookie'))
-    onAttempt('session', identity ? 'success' : 'failure')
-    return identity
+    return null
   }
 
   return { cookieName, authenticate }

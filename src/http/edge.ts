@@ -19,6 +19,7 @@ import type { BreakerRegistry } from '../resilience/breaker-registry.js'
 import type { FallbackCounter } from '../resilience/fallback-counter.js'
 import type { Authenticator } from './authenticate.js'
 import { checkSameOrigin, isUnsafeMethod } from './csrf.js'
+import { withoutGatewaySetCookies } from './gateway-cookies.js'
 import { toGatehouseError } from './error-handler.js'
 import { routeRateLimits } from './route-rate-limits.js'
 import type { TrustedProxies } from './trusted-proxies.js'
@@ -30,6 +31,7 @@ export interface EdgeOptions {
   signer: AssertionSigner
   proxies: TrustedProxies
   allowedOrigins: ReadonlySet<string>
+  /** The gateway's cookies (session, OIDC flow): never sent to, nor set by, an upstream. */
   sessionCookieNames: readonly string[]
   protocol: 'http' | 'https'
   metrics: GatewayMetrics
@@ -160,6 +162,7 @@ export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<
                 host: request.headers.host,
                 identity: identity && identityHeadersFor(identity, route, request, upstreamUri),
               }),
+            rewriteHeaders: (headers) => withoutGatewaySetCookies(headers, options.sessionCookieNames),
             onResponse: (_request, upstreamReply, response) => {
               const { stream } = response as unknown as { stream: NodeJS.ReadableStream & { destroy(): void } }
               // Too late: the client has had its 504.

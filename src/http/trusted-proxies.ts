@@ -1,7 +1,8 @@
 /**
  * `server.trust_proxy`: the peers whose X-Forwarded-For is believed (SPEC §4, §6).
  */
-import { BlockList, isIPv4, isIPv6 } from 'node:net'
+import type { IncomingHttpHeaders } from 'node:http'
+import { BlockList, isIP, isIPv4, isIPv6 } from 'node:net'
 
 export interface TrustedProxies {
   trusts(peer: string): boolean
@@ -22,4 +23,20 @@ export function trustedProxies(cidrs: readonly string[]): TrustedProxies {
       return isIPv6(peer) && list.check(peer, 'ipv6')
     },
   }
+}
+
+/**
+ * SPEC §4a: an X-Forwarded-For entry that is not an IP address (`garbage1`, `unknown`,
+ * `[::1]:80`) is ignored when the client address is worked out. Dropped from the header
+ * itself before anything reads it, so that fastify's `request.ip` (rate limits, lockout,
+ * logs), the edge's X-Forwarded-For and the audit trail all see the same addresses.
+ */
+export function dropNonAddressForwardedFor(headers: IncomingHttpHeaders): void {
+  const value = headers['x-forwarded-for']
+  if (value === undefined) return
+  const entries = (Array.isArray(value) ? value.join(',') : value).split(',').map((entry) => entry.trim())
+  const addresses = entries.filter((entry) => isIP(entry) !== 0)
+  if (addresses.length === entries.length && !Array.isArray(value)) return
+  if (addresses.length === 0) delete headers['x-forwarded-for']
+  else headers['x-forwarded-for'] = addresses.join(', ')
 }

@@ -5,6 +5,7 @@
  * or through `Connection`) can replace them.
  */
 import type { IncomingHttpHeaders } from 'node:http'
+import { gatewayCookieMatcher } from './gateway-cookies.js'
 
 /** Names (lower-case, `-` for `_`) a client may never send to an upstream. */
 const FORBIDDEN = new Set([
@@ -24,7 +25,7 @@ function isForbidden(name: string): boolean {
 }
 
 export interface UpstreamHeaderOptions {
-  /** The gateway's session cookie names to take out of `Cookie`. */
+  /** The gateway's cookie names (session, OIDC flow) to take out of `Cookie`, in any case or prefix. */
   sessionCookieNames: readonly string[]
   /** Take `Authorization` out: it carried a gateway credential. */
   removeAuthorization: boolean
@@ -63,12 +64,13 @@ export function upstreamHeaders(incoming: IncomingHttpHeaders, options: Upstream
 }
 
 function withoutCookies(header: string, names: readonly string[]): string {
+  const isGateway = gatewayCookieMatcher(names)
   return header
     .split(';')
     .filter((pair) => {
       const eq = pair.indexOf('=')
       const name = (eq === -1 ? pair : pair.slice(0, eq)).trim()
-      return name !== '' && !names.includes(name)
+      return name !== '' && !isGateway(name)
     })
     .map((pair) => pair.trim())
     .join('; ')

@@ -1,5 +1,6 @@
 import pg from 'pg'
 import type { Database, Queryable, QueryResult } from './database.js'
+import { withoutValues } from './driver-error.js'
 import { DATE_OID, INT8_OID, parseDate, parseInt8 } from './type-parsers.js'
 
 export const DEFAULT_POOL_SIZE = 10
@@ -121,7 +122,11 @@ async function run<Row>(
 ): Promise<QueryResult<Row>> {
   // Without parameters pg uses the simple protocol, which accepts several statements (a
   // migration) and then resolves an array of results: the last one is the answer.
-  const result: pg.QueryResult | pg.QueryResult[] = await target.query(sql, params ? [...params] : undefined)
+  const result: pg.QueryResult | pg.QueryResult[] = await target
+    .query(sql, params ? [...params] : undefined)
+    .catch((error: unknown) => {
+      throw withoutValues(error)
+    })
   const last = Array.isArray(result) ? result[result.length - 1] : result
   return { rows: (last?.rows ?? []) as Row[], rowCount: last?.rowCount ?? 0 }
 }

@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises'
 import { PGlite, type Results, type Transaction } from '@electric-sql/pglite'
 import type { Database, Queryable, QueryResult } from './database.js'
+import { withoutValues } from './driver-error.js'
 import { acquireEmbeddedLock, type EmbeddedLock } from './embedded-lock.js'
 import { DATE_OID, INT8_OID, parseDate, parseInt8 } from './type-parsers.js'
 
@@ -67,13 +68,17 @@ async function run<Row>(
   params: readonly unknown[] | undefined,
 ): Promise<QueryResult<Row>> {
   let result: Results<Row> | undefined
-  if (params && params.length > 0) {
-    result = await target.query<Row>(sql, [...params])
-  } else {
-    // Like pg without parameters: the simple protocol, which accepts several statements (a
-    // migration); the last result is the answer.
-    const results = (await target.exec(sql)) as Results<Row>[]
-    result = results[results.length - 1]
+  try {
+    if (params && params.length > 0) {
+      result = await target.query<Row>(sql, [...params])
+    } else {
+      // Like pg without parameters: the simple protocol, which accepts several statements (a
+      // migration); the last result is the answer.
+      const results = (await target.exec(sql)) as Results<Row>[]
+      result = results[results.length - 1]
+    }
+  } catch (error) {
+    throw withoutValues(error)
   }
   // `rowCount` is per statement like pg's; `affectedRows` adds up over a multi-statement exec.
   return { rows: result?.rows ?? [], rowCount: result?.rowCount ?? result?.affectedRows ?? 0 }
