@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { connect, type AddressInfo } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { Writable } from 'node:stream'
@@ -196,7 +196,28 @@ t.test('the redirect listener answers 308 to the same path on public_url', async
   await response.body.dump()
   t.equal(response.statusCode, 308)
   t.equal(response.headers.location, 'https://gatehouse.test/app/a%20b?x=1&y=2')
+
+  // SPEC §4a: absolute and asterisk forms would be pasted into Location (an open redirect
+  // to https://gatehouse.testhttp://a@evil.example/), and two Host headers are malformed.
+  for (const [target, extra] of [
+    ['http://a@evil.example/', ''], ['https://evil.example/x', ''], ['*', ''], ['evil', ''], ['/app/x', 'Host: evil.example\r\n'],
+  ] as const) {
+    const answer = await plainRawRequest(gateway.redirectPort!, `GET ${target} HTTP/1.1\r\nHost: localhost\r\n${extra}Connection: close\r\n\r\n`)
+    t.match(answer, /^HTTP\/1\.1 400 /, `${target} ${extra.trim()}: 400`)
+    t.notMatch(answer, /location:/i, `${target}: no Location`)
+  }
+  t.match(await plainRawRequest(gateway.redirectPort!, 'OPTIONS * HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n'), /^HTTP\/1\.1 400 /, 'OPTIONS *: 400')
 })
+
+/** Sends raw bytes over plain TCP and reads until the server closes. */
+function plainRawRequest(port: number, bytes: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port }, () => socket.end(bytes))
+    let answer = ''
+    socket.setEncoding('latin1').on('data', (chunk: string) => (answer += chunk))
+    socket.on('end', () => resolve(answer)).on('error', reject)
+  })
+}
 
 t.test('gatehouse serve: SIGHUP reloads; SIGTERM finishes in-flight requests, refuses new ones and exits 0', async (t) => {
   const upstream = await slowUpstream(t)

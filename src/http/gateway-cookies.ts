@@ -7,9 +7,12 @@
  */
 import type { IncomingHttpHeaders } from 'node:http'
 
+/** Cookie name prefixes browsers give a meaning (RFC 6265bis and its `__Http-` additions). */
+const PREFIXES = /^(?:__(?:host-http|host|secure|http)-)+/
+
 /** The name without its `__Host-`, `__Secure-`, … prefixes, lower-case. */
 function baseName(name: string): string {
-  return name.trim().toLowerCase().replace(/^(?:__[a-z]+-)+/, '')
+  return name.trim().toLowerCase().replace(PREFIXES, '')
 }
 
 /** A predicate for the names of the gateway's cookies, from their configured names. */
