@@ -51,7 +51,7 @@ const identity = obj({
   signing_key_file: optional(filePath(), 'certs/identity-keys.json', 'Private JWK set signing identity assertions, created on first start.'),
   assertion_ttl: optional(duration({ min: SECOND, max: HOUR }), '60s', 'Lifetime of an X-Auth-Assertion.'),
   bind_to_request: optional(bool(), true,
-    'Whether each assertion names its request (jti, htm, htu); false reuses one per identity and route for half its ttl.'),
+    'Whether each assertion names its request (jti, rid, htm, htu); false reuses one per identity and route for half its ttl.'),
 })
 
 const sessions = obj({
