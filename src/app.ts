@@ -134,9 +134,10 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
 
   await app.register(edge, {
     table: runtime.routes,
-    authenticator,
+    credentials: authenticator,
     signer: runtime.signer,
     proxies: trustedProxies(config.server.trust_proxy),
+    publicUrl: config.server.public_url,
     allowedOrigins,
     // Both spellings: a cookie of the other scheme's name is still the gateway's, never the upstream's.
     sessionCookieNames: [sessionCookie.name, sessionCookieName(sessionCookie.name.startsWith('__Host-') ? 'http:' : 'https:')],

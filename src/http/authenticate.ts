@@ -5,13 +5,14 @@
  */
 import type { FastifyRequest } from 'fastify'
 import type { Identity } from '../core/identity.js'
+import type { CredentialResolver } from '../core/pipeline/index.js'
 import { permissionsFor } from '../core/permissions.js'
 import type { ActiveSession } from '../core/sessions.js'
 import { GatehouseError } from '../errors.js'
 import type { Runtime } from '../runtime.js'
 import { readCredentials } from './credentials.js'
 
-export interface Authenticator {
+export interface Authenticator extends CredentialResolver {
   /** The cookie that carries the session token. */
   readonly cookieName: string
   authenticate(request: FastifyRequest): Promise<Identity | null>
@@ -43,8 +44,8 @@ export function createAuthenticator(runtime: Runtime, cookieName: string, onAtte
     }
   }
 
-  async function authenticate(request: FastifyRequest): Promise<Identity | null> {
-    const { header, cookie } = readCredentials(request.raw.rawHeaders, cookieName)
+  async function resolve(rawHeaders: readonly string[]): Promise<Identity | null> {
+    const { header, cookie } = readCredentials(rawHeaders, cookieName)
     if (header?.kind === 'pat') {
       const pat = await pats.authenticate(header.token)
       onAttempt('pat', pat === null ? 'failure' : 'success')
@@ -81,5 +82,5 @@ export function createAuthenticator(runtime: Runtime, cookieName: string, onAtte
     return identity
   }
 
-  return { cookieName, authenticate }
+  return { cookieName, resolve, authenticate: (request) => resolve(request.raw.rawHeaders) }
 }
