@@ -6,7 +6,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { hasPermission } from '../core/permissions.js'
 import { GatehouseError } from '../errors.js'
-import type { Runtime } from '../runtime.js'
+import type { SessionService } from '../core/sessions.js'
+import type { UserService } from '../core/users.js'
 import { identityOf } from './access.js'
 import * as schemas from './schemas.js'
 
@@ -22,8 +23,12 @@ function requireManager(request: FastifyRequest) {
   return identity
 }
 
-export async function adminRoutes(app: FastifyInstance, { runtime }: { runtime: Runtime }): Promise<void> {
-  const { users, sessions } = runtime
+export interface AdminRoutesOptions {
+  users: UserService
+  sessions: SessionService
+}
+
+export async function adminRoutes(app: FastifyInstance, { users, sessions }: AdminRoutesOptions): Promise<void> {
 
   app.get<{ Querystring: { limit?: string; cursor?: string } }>(
     '/auth/admin/users',

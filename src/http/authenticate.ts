@@ -9,7 +9,9 @@ import type { CredentialResolver } from '../core/pipeline/index.js'
 import { permissionsFor } from '../core/permissions.js'
 import type { ActiveSession } from '../core/sessions.js'
 import { GatehouseError } from '../errors.js'
-import type { Runtime } from '../runtime.js'
+import type { ActiveUserCache } from '../core/active-users.js'
+import type { PatService } from '../core/pats.js'
+import type { SessionService } from '../core/sessions.js'
 import { readCredentials } from './credentials.js'
 
 export interface Authenticator extends CredentialResolver {
@@ -23,8 +25,16 @@ const unknownCredential = () => new GatehouseError('GH_UNAUTHENTICATED', 'The cr
 /** Told of every credential checked: a PAT or a session token, and whether it was good. */
 export type AttemptListener = (method: 'session' | 'pat', result: 'success' | 'failure') => void
 
-export function createAuthenticator(runtime: Runtime, cookieName: string, onAttempt: AttemptListener = () => {}): Authenticator {
-  const { sessions, activeUsers, pats, config } = runtime
+export interface AuthenticatorServices {
+  sessions: SessionService
+  activeUsers: ActiveUserCache
+  pats: Pick<PatService, 'authenticate'>
+  /** `roles` of the configuration: a session's permissions come from its user's roles. */
+  roles: Readonly<Record<string, readonly string[]>>
+}
+
+export function createAuthenticator(services: AuthenticatorServices, cookieName: string, onAttempt: AttemptListener = () => {}): Authenticator {
+  const { sessions, activeUsers, pats, roles } = services
 
   async function identityFor(active: ActiveSession, via: Identity['via']): Promise<Identity | null> {
     const user = await activeUsers.get(active.session.user_id)
@@ -34,7 +44,7 @@ export function createAuthenticator(runtime: Runtime, cookieName: string, onAtte
     }
     return {
       user,
-      permissions: permissionsFor(user.roles, config.roles),
+      permissions: permissionsFor(user.roles, roles),
       method: 'session',
       amr: active.session.amr,
       session: active,
