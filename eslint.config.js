@@ -34,4 +34,16 @@ export default tseslint.config(
       }],
     },
   },
+  {
+    // Route plugins get narrow options (the services they use), never the composition root.
+    files: ['src/http/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [{
+          group: ['../runtime.js', '../app.js', '../server.js', '../cli.js'],
+          message: 'src/http gets its services as plugin options, not from the runtime or the composition root.',
+        }],
+      }],
+    },
+  },
 )

@@ -7,6 +7,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions
 import type { SecureServerOptions } from 'node:http2'
 import type { ServerOptions as HttpsServerOptions } from 'node:https'
 import type { DestinationStream } from 'pino'
+import { PendingLogins } from './core/oidc-pending.js'
 import { accessHook } from './http/access.js'
 import { addAccessLog, type AccessLog } from './http/access-log.js'
 import { adminRoutes } from './http/admin-routes.js'
@@ -117,18 +118,34 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
   })
 
   const sessionCookie = createSessionCookie(config.server.public_url, config.sessions.absolute_timeout)
-  const authenticator = createAuthenticator(runtime, sessionCookie.name, (method, result) => metrics.authAttempt(method, result))
+  const { users, sessions, throttle, audit } = runtime
+  const authenticator = createAuthenticator(
+    { sessions, activeUsers: runtime.activeUsers, pats: runtime.pats, roles: config.roles },
+    sessionCookie.name,
+    (method, result) => metrics.authAttempt(method, result),
+  )
   await app.register(async (auth) => {
     if (config.server.cors) addAuthCors(auth, config.server.cors.origins)
     // The /auth API speaks JSON only: fastify's default text/plain parser would hand the
     // schemas a string (a confusing 400) where the answer is 415 GH_UNSUPPORTED_MEDIA_TYPE.
     auth.removeContentTypeParser('text/plain')
     auth.addHook('onRequest', accessHook(authenticator, allowedOrigins))
-    await auth.register(loginRoutes, { runtime, cookie: sessionCookie, metrics })
-    await auth.register(oidcRoutes, { runtime, cookie: sessionCookie, metrics })
-    await auth.register(authRoutes, { runtime, cookie: sessionCookie })
-    await auth.register(tokenRoutes, { runtime })
-    await auth.register(adminRoutes, { runtime })
+    const providers = config.auth.oidc.map((p) => p.name)
+    await auth.register(loginRoutes, { users, sessions, throttle, providers, bodyLimit: config.server.body_limit, cookie: sessionCookie, metrics })
+    await auth.register(oidcRoutes, {
+      oidc: runtime.oidc,
+      oidcAccounts: runtime.oidcAccounts,
+      pending: new PendingLogins({ store: runtime.store, clock: runtime.clock }),
+      sessions,
+      throttle,
+      audit,
+      publicUrl: config.server.public_url,
+      cookie: sessionCookie,
+      metrics,
+    })
+    await auth.register(authRoutes, { users, sessions, throttle, audit, registration: config.auth.registration, cookie: sessionCookie })
+    await auth.register(tokenRoutes, { pats: runtime.pats })
+    await auth.register(adminRoutes, { users, sessions, roles: config.roles })
   })
 
   app.get('/.well-known/jwks.json', async (_request, reply) => {
@@ -138,9 +155,10 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
 
   await app.register(edge, {
     table: runtime.routes,
-    authenticator,
+    credentials: authenticator,
     signer: runtime.signer,
     proxies: trustedProxies(config.server.trust_proxy),
+    publicUrl: config.server.public_url,
     allowedOrigins,
     // Compared in any case and with any prefix (gateway-cookies.ts): a cookie of the other
     // scheme's name is still the gateway's, never the upstream's.

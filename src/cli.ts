@@ -8,7 +8,7 @@ import { systemClock } from './core/clock.js'
 import { rotateKeys } from './core/identity-keys.js'
 import type { Identity } from './core/identity.js'
 import { permissionsFor } from './core/permissions.js'
-import { explain } from './core/policy.js'
+import { explain } from './core/pipeline/index.js'
 import { RouteTable } from './core/route-table.js'
 import { GatehouseError } from './errors.js'
 import { formatExplanation } from './explain-format.js'
@@ -220,10 +220,11 @@ export function buildProgram(state: { serving: boolean } = { serving: false }): 
     .description('show how the gateway would decide a request, without sending it')
     .requiredOption('--method <method>', 'HTTP method')
     .requiredOption('--path <path>', 'request path and query, as the client sends it')
+    .option('--host <host>', "the request's Host (default: public_url's host)")
     .option('--email <email>', 'decide for this user, signed in with a session')
     .option('--anonymous', 'decide for a request without credentials')
     .addOption(configOption())
-    .action(async (options: { method: string; path: string; email?: string; anonymous?: boolean; config?: string }) => {
+    .action(async (options: { method: string; path: string; host?: string; email?: string; anonymous?: boolean; config?: string }) => {
       if ((options.email === undefined) === (options.anonymous !== true)) {
         throw new UsageError('give exactly one of --email E and --anonymous')
       }
@@ -247,7 +248,9 @@ export function buildProgram(state: { serving: boolean } = { serving: false }): 
           } satisfies Identity
         })
       }
-      process.stdout.write(formatExplanation(explain(table, options.path, options.method, identity)))
+      const host = options.host ?? new URL(loaded.server.public_url).host
+      const explanation = await explain(table, options.path, options.method, identity, { host, publicUrl: loaded.server.public_url })
+      process.stdout.write(formatExplanation(explanation))
     })
 
   return program

@@ -1,8 +1,8 @@
 /** The text `gatehouse explain` prints for an Explanation, one fact per line. */
-import type { Explanation } from './core/policy.js'
+import type { Explanation } from './core/pipeline/index.js'
 
 export function formatExplanation(e: Explanation): string {
-  const lines = [`request:     ${e.method} ${e.target}`]
+  const lines = [`request:     ${e.method} ${e.target}${e.host === null ? '' : ` (host ${e.host})`}`]
   if (e.path_refusal) {
     lines.push(`path:        refused (${e.path_refusal.reason}): ${e.path_refusal.message}`)
   } else {
@@ -11,7 +11,7 @@ export function formatExplanation(e: Explanation): string {
   if (e.match?.kind === 'route') {
     const r = e.match.route
     lines.push(
-      `route:       ${r.name} (match ${r.match}, auth ${r.auth}, methods ${r.methods?.join(',') ?? 'all'}, ` +
+      `route:       ${r.name} (${r.host === null ? '' : `host ${r.host}, `}match ${r.match}, auth ${r.auth}, methods ${r.methods?.join(',') ?? 'all'}, ` +
         `permissions ${r.permissions.join(',') || 'none'})`,
     )
   } else if (e.match?.kind === 'method_not_allowed') {

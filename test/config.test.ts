@@ -140,7 +140,7 @@ t.test('defaults that depend on other keys', async (t) => {
 
   const [defaults] = parse({ routes: [route()] }).routes
   t.same(defaults, {
-    name: 'app', match: '/app', methods: null, upstream: UPSTREAM, auth: 'required', permissions: [],
+    name: 'app', host: null, match: '/app', methods: null, upstream: UPSTREAM, auth: 'required', permissions: [],
     rate_limit: null, rate_limit_name: null, strip_prefix: false, timeout: 30_000, csrf: true,
   })
 })
@@ -361,8 +361,8 @@ t.test('route match and methods are normalised', async (t) => {
     routes: [
       route({ name: 'a', match: '/app/', methods: ['get', 'Head', 'GET'] }),
       route({ name: 'b', match: '/' }),
-      route({ name: 'c', match: '/a/b/' }),
-      route({ name: 'd', match: '/a/b' }),
+      route({ name: 'c', match: '/a/b/', methods: ['POST'] }),
+      route({ name: 'd', match: '/a/b', methods: ['GET'] }),
     ],
   }).routes
   t.same(routes.map((r) => r.match), ['/app', '/', '/a/b', '/a/b'])
@@ -482,4 +482,44 @@ t.test('describeSchema documents every key', async (t) => {
   const { source: _source, ...documented } = config
   walk({ ...documented, routes: documented.routes.map(({ rate_limit_name: _name, ...rest }) => rest) }, '')
   t.same(missing.filter((path) => !path.endsWith('[]')), [])
+})
+
+t.test('route host: exact or one-label wildcard, lower-cased, port dropped; bad ones refused with their key path', async (t) => {
+  const routes = parse({
+    routes: [
+      route({ name: 'exact', host: 'App.Example.COM' }),
+      route({ name: 'wild', host: '*.example.com' }),
+      route({ name: 'port', host: 'api.example.com:8443' }),
+      route({ name: 'any' , match: '/other' }),
+    ],
+  }).routes
+  t.same(routes.map((r) => r.host), ['app.example.com', '*.example.com', 'api.example.com', null])
+  for (const bad of ['*', '*.com', 'a.*.example.com', 'app..example.com', 'http://app.example.com', 'app example.com', '*example.com']) {
+    t.match(problemsOf({ routes: [route({ host: bad })] }), [/^routes\[0\]\.host: /], JSON.stringify(bad))
+  }
+})
+
+t.test('check-config refuses two routes with the same host, match and overlapping methods (SPEC §2)', async (t) => {
+  const conflicts: Array<[string, Record<string, unknown>, Record<string, unknown>]> = [
+    ['same match, both all methods', {}, {}],
+    ['a trailing slash does not make another match', { match: '/app/' }, { match: '/app' }],
+    ['hosts compared ignoring case', { host: 'App.example.com' }, { host: 'app.EXAMPLE.com' }],
+    ['one method in common', { methods: ['GET', 'POST'] }, { methods: ['post'] }],
+    ['all methods overlap any list', {}, { methods: ['DELETE'] }],
+    ['the same wildcard', { host: '*.example.com' }, { host: '*.Example.com' }],
+  ]
+  for (const [what, first, second] of conflicts) {
+    const problems = problemsOf({ routes: [route({ name: 'x', match: '/x' }), route({ name: 'a', ...first }), route({ name: 'b', ...second })] })
+    t.match(problems, [/^routes\[2\]\.match: conflicts with routes\[1\]/], what)
+  }
+  const distinct: Array<[string, Record<string, unknown>, Record<string, unknown>]> = [
+    ['other methods', { methods: ['GET'] }, { methods: ['POST'] }],
+    ['another host', { host: 'a.example.com' }, { host: 'b.example.com' }],
+    ['a host and no host', { host: 'a.example.com' }, {}],
+    ['exact and wildcard', { host: 'a.example.com' }, { host: '*.example.com' }],
+    ['another match', { match: '/app' }, { match: '/app/x' }],
+  ]
+  for (const [what, first, second] of distinct) {
+    t.doesNotThrow(() => parse({ routes: [route({ name: 'a', ...first }), route({ name: 'b', ...second })] }), what)
+  }
 })

@@ -1,8 +1,9 @@
 import t from 'tap'
 import type { AuthMode } from '../src/config/types.js'
 import type { Identity } from '../src/core/identity.js'
-import { decide, explain, type Decision } from '../src/core/policy.js'
+import { decide, type Decision } from '../src/core/policy.js'
 import { RouteTable } from '../src/core/route-table.js'
+import { explain } from '../src/core/pipeline/index.js'
 import { routeConfig, testIdentity } from './helpers/fixtures.js'
 
 const route = routeConfig
@@ -64,7 +65,7 @@ t.test('explain runs normalise, match and decide like the edge', async (t) => {
   ])
   const viewer = identity(['app:read'])
 
-  const proxied = explain(table, '/public//../app/%2e/x?q=/../admin', 'get', viewer)
+  const proxied = await explain(table, '/public//../app/%2e/x?q=/../admin', 'get', viewer)
   t.match(proxied, {
     method: 'GET',
     target: '/public//../app/%2e/x?q=/../admin',
@@ -77,27 +78,27 @@ t.test('explain runs normalise, match and decide like the edge', async (t) => {
     answer: { status: null, code: null, upstream_url: 'http://127.0.0.1:9001/x?q=/../admin' },
   })
 
-  t.match(explain(table, '/admin/users', 'GET', viewer), {
+  t.match(await explain(table, '/admin/users', 'GET', viewer), {
     path: '/admin/users',
     decision: forbidden('users:manage'),
     answer: { status: 403, code: 'GH_FORBIDDEN', upstream_url: null },
   })
-  t.match(explain(table, '/admin', 'GET', null), {
+  t.match(await explain(table, '/admin', 'GET', null), {
     identity: null,
     decision: unauthenticated,
     answer: { status: 401, code: 'GH_UNAUTHENTICATED' },
   })
-  t.match(explain(table, '/app/x', 'POST', viewer), {
+  t.match(await explain(table, '/app/x', 'POST', viewer), {
     match: { kind: 'method_not_allowed', allow: ['GET', 'HEAD'] },
     decision: null,
     answer: { status: 405, code: 'GH_METHOD_NOT_ALLOWED' },
   })
-  t.match(explain(table, '/elsewhere', 'DELETE', viewer), {
+  t.match(await explain(table, '/elsewhere', 'DELETE', viewer), {
     match: { kind: 'route', route: { name: 'public' } },
     decision: allow('public_route'),
     answer: { status: null, upstream_url: 'http://127.0.0.1:9000/elsewhere' },
   })
-  t.match(explain(table, '/app/%2F', 'GET', viewer), {
+  t.match(await explain(table, '/app/%2F', 'GET', viewer), {
     path: null,
     query: null,
     path_refusal: { reason: 'encoded_slash' },
@@ -105,7 +106,7 @@ t.test('explain runs normalise, match and decide like the edge', async (t) => {
     decision: null,
     answer: { status: 400, code: 'GH_BAD_PATH', upstream_url: null },
   })
-  t.match(explain(new RouteTable([route('app', '/app')]), '/other', 'GET', null), {
+  t.match(await explain(new RouteTable([route('app', '/app')]), '/other', 'GET', null), {
     match: { kind: 'not_found' },
     answer: { status: 404, code: 'GH_NOT_FOUND' },
   })
@@ -114,10 +115,10 @@ t.test('explain runs normalise, match and decide like the edge', async (t) => {
 t.test('explain refuses a path the proxy cannot forward, as the edge does', async (t) => {
   const table = new RouteTable([route('files', '/files', { auth: 'public' })])
   for (const target of ['/files/..x/y', '/files/x../y', '/files/...', '/files/%C0%AE']) {
-    const e = explain(table, target, 'GET', null)
+    const e = await explain(table, target, 'GET', null)
     t.equal(e.path_refusal?.reason, 'not_forwardable', target)
     t.equal(e.answer.code, 'GH_BAD_PATH', target)
   }
-  t.equal(explain(table, '/files/a..b/c', 'GET', null).answer.status, null, 'two dots inside a segment are fine')
-  t.equal(explain(table, '/auth/me', 'GET', null).answer.code, 'GH_NOT_FOUND', 'reserved paths are not proxied')
+  t.equal((await explain(table, '/files/a..b/c', 'GET', null)).answer.status, null, 'two dots inside a segment are fine')
+  t.equal((await explain(table, '/auth/me', 'GET', null)).answer.code, 'GH_NOT_FOUND', 'reserved paths are not proxied')
 })

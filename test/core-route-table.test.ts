@@ -140,3 +140,54 @@ t.test("the gateway's own paths match no route, even under a catch-all", async (
     t.equal(table.match(path, 'GET').kind, 'route', `${path} is an ordinary path`)
   }
 })
+
+t.test('hosts: exact tier, then wildcard tier, then host-less; the first tier with a path match decides (SPEC §2)', async (t) => {
+  const table = new RouteTable([
+    route('any-root', '/', { auth: 'public' }),
+    route('any-api', '/api'),
+    route('any-docs', '/guide'),
+    route('wild-api', '/api', { host: '*.example.com' }),
+    route('wild-admin', '/admin', { host: '*.example.com', methods: ['GET'] }),
+    route('app-api', '/api/v1', { host: 'app.example.com' }),
+    route('app-read', '/data', { host: 'app.example.com', methods: ['GET'] }),
+    route('ipv6', '/v6', { host: '[::1]' }),
+  ])
+  const cases: Array<[string | null, string, string, string]> = [
+    // exact tier first, longest match inside it
+    ['app.example.com', '/api/v1/x', 'GET', 'app-api /api/v1/x'],
+    ['APP.Example.com:8443', '/api/v1', 'GET', 'app-api /api/v1'], // case and port ignored
+    ['app.example.com.', '/api/v1', 'GET', 'app-api /api/v1'], // a trailing dot is the same host
+    // the exact tier has no path match: the wildcard tier decides, not the host-less one
+    ['app.example.com', '/api/other', 'GET', 'wild-api /api/other'],
+    // a path match with no method match is 405 in its tier, never a fall-through
+    ['app.example.com', '/data', 'POST', '405 GET'],
+    ['app.example.com', '/admin/x', 'DELETE', '405 GET'],
+    ['app.example.com', '/guide', 'GET', 'any-docs /guide'], // neither host tier matches the path
+    // the wildcard covers exactly one label
+    ['other.example.com', '/api', 'GET', 'wild-api /api'],
+    ['Other.Example.COM', '/admin', 'GET', 'wild-admin /admin'],
+    ['a.b.example.com', '/api', 'GET', 'any-api /api'],
+    ['example.com', '/api', 'GET', 'any-api /api'],
+    ['other.example.com', '/api/v1', 'GET', 'wild-api /api/v1'], // the exact route is for app. only
+    // a foreign host, no host at all, an IPv6 literal
+    ['evil.test', '/api/v1', 'GET', 'any-api /api/v1'],
+    ['evil.test', '/admin', 'POST', 'any-root /admin'],
+    [null, '/admin', 'GET', 'any-root /admin'],
+    ['[::1]:8443', '/v6/x', 'GET', 'ipv6 /v6/x'],
+    ['127.0.0.1:8443', '/v6/x', 'GET', 'any-root /v6/x'],
+    // reserved paths on every host
+    ['app.example.com', '/auth/me', 'GET', 'not_found'],
+  ]
+  for (const [host, path, method, expected] of cases) {
+    t.equal(summary(table.match(path, method, host)), expected, `${method} ${host ?? '(no host)'} ${path}`)
+  }
+})
+
+t.test('without host-less routes, a foreign host matches nothing', async (t) => {
+  const table = new RouteTable([route('app', '/', { host: 'app.example.com' }), route('wild', '/', { host: '*.corp.example' })])
+  t.equal(summary(table.match('/x', 'GET', 'app.example.com')), 'app /x')
+  t.equal(summary(table.match('/x', 'GET', 'eu.corp.example')), 'wild /x')
+  t.equal(summary(table.match('/x', 'GET', 'evil.test')), 'not_found')
+  t.equal(summary(table.match('/x', 'GET', null)), 'not_found')
+  t.equal(summary(table.match('/x', 'GET', 'app.example.com.evil.test')), 'not_found')
+})

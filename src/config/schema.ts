@@ -9,7 +9,7 @@ import { derived, list, map, nullable, obj, optional, required, textOrMapping, t
 import type { GatewayConfig, RouteConfig } from './types.js'
 import { DAY, HOUR, SECOND } from './units.js'
 import {
-  cidr, databaseUrl, duration, emailDomain, filePath, host, issuerUrl, method, name, origin, pathPrefix,
+  cidr, databaseUrl, routeHost, duration, emailDomain, filePath, host, issuerUrl, method, name, origin, pathPrefix,
   permission, port, roleName, scope, sessionStoreUrl, size, upstreamUrl,
 } from './values.js'
 
@@ -107,6 +107,8 @@ const auth = obj({
 
 const route = obj({
   name: required(unique('route name', name('route name')), 'Route name: the metric label and the audience of its assertions.'),
+  host: optional(nullable(routeHost()), null,
+    'Exact host (case-insensitive, port ignored), or *.example.com for one label in front of a domain.', 'any host'),
   match: required(pathPrefix(), 'Path prefix, matched by whole segments (/app matches /app and /app/x, never /apple).'),
   methods: optional(nullable(list(method(), { min: 1 })), null, 'Methods the route accepts.', 'all methods'),
   upstream: required(upstreamUrl(), 'http(s) URL requests are proxied to.'),
@@ -142,7 +144,7 @@ const document = obj({
     '[viewer] when roles is omitted, else []', 'Roles given to new users.'),
   rate_limits: optional(map(name('policy name'), rateLimitPolicy, { entry: 'A named policy routes can refer to.', defines: 'rate-limit policy' }),
     {}, 'Named rate-limit policies.'),
-  routes: optional(list(route), [], 'Upstream routes; the longest matching prefix wins.'),
+  routes: optional(list(route, { check: checkRouteConflicts }), [], 'Upstream routes: those naming the host exactly, then by wildcard, then those without a host; within them the longest matching prefix wins.'),
   metrics: optional(metrics, {}, 'The Prometheus metrics listener.'),
   logging: optional(logging, {}, 'Log output.'),
 }, { check: checkListeners })
@@ -169,6 +171,7 @@ function resolveRoute(parsed: ParsedRoute, policies: GatewayConfig['rate_limits'
   const limit = parsed.rate_limit
   return {
     name: parsed.name,
+    host: parsed.host,
     match: parsed.match,
     methods: parsed.methods === null ? null : [...new Set(parsed.methods)],
     upstream: parsed.upstream,
@@ -181,6 +184,29 @@ function resolveRoute(parsed: ParsedRoute, policies: GatewayConfig['rate_limits'
     timeout: parsed.timeout,
     csrf: parsed.csrf,
   }
+}
+
+/**
+ * Two routes conflict when their hosts are equal ignoring case (no host equals no host), their
+ * `match` values are equal ignoring a trailing `/`, and their methods overlap (omitted = all):
+ * the second could never be selected, which is a mistake to report, not to resolve by order.
+ */
+function checkRouteConflicts(
+  routes: ReadonlyArray<Pick<RouteConfig, 'host' | 'match' | 'methods'> | undefined>,
+  report: (index: number, message: string, ...below: string[]) => void,
+): void {
+  const prefix = (match: string) => (match.length > 1 && match.endsWith('/') ? match.slice(0, -1) : match)
+  const overlap = (a: readonly string[] | null, b: readonly string[] | null) =>
+    a === null || b === null || a.some((method) => b.includes(method))
+  routes.forEach((later, index) => {
+    if (later === undefined) return
+    const earlier = routes.findIndex((other, at) => at < index && other !== undefined &&
+      (other.host?.toLowerCase() ?? null) === (later.host?.toLowerCase() ?? null) &&
+      prefix(other.match) === prefix(later.match) && overlap(other.methods, later.methods))
+    if (earlier !== -1) {
+      report(index, `conflicts with routes[${earlier}]: the same host, match and methods, so it could never be selected`, 'match')
+    }
+  })
 }
 
 interface Listener { readonly key: 'server' | 'metrics'; readonly below: string; readonly host: string; readonly port: number | null }

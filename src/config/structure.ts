@@ -89,11 +89,20 @@ export function obj<F extends Fields>(fields: F, options: ObjectOptions<F> = {})
   }
 }
 
+export interface ListOptions<T> {
+  min?: number
+  /**
+   * Checks across items: `items` holds each item that parsed at its index (undefined where one
+   * did not); `report` names an item by index, and optionally keys below it.
+   */
+  check?: (items: ReadonlyArray<T | undefined>, report: (index: number, message: string, ...below: string[]) => void) => void
+}
+
 /**
  * A list. One whole environment reference is also accepted and split on commas
  * (`trust_proxy: ${TRUSTED_PROXIES:-}`); empty items are dropped.
  */
-export function list<T>(item: Node<T>, options: { min?: number } = {}): Node<readonly T[]> {
+export function list<T>(item: Node<T>, options: ListOptions<T> = {}): Node<readonly T[]> {
   const min = options.min ?? 0
   return {
     type: `list of ${item.type}`,
@@ -104,10 +113,13 @@ export function list<T>(item: Node<T>, options: { min?: number } = {}): Node<rea
       const before = context.problems.length
       if (items.length < min) context.problem(path, min === 1 ? 'must not be empty' : `needs at least ${min} items`)
       const values: T[] = []
+      const byIndex: Array<T | undefined> = []
       items.forEach((value, index) => {
         const result = item.parse(value, indexPath(path, index), context)
         if (result !== INVALID) values.push(result)
+        byIndex.push(result === INVALID ? undefined : result)
       })
+      options.check?.(byIndex, (index, message, ...below) => context.problem(below.reduce(keyPath, indexPath(path, index)), message))
       return context.problems.length === before ? values : INVALID
     },
     describe: (path) => item.describe?.(`${path}[]`) ?? [],

@@ -18,6 +18,8 @@ export interface RateLimitPolicy {
 
 export interface RouteConfig {
   name: string
+  /** Lower-case host without a port, `*.example.com` for one label in front; null: any host. */
+  host: string | null
   /** The prefix as written, without a trailing slash ('/' stays '/'). */
   match: string
   /** Upper-case methods; null means all. */

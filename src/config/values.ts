@@ -155,6 +155,22 @@ export function pathPrefix(): Node<string> {
   })
 }
 
+/**
+ * A route's host: an exact host name, or `*.` and a domain for any one label in front of it.
+ * Lower-cased; a port is dropped (requests match whatever port they name).
+ */
+export function routeHost(): Node<string> {
+  return textLeaf('host', 'a host name like app.example.com, or *.example.com for one label in front of it', (text, report) => {
+    const lower = text.toLowerCase()
+    const withoutPort = /:\d{1,5}$/.test(lower) ? lower.slice(0, lower.lastIndexOf(':')) : lower
+    const wildcard = withoutPort.startsWith('*.')
+    const name = wildcard ? withoutPort.slice(2) : withoutPort
+    if (!HOSTNAME.test(name)) return report.expected()
+    if (wildcard && !name.includes('.')) return report.expected('a wildcard needs a domain of at least two labels, like *.example.com')
+    return withoutPort
+  })
+}
+
 export function method(): Node<string> {
   return textLeaf('HTTP method', `an HTTP method (${HTTP_METHODS.join(', ')})`, (text, report) => {
     const upper = text.toUpperCase()

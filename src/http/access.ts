@@ -8,7 +8,7 @@ import type { Identity } from '../core/identity.js'
 import { GatehouseError } from '../errors.js'
 import type { Authenticator } from './authenticate.js'
 import './request-context.js'
-import { checkSameOrigin, isUnsafeMethod } from './csrf.js'
+import { checkSameOrigin, isUnsafeMethod } from '../core/origin-check.js'
 
 /**
  * - `anonymous`: credentials are not read (login);

@@ -6,7 +6,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { hasPermission, mayGrantRole } from '../core/permissions.js'
 import { GatehouseError } from '../errors.js'
-import type { Runtime } from '../runtime.js'
+import type { SessionService } from '../core/sessions.js'
+import type { UserService } from '../core/users.js'
 import { identityOf } from './access.js'
 import * as schemas from './schemas.js'
 
@@ -27,8 +28,14 @@ function notOnYourself(what: string): GatehouseError {
   return new GatehouseError('GH_FORBIDDEN', `You cannot ${what} through the admin API`, { details: { reason: 'self_change' } })
 }
 
-export async function adminRoutes(app: FastifyInstance, { runtime }: { runtime: Runtime }): Promise<void> {
-  const { users, sessions, config } = runtime
+export interface AdminRoutesOptions {
+  users: UserService
+  sessions: SessionService
+  /** The configured roles: what each grants decides which roles an admin may hand out. */
+  roles: Readonly<Record<string, readonly string[]>>
+}
+
+export async function adminRoutes(app: FastifyInstance, { users, sessions, roles }: AdminRoutesOptions): Promise<void> {
 
   app.get<{ Querystring: { limit?: string; cursor?: string } }>(
     '/auth/admin/users',
@@ -75,7 +82,7 @@ export async function adminRoutes(app: FastifyInstance, { runtime }: { runtime: 
       let user = await users.get(id)
       if (user === null) throw new GatehouseError('GH_NOT_FOUND', 'No such user')
       if (request.body.roles !== undefined) {
-        const mayGrant = (role: string) => mayGrantRole(actor.permissions, role, config.roles)
+        const mayGrant = (role: string) => mayGrantRole(actor.permissions, role, roles)
         user = await users.setRoles(id, request.body.roles, { ...context, mayGrant })
       }
       if (request.body.disabled !== undefined) user = await users.setDisabled(id, request.body.disabled, context)

@@ -7,7 +7,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Identity } from '../core/identity.js'
 import { hasPermission } from '../core/permissions.js'
 import { GatehouseError } from '../errors.js'
-import type { Runtime } from '../runtime.js'
+import type { AuditLog } from '../core/audit.js'
+import type { LoginThrottle } from '../core/login-throttle.js'
+import type { SessionService } from '../core/sessions.js'
+import type { UserService } from '../core/users.js'
 import { identityOf } from './access.js'
 import type { SessionCookie } from './session-cookie.js'
 import * as schemas from './schemas.js'
@@ -15,7 +18,12 @@ import * as schemas from './schemas.js'
 const FORM = 'application/x-www-form-urlencoded'
 
 export interface AuthRoutesOptions {
-  runtime: Runtime
+  users: UserService
+  sessions: SessionService
+  throttle: LoginThrottle
+  audit: AuditLog
+  /** `auth.registration`. */
+  registration: 'open' | 'closed'
   cookie: SessionCookie
 }
 
@@ -38,8 +46,8 @@ function meOf(identity: Identity) {
   }
 }
 
-export async function authRoutes(app: FastifyInstance, { runtime, cookie }: AuthRoutesOptions): Promise<void> {
-  const { users, sessions, throttle, audit, config } = runtime
+export async function authRoutes(app: FastifyInstance, options: AuthRoutesOptions): Promise<void> {
+  const { users, sessions, throttle, audit, registration, cookie } = options
   const noContent = (reply: FastifyReply) => reply.code(204).send()
 
   app.post<{ Body: { email: string; password: string; name?: string | null } }>(
@@ -51,7 +59,7 @@ export async function authRoutes(app: FastifyInstance, { runtime, cookie }: Auth
     async (request, reply) => {
       const actor = request.identity
       const admin = actor !== null && hasPermission(actor.permissions, 'users:manage')
-      if (config.auth.registration === 'closed' && !admin) throw new GatehouseError('GH_REGISTRATION_CLOSED')
+      if (registration === 'closed' && !admin) throw new GatehouseError('GH_REGISTRATION_CLOSED')
       if (!admin) await throttle.hitIp(request.ip)
       const { email, password, name } = request.body
       const user = await users.register(

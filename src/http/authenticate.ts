@@ -5,13 +5,16 @@
  */
 import type { FastifyRequest } from 'fastify'
 import type { Identity } from '../core/identity.js'
+import type { CredentialResolver } from '../core/pipeline/index.js'
 import { permissionsFor } from '../core/permissions.js'
 import type { ActiveSession } from '../core/sessions.js'
 import { GatehouseError } from '../errors.js'
-import type { Runtime } from '../runtime.js'
-import { readCredentials, type HeaderCredential } from './credentials.js'
+import type { ActiveUserCache } from '../core/active-users.js'
+import type { PatService } from '../core/pats.js'
+import type { SessionService } from '../core/sessions.js'
+import { readCredentials } from './credentials.js'
 
-export interface Authenticator {
+export interface Authenticator extends CredentialResolver {
   /** The cookie that carries the session token. */
   readonly cookieName: string
   authenticate(request: FastifyRequest): Promise<Identity | null>
@@ -22,8 +25,16 @@ const unknownCredential = () => new GatehouseError('GH_UNAUTHENTICATED', 'The cr
 /** Told of every credential checked: a PAT or a session token, and whether it was good. */
 export type AttemptListener = (method: 'session' | 'pat', result: 'success' | 'failure') => void
 
-export function createAuthenticator(runtime: Runtime, cookieName: string, onAttempt: AttemptListener = () => {}): Authenticator {
-  const { sessions, activeUsers, pats, config } = runtime
+export interface AuthenticatorServices {
+  sessions: SessionService
+  activeUsers: ActiveUserCache
+  pats: Pick<PatService, 'authenticate'>
+  /** `roles` of the configuration: a session's permissions come from its user's roles. */
+  roles: Readonly<Record<string, readonly string[]>>
+}
+
+export function createAuthenticator(services: AuthenticatorServices, cookieName: string, onAttempt: AttemptListener = () => {}): Authenticator {
+  const { sessions, activeUsers, pats, roles } = services
 
   async function identityFor(active: ActiveSession, via: Identity['via']): Promise<Identity | null> {
     const user = await activeUsers.get(active.session.user_id)
@@ -33,7 +44,7 @@ export function createAuthenticator(runtime: Runtime, cookieName: string, onAtte
     }
     return {
       user,
-      permissions: permissionsFor(user.roles, config.roles),
+      permissions: permissionsFor(user.roles, roles),
       method: 'session',
       amr: active.session.amr,
       session: active,
@@ -43,19 +54,39 @@ export function createAuthenticator(runtime: Runtime, cookieName: string, onAtte
     }
   }
 
-  async function authenticate(request: FastifyRequest): Promise<Identity | null> {
-    const { header, cookie } = readCredentials(request.raw.rawHeaders, cookieName)
-    const identity = await headerIdentity(header)
-    if (identity !== null) {
-      if (cookie !== null && cookie !== header?.token) await refuseOtherUsersCookie(cookie, identity)
+  async function resolve(rawHeaders: readonly string[]): Promise<Identity | null> {
+    const { header, cookie } = readCredentials(rawHeaders, cookieName)
+    if (header?.kind === 'pat') {
+      const pat = await pats.authenticate(header.token)
+      onAttempt('pat', pat === null ? 'failure' : 'success')
+      if (pat === null) throw unknownCredential()
+      const identity: Identity = {
+        user: pat.user,
+        permissions: pat.permissions,
+        method: 'pat',
+        amr: 'pat',
+        session: null,
+        via: 'header',
+        expiresAt: pat.expiresAt,
+        tokenId: pat.patId,
+      }
+      if (cookie !== null) await refuseOtherUsersCookie(cookie, identity)
+      return identity
+    }
+    if (header?.kind === 'session') {
+      const active = await sessions.resolve(header.token)
+      const identity = active && (await identityFor(active, 'header'))
+      onAttempt('session', identity ? 'success' : 'failure')
+      if (!identity) throw unknownCredential()
+      if (cookie !== null && cookie !== header.token) await refuseOtherUsersCookie(cookie, identity)
       return identity
     }
     if (cookie === null) return null
     // A stale cookie is no credential at all: the request goes on as anonymous.
     const active = await sessions.resolve(cookie)
-    const cookieIdentity = active && (await identityFor(active, 'cookie'))
-    onAttempt('session', cookieIdentity ? 'success' : 'failure')
-    return cookieIdentity
+    const identity = active && (await identityFor(active, 'cookie'))
+    onAttempt('session', identity ? 'success' : 'failure')
+    return identity
   }
 
   /**
@@ -70,32 +101,5 @@ export function createAuthenticator(runtime: Runtime, cookieName: string, onAtte
     }
   }
 
-  /** The identity of the Authorization header's credential; null without one, 401 when it is bad. */
-  async function headerIdentity(header: HeaderCredential | null): Promise<Identity | null> {
-    if (header?.kind === 'pat') {
-      const pat = await pats.authenticate(header.token)
-      onAttempt('pat', pat === null ? 'failure' : 'success')
-      if (pat === null) throw unknownCredential()
-      return {
-        user: pat.user,
-        permissions: pat.permissions,
-        method: 'pat',
-        amr: 'pat',
-        session: null,
-        via: 'header',
-        expiresAt: pat.expiresAt,
-        tokenId: pat.patId,
-      }
-    }
-    if (header?.kind === 'session') {
-      const active = await sessions.resolve(header.token)
-      const identity = active && (await identityFor(active, 'header'))
-      onAttempt('session', identity ? 'success' : 'failure')
-      if (!identity) throw unknownCredential()
-      return identity
-    }
-    return null
-  }
-
-  return { cookieName, authenticate }
+  return { cookieName, resolve, authenticate: (request) => resolve(request.raw.rawHeaders) }
 }

@@ -8,7 +8,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { safeNext } from '../core/redirects.js'
 import { GatehouseError, isGatehouseError } from '../errors.js'
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js'
-import type { Runtime } from '../runtime.js'
+import type { LoginThrottle } from '../core/login-throttle.js'
+import type { SessionService } from '../core/sessions.js'
+import type { UserService } from '../core/users.js'
 import { toGatehouseError } from './error-handler.js'
 import { LOGIN_CSS, renderLoginPage, sendHtml } from './login-page.js'
 import * as schemas from './schemas.js'
@@ -41,15 +43,20 @@ function isForm(request: FastifyRequest): boolean {
 }
 
 export interface LoginRoutesOptions {
-  runtime: Runtime
+  users: UserService
+  sessions: SessionService
+  throttle: LoginThrottle
+  /** The names of the `auth.oidc` providers, one sign-in button each. */
+  providers: readonly string[]
+  /** `server.body_limit`, for the form posts. */
+  bodyLimit: number
   cookie: SessionCookie
   metrics: GatewayMetrics
 }
 
-export async function loginRoutes(app: FastifyInstance, { runtime, cookie, metrics }: LoginRoutesOptions) {
-  const { users, sessions, throttle, config } = runtime
-  const providers = config.auth.oidc.map((p) => p.name)
-  await app.register(formbody, { bodyLimit: config.server.body_limit })
+export async function loginRoutes(app: FastifyInstance, options: LoginRoutesOptions) {
+  const { users, sessions, throttle, providers, cookie, metrics } = options
+  await app.register(formbody, { bodyLimit: options.bodyLimit })
 
   async function signIn(request: FastifyRequest, reply: FastifyReply, body: LoginBody) {
     const ip = request.ip

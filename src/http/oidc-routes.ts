@@ -16,12 +16,16 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import * as client from 'openid-client'
 import { constantTimeEqual } from '../core/crypto.js'
-import { PendingLogins } from '../core/oidc-pending.js'
+import type { AuditLog } from '../core/audit.js'
+import type { LoginThrottle } from '../core/login-throttle.js'
+import type { OidcAccounts } from '../core/oidc-accounts.js'
+import type { PendingLogins } from '../core/oidc-pending.js'
 import { safeNext } from '../core/redirects.js'
 import { GatehouseError, isGatehouseError } from '../errors.js'
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js'
 import type { ProviderClient } from '../oidc/provider-client.js'
-import type { Runtime } from '../runtime.js'
+import type { SessionService } from '../core/sessions.js'
+import type { OidcProviders } from '../oidc/providers.js'
 import { sendError, toGatehouseError } from './error-handler.js'
 import { sendHtml } from './login-page.js'
 import { locationOf } from './login-routes.js'
@@ -29,7 +33,14 @@ import { renderSignInErrorPage } from './oidc-page.js'
 import { createGatewayCookie, type SessionCookie } from './session-cookie.js'
 
 export interface OidcRoutesOptions {
-  runtime: Runtime
+  oidc: OidcProviders
+  oidcAccounts: OidcAccounts
+  /** The flows under way, kept in the session store. */
+  pending: PendingLogins
+  sessions: SessionService
+  throttle: LoginThrottle
+  audit: AuditLog
+  publicUrl: string
   cookie: SessionCookie
   metrics: GatewayMetrics
 }
@@ -55,10 +66,9 @@ function wantsJson(request: FastifyRequest): boolean {
   return accept.includes('application/json') && !accept.includes('text/html')
 }
 
-export async function oidcRoutes(app: FastifyInstance, { runtime, cookie, metrics }: OidcRoutesOptions): Promise<void> {
-  const { config, oidc, oidcAccounts, sessions, throttle, audit } = runtime
-  const pending = new PendingLogins({ store: runtime.store, clock: runtime.clock })
-  const flowCookie = createGatewayCookie(flowCookieName(config.server.public_url), config.server.public_url, pending.ttlMs)
+export async function oidcRoutes(app: FastifyInstance, options: OidcRoutesOptions): Promise<void> {
+  const { oidc, oidcAccounts, pending, sessions, throttle, audit, publicUrl, cookie, metrics } = options
+  const flowCookie = createGatewayCookie(flowCookieName(publicUrl), publicUrl, pending.ttlMs)
 
   oidc.start({
     onDiscoveryError: (provider, err, retryInMs) =>
@@ -165,7 +175,7 @@ export async function oidcRoutes(app: FastifyInstance, { runtime, cookie, metric
         if (login.provider !== provider.name || typeof state !== 'string' || !constantTimeEqual(state, login.state)) {
           throw invalid('state_mismatch', 'The answer from the provider does not belong to the sign-in this browser started. Start again.')
         }
-        const claims = await provider.exchange(new URL(request.url, config.server.public_url), login)
+        const claims = await provider.exchange(new URL(request.url, publicUrl), login)
         audited = true
         const { user } = await oidcAccounts.signIn(provider.provider, claims, { ip: request.ip })
         const previous = cookie.read(request)

@@ -3,14 +3,12 @@
  * (masked), revoke. Session authentication only: a PAT cannot mint or manage PATs.
  */
 import type { FastifyInstance } from 'fastify'
-import type { PatCreateInput } from '../core/pats.js'
+import type { PatCreateInput, PatService } from '../core/pats.js'
 import { GatehouseError } from '../errors.js'
-import type { Runtime } from '../runtime.js'
 import { identityOf } from './access.js'
 import * as schemas from './schemas.js'
 
-export async function tokenRoutes(app: FastifyInstance, { runtime }: { runtime: Runtime }): Promise<void> {
-  const { pats } = runtime
+export async function tokenRoutes(app: FastifyInstance, { pats }: { pats: PatService }): Promise<void> {
 
   app.post<{ Body: PatCreateInput }>(
     '/auth/tokens',

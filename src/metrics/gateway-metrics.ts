@@ -7,10 +7,11 @@
  * route pattern), never by the raw path; methods outside the usual set are `OTHER`.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { DecisionOutcome } from '../core/pipeline/outcome.js'
 import type { BreakerRegistry } from '../resilience/breaker-registry.js'
 import type { BreakerState } from '../resilience/circuit-breaker.js'
 
-export type DecisionOutcome = 'allow' | 'unauthenticated' | 'forbidden' | 'rate_limited' | 'error'
+export type { DecisionOutcome }
 export type AuthAttemptMethod = 'password' | 'session' | 'pat' | 'oidc'
 export type AuthAttemptResult = 'success' | 'failure'
 

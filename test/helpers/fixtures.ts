@@ -9,6 +9,7 @@ export function routeConfig(name: string, match: string, overrides: Partial<Rout
   return {
     name,
     match,
+    host: null,
     methods: null,
     upstream: 'http://127.0.0.1:9001',
     auth: 'required',

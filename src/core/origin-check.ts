@@ -19,21 +19,28 @@ export interface CsrfHeaders {
   'sec-fetch-site'?: string | undefined
 }
 
-export function checkSameOrigin(headers: CsrfHeaders, allowedOrigins: ReadonlySet<string>): void {
-  if (headers['sec-fetch-site']?.toLowerCase() === 'cross-site') {
-    throw new GatehouseError('GH_CSRF', 'Cross-site request refused (Sec-Fetch-Site: cross-site)')
-  }
+/**
+ * Why a cookie-authenticated unsafe request is refused as cross-site, or null when its
+ * browser says it comes from an allowed origin. Pure: the edge, forward auth and the
+ * WebSocket handshake all ask it.
+ */
+export function crossOriginRefusal(headers: CsrfHeaders, allowedOrigins: ReadonlySet<string>): string | null {
+  const site = headers['sec-fetch-site']?.toLowerCase()
+  if (site === 'cross-site') return 'Cross-site request refused (Sec-Fetch-Site: cross-site)'
   const claimed = headers.origin ?? originOf(headers.referer)
   // A browser may send `Origin: null` for a same-origin form post (Chromium does under some
   // referrer policies); its fetch metadata, which no page can forge, still says same-origin.
   // The same rule as Go's http.CrossOriginProtection.
-  if ((claimed === undefined || claimed === 'null') && headers['sec-fetch-site']?.toLowerCase() === 'same-origin') return
-  if (claimed === undefined || claimed === 'null') {
-    throw new GatehouseError('GH_CSRF', 'A cookie-authenticated request needs an Origin or Referer header')
-  }
-  if (!allowedOrigins.has(claimed)) {
-    throw new GatehouseError('GH_CSRF', 'The request comes from another origin')
-  }
+  if ((claimed === undefined || claimed === 'null') && site === 'same-origin') return null
+  if (claimed === undefined || claimed === 'null') return 'A cookie-authenticated request needs an Origin or Referer header'
+  if (!allowedOrigins.has(claimed)) return 'The request comes from another origin'
+  return null
+}
+
+/** `crossOriginRefusal` as a GH_CSRF error. */
+export function checkSameOrigin(headers: CsrfHeaders, allowedOrigins: ReadonlySet<string>): void {
+  const refusal = crossOriginRefusal(headers, allowedOrigins)
+  if (refusal !== null) throw new GatehouseError('GH_CSRF', refusal)
 }
 
 function originOf(url: string | undefined): string | undefined {

@@ -1,0 +1,122 @@
+/**
+ * The request pipeline every caller shares (the edge, `gatehouse explain`, forward auth and
+ * WebSocket handshakes): resolve → authenticate → rate-limit → authorise → sign. Each stage
+ * either passes its result on or throws a GatehouseError; `evaluate` turns the first throw into
+ * a refusal, reports the outcome once, and never throws itself.
+ */
+import type { RouteConfig } from '../../config/types.js'
+import { GatehouseError, isGatehouseError } from '../../errors.js'
+import type { AssertionRequest } from '../assertion-signer.js'
+import type { Identity } from '../identity.js'
+import { identityHeaders } from '../identity-headers.js'
+import type { RouteTable } from '../route-table.js'
+import { authorise, isBrowserNavigation, type OriginPolicy } from './authorise.js'
+import { outcomeOf, type GateAllow, type GateOutcome, type GateRefusal } from './outcome.js'
+import { rateLimitHeaders, type RateLimiter } from './rate-limit.js'
+import type { GateRequest } from './request.js'
+import { resolveRequest, type Resolved } from './resolve.js'
+
+/** Turns a request's credential into an identity: null without one, a thrown GatehouseError for a bad one. */
+export interface CredentialResolver {
+  /** `rawHeaders` as node gives them (name, value, …): several Authorization headers are a refusal, not a choice. */
+  resolve(rawHeaders: readonly string[]): Promise<Identity | null>
+}
+
+export interface RequestSigner {
+  sign(identity: Identity, request: AssertionRequest): string
+}
+
+export interface GateDependencies {
+  table: RouteTable
+  credentials: CredentialResolver
+  /** Null: no rate limits (explain). */
+  rateLimiter: RateLimiter | null
+  /** Null: no assertion is signed and no identity headers are made (explain). */
+  signer: RequestSigner | null
+  origins: OriginPolicy
+  /** Maps what a dependency threw (a breaker, a store outage) to the answer; default: 500 GH_INTERNAL. */
+  toError?: (err: unknown) => GatehouseError
+  /** Told every outcome, exactly once per `evaluate`: where metrics count decisions. */
+  onOutcome?: (outcome: GateOutcome, request: GateRequest) => void
+}
+
+interface Progress {
+  target: GateRefusal['target']
+  match: GateRefusal['match']
+  route: RouteConfig | null
+  identity: Identity | null
+  decision: GateRefusal['decision']
+  responseHeaders: Record<string, string>
+}
+
+export class Gate {
+  readonly #deps: GateDependencies
+
+  constructor(deps: GateDependencies) {
+    this.#deps = deps
+  }
+
+  get table(): RouteTable {
+    return this.#deps.table
+  }
+
+  /** The decision for one request, with the exact upstream request when it is allowed. */
+  async evaluate(request: GateRequest): Promise<GateOutcome> {
+    const progress: Progress = { target: null, match: null, route: null, identity: null, decision: null, responseHeaders: {} }
+    let outcome: GateOutcome
+    try {
+      const resolved = resolveRequest(this.#deps.table, request, (step) => Object.assign(progress, step))
+      progress.route = resolved.route
+      progress.identity = await this.#authenticate(resolved.route, request)
+      await this.#rateLimit(resolved.route, progress, request)
+      const decision = authorise(resolved.route, progress.identity, request, this.#deps.origins, (d) => (progress.decision = d))
+      outcome = { ...progress, kind: 'allow', outcome: 'allow', ...resolved, decision, identityHeaders: this.#sign(resolved, progress.identity, request) }
+    } catch (err) {
+      outcome = this.#refusal(progress, err, request)
+    }
+    this.#deps.onOutcome?.(outcome, request)
+    return outcome
+  }
+
+  /** A public route attempts no authentication: its credentials are stripped, never judged. */
+  async #authenticate(route: RouteConfig, request: GateRequest): Promise<Identity | null> {
+    if (route.auth === 'public') return null
+    return this.#deps.credentials.resolve(request.rawHeaders)
+  }
+
+  async #rateLimit(route: RouteConfig, progress: Progress, request: GateRequest): Promise<void> {
+    const verdict = await this.#deps.rateLimiter?.take(route, progress.identity, request.clientKey)
+    if (verdict === null || verdict === undefined) return
+    progress.responseHeaders = { ...progress.responseHeaders, ...rateLimitHeaders(verdict) }
+    if (!verdict.allowed) {
+      throw new GatehouseError('GH_RATE_LIMITED', `Rate limit exceeded, retry in ${verdict.resetSeconds} s`, {
+        retryAfter: verdict.resetSeconds,
+        details: { route: route.name },
+      })
+    }
+  }
+
+  /** The identity headers with an assertion bound to the upstream request (`htm`, `htu`). */
+  #sign(resolved: Resolved, identity: Identity | null, request: GateRequest): GateAllow['identityHeaders'] {
+    if (identity === null || this.#deps.signer === null) return {}
+    const assertion = this.#deps.signer.sign(identity, {
+      audience: resolved.route.name,
+      requestId: request.requestId,
+      method: request.method,
+      uri: resolved.upstream.htu,
+    })
+    return identityHeaders(identity, assertion, identity.tokenId ?? undefined)
+  }
+
+  #refusal(progress: Progress, err: unknown, request: GateRequest): GateRefusal {
+    const error = isGatehouseError(err) ? err : (this.#deps.toError?.(err) ?? new GatehouseError('GH_INTERNAL', undefined, { cause: err }))
+    const responseHeaders = { ...progress.responseHeaders }
+    if (progress.match?.kind === 'method_not_allowed') responseHeaders.allow = progress.match.allow.join(', ')
+    const target = progress.target
+    const loginRedirect =
+      progress.decision?.outcome === 'unauthenticated' && target !== null && isBrowserNavigation(request)
+        ? `/auth/login?next=${encodeURIComponent(target.path + target.query)}`
+        : null
+    return { ...progress, responseHeaders, kind: 'refuse', outcome: outcomeOf(error), error, loginRedirect }
+  }
+}
