@@ -16,6 +16,7 @@ import { createAuthenticator } from './http/authenticate.js'
 import { addAuthCors } from './http/cors.js'
 import { docs } from './http/docs.js'
 import { edge } from './http/edge.js'
+import { forwardAuthRoutes } from './http/forward-auth.js'
 import { frameworkErrorHandler, registerErrorHandlers } from './http/error-handler.js'
 import { healthRoutes } from './http/health.js'
 import { loginRoutes } from './http/login-routes.js'
@@ -29,6 +30,7 @@ import { createSessionCookie } from './http/session-cookie.js'
 import { tokenRoutes } from './http/token-routes.js'
 import { dropNonAddressForwardedFor, trustedProxies } from './http/trusted-proxies.js'
 import { GatehouseError } from './errors.js'
+import { allowedOrigins as createAllowedOrigins } from './core/allowed-origins.js'
 import { GatewayMetrics } from './metrics/gateway-metrics.js'
 import type { Runtime } from './runtime.js'
 import { version } from './version.js'
@@ -65,8 +67,11 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
   const { config } = runtime
   const metrics = options.metrics ?? new GatewayMetrics()
   metrics.setSources({ breakers: runtime.breakers, activeSessions: () => runtime.sessions.countActive() })
-  const publicOrigin = new URL(config.server.public_url).origin
-  const allowedOrigins = new Set([publicOrigin, ...(config.server.cors?.origins ?? [])])
+  const allowedOrigins = createAllowedOrigins({
+    publicUrl: config.server.public_url,
+    origins: config.server.cors?.origins ?? [],
+    cookieDomain: config.sessions.cookie_domain,
+  })
 
   // Set once the app exists; the frameworkErrors handler, given to Fastify() below, reads it.
   // eslint-disable-next-line prefer-const
@@ -109,7 +114,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
   })
   registerErrorHandlers(app)
   for (const schema of sharedSchemas) app.addSchema(schema)
-  await app.register(docs, { publicUrl: config.server.public_url }) // OpenAPI at /docs/json, before every route
+  await app.register(docs, { publicUrl: config.server.public_url, cookieDomain: config.sessions.cookie_domain }) // OpenAPI at /docs/json, before every route
 
   await app.register(cookie)
   await app.register(healthRoutes, {
@@ -117,7 +122,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     components: { database: () => runtime.db.ping(), sessions: () => runtime.store.ping() },
   })
 
-  const sessionCookie = createSessionCookie(config.server.public_url, config.sessions.absolute_timeout)
+  const sessionCookie = createSessionCookie(config.server.public_url, config.sessions.absolute_timeout, config.sessions.cookie_domain)
   const { users, sessions, throttle, audit } = runtime
   const authenticator = createAuthenticator(
     { sessions, activeUsers: runtime.activeUsers, pats: runtime.pats, roles: config.roles },
@@ -131,7 +136,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     auth.removeContentTypeParser('text/plain')
     auth.addHook('onRequest', accessHook(authenticator, allowedOrigins))
     const providers = config.auth.oidc.map((p) => p.name)
-    await auth.register(loginRoutes, { users, sessions, throttle, providers, bodyLimit: config.server.body_limit, cookie: sessionCookie, metrics })
+    await auth.register(loginRoutes, { users, sessions, throttle, providers, bodyLimit: config.server.body_limit, cookie: sessionCookie, metrics, cookieDomain: config.sessions.cookie_domain })
     await auth.register(oidcRoutes, {
       oidc: runtime.oidc,
       oidcAccounts: runtime.oidcAccounts,
@@ -142,6 +147,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
       publicUrl: config.server.public_url,
       cookie: sessionCookie,
       metrics,
+      cookieDomain: config.sessions.cookie_domain,
     })
     await auth.register(authRoutes, { users, sessions, throttle, audit, registration: config.auth.registration, cookie: sessionCookie })
     await auth.register(tokenRoutes, { pats: runtime.pats })
@@ -152,6 +158,19 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     reply.header('cache-control', 'public, max-age=60')
     return runtime.keys.publicJwks()
   })
+
+  if (config.forward_auth !== null) {
+    await app.register(forwardAuthRoutes, {
+      settings: config.forward_auth,
+      table: runtime.forwardAuthRoutes,
+      credentials: authenticator,
+      signer: runtime.signer,
+      counter: runtime.rateCounter,
+      publicUrl: config.server.public_url,
+      allowedOrigins,
+      metrics,
+    })
+  }
 
   await app.register(edge, {
     table: runtime.routes,

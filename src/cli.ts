@@ -229,7 +229,8 @@ export function buildProgram(state: { serving: boolean } = { serving: false }): 
         throw new UsageError('give exactly one of --email E and --anonymous')
       }
       const loaded = await config(options)
-      const table = new RouteTable(loaded.routes)
+      // As the edge sees them: a forward-auth-only route is not there.
+      const table = new RouteTable(loaded.routes.filter((route) => route.upstream !== null))
       let identity: Identity | null = null
       if (options.email !== undefined) {
         const email = options.email

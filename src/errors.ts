@@ -41,12 +41,18 @@ export class GatehouseError extends Error {
   constructor(
     code: ErrorCode,
     message?: string,
-    options: { details?: Record<string, unknown>; retryAfter?: number; cause?: unknown } = {},
+    options: {
+      details?: Record<string, unknown>
+      retryAfter?: number
+      cause?: unknown
+      /** Another status than the code's own, where a transport cannot carry that one (forward auth behind nginx). */
+      status?: number
+    } = {},
   ) {
     super(message ?? errorCodes[code].message, options.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'GatehouseError'
     this.code = code
-    this.statusCode = errorCodes[code].status
+    this.statusCode = options.status ?? errorCodes[code].status
     this.details = options.details
     this.retryAfter = options.retryAfter
   }

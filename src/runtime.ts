@@ -53,7 +53,10 @@ export interface Runtime {
   readonly oidcAccounts: OidcAccounts
   readonly keys: KeyRing
   readonly signer: AssertionSigner
+  /** The routes the edge proxies: those with an upstream. */
   readonly routes: RouteTable
+  /** Every route, forward-auth-only ones included: what GET /auth/verify judges. */
+  readonly forwardAuthRoutes: RouteTable
   /** The circuit breakers: `database`, `sessions` and one per upstream; shared by reconfigured runtimes. */
   readonly breakers: BreakerRegistry
   /**
@@ -147,7 +150,8 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
     oidcAccounts,
     keys,
     signer,
-    routes: new RouteTable(config.routes),
+    routes: new RouteTable(config.routes.filter((route) => route.upstream !== null)),
+    forwardAuthRoutes: new RouteTable(config.routes),
     breakers,
     reconfigure: (next) => createRuntime(next, { ...deps, invalidation, breakers }),
     retire,

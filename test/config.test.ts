@@ -93,7 +93,7 @@ t.test('every default, from a file that sets almost nothing', async (t) => {
     },
     storage: { database: 'embedded:/etc/gatehouse/data/db', sessions: 'memory' },
     identity: { signing_key_file: '/etc/gatehouse/certs/identity-keys.json', assertion_ttl: 60_000, bind_to_request: true },
-    sessions: { idle_timeout: 30 * 60_000, absolute_timeout: 24 * 3_600_000 },
+    sessions: { idle_timeout: 30 * 60_000, absolute_timeout: 24 * 3_600_000, cookie_domain: null },
     auth: {
       registration: 'open',
       password: { min_length: 15, require_classes: false },
@@ -106,6 +106,7 @@ t.test('every default, from a file that sets almost nothing', async (t) => {
     default_roles: ['viewer'],
     rate_limits: {},
     routes: [],
+    forward_auth: null,
     metrics: { host: '127.0.0.1', port: 9464 },
     logging: { level: 'info', slow_request_threshold: 5000 },
   })
@@ -459,7 +460,7 @@ t.test('describeSchema documents every key', async (t) => {
   t.match(byPath.get('routes[].timeout'), { default: '30s' })
   t.match(byPath.get('roles.<name>'), { type: 'list of permission' })
   t.match(byPath.get('auth.oidc[].scopes'), { default: '[openid, email, profile]' })
-  t.equal(byPath.get('routes[].upstream')?.default, null, 'required keys have no default')
+  t.equal(byPath.get('routes[].match')?.default, null, 'required keys have no default')
 
   // Every key of a full config appears in the reference.
   const config = parse({

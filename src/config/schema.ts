@@ -9,7 +9,7 @@ import { derived, list, map, nullable, obj, optional, required, textOrMapping, t
 import type { GatewayConfig, RouteConfig } from './types.js'
 import { DAY, HOUR, SECOND } from './units.js'
 import {
-  cidr, databaseUrl, routeHost, duration, emailDomain, filePath, host, issuerUrl, method, name, origin, pathPrefix,
+  cidr, cookieDomain, databaseUrl, routeHost, duration, emailDomain, filePath, host, issuerUrl, method, name, origin, pathPrefix,
   permission, port, roleName, scope, sessionStoreUrl, size, upstreamUrl,
 } from './values.js'
 
@@ -57,6 +57,9 @@ const identity = obj({
 const sessions = obj({
   idle_timeout: optional(duration({ min: SECOND, max: YEAR }), '30m', 'A session unused this long ends.'),
   absolute_timeout: optional(duration({ min: SECOND, max: YEAR }), '24h', 'A session ends this long after login, however active.'),
+  cookie_domain: optional(nullable(cookieDomain()), null,
+    'One sign-in for every host under this domain (forward auth, several hosts): the cookie becomes __Secure-gh_session with Domain set. Every host under it receives the session cookie.',
+    'none (a host-only __Host-gh_session cookie)'),
 }, {
   check(parts, report) {
     if (parts.idle_timeout !== undefined && parts.absolute_timeout !== undefined && parts.idle_timeout > parts.absolute_timeout) {
@@ -111,7 +114,7 @@ const route = obj({
     'Exact host (case-insensitive, port ignored), or *.example.com for one label in front of a domain.', 'any host'),
   match: required(pathPrefix(), 'Path prefix, matched by whole segments (/app matches /app and /app/x, never /apple).'),
   methods: optional(nullable(list(method(), { min: 1 })), null, 'Methods the route accepts.', 'all methods'),
-  upstream: required(upstreamUrl(), 'http(s) URL requests are proxied to.'),
+  upstream: optional(nullable(upstreamUrl()), null, 'http(s) URL requests are proxied to; omitted, the route exists only for forward auth (GET /auth/verify).', 'none (a forward-auth-only route)'),
   auth: optional(oneOf(['required', 'optional', 'public'] as const), 'required',
     'required needs a credential; optional uses one when present; public attempts no authentication.'),
   permissions: optional(list(permission()), [], 'Permissions the user must all hold.'),
@@ -121,6 +124,12 @@ const route = obj({
   timeout: optional(duration({ max: MAX_TIMER }), '30s', 'Longest wait for the upstream to answer before a 504.'),
   csrf: optional(bool(), true, 'Whether cookie-authenticated unsafe methods need a same-origin Origin or Referer.'),
 }, { type: 'route' })
+
+const forwardAuth = obj({
+  trusted: optional(list(cidr()), ['127.0.0.1/32'], 'TCP peers (the proxy in front) allowed to call GET /auth/verify; others get 403.'),
+  headers: optional(oneOf(['forwarded', 'original'] as const), 'forwarded',
+    'Which headers describe the original request: forwarded (X-Forwarded-Method, -Proto, -Host, -Uri: Traefik, Caddy) or original (X-Original-Method, X-Original-URL: nginx).'),
+}, { type: 'forward-auth settings' })
 
 const metrics = obj({
   host: optional(host(), '127.0.0.1', 'Address of the metrics listener; /metrics is never served on the public port.'),
@@ -145,9 +154,15 @@ const document = obj({
   rate_limits: optional(map(name('policy name'), rateLimitPolicy, { entry: 'A named policy routes can refer to.', defines: 'rate-limit policy' }),
     {}, 'Named rate-limit policies.'),
   routes: optional(list(route, { check: checkRouteConflicts }), [], 'Upstream routes: those naming the host exactly, then by wildcard, then those without a host; within them the longest matching prefix wins.'),
+  forward_auth: optional(nullable(forwardAuth), null, 'GET /auth/verify, for a proxy in front that asks whether a request may pass.', 'none (GET /auth/verify is 404)'),
   metrics: optional(metrics, {}, 'The Prometheus metrics listener.'),
   logging: optional(logging, {}, 'Log output.'),
-}, { check: checkListeners })
+}, {
+  check(parts, report) {
+    checkListeners(parts, report)
+    checkCookieDomain(parts, report)
+  },
+})
 
 /** gateway.yml's schema; its output is GatewayConfig without `source`. */
 export const gatewaySchema: Node<Omit<GatewayConfig, 'source'>> = transform(document, (parsed) => ({
@@ -205,6 +220,47 @@ function checkRouteConflicts(
       prefix(other.match) === prefix(later.match) && overlap(other.methods, later.methods))
     if (earlier !== -1) {
       report(index, `conflicts with routes[${earlier}]: the same host, match and methods, so it could never be selected`, 'match')
+    }
+  })
+}
+
+/** Is `host` the domain itself or a name under it? */
+function isUnderDomain(host: string, domain: string): boolean {
+  const name = host.toLowerCase().replace(/\.$/, '')
+  return name === domain || name.endsWith(`.${domain}`)
+}
+
+interface CookieDomainParts {
+  server?: { public_url: string | null; port: number; tls: unknown }
+  sessions?: { cookie_domain: string | null }
+  forward_auth?: unknown
+  routes?: readonly { host: string | null; upstream: string | null }[]
+}
+
+/**
+ * SPEC §3: `cookie_domain` must cover `public_url`'s host; forward auth for a host other than
+ * `public_url`'s needs it (the session cookie must reach both); a route without `upstream` is
+ * there only for forward auth.
+ */
+function checkCookieDomain(parts: CookieDomainParts, report: (key: 'sessions' | 'routes', message: string, ...below: (string | number)[]) => void): void {
+  const domain = parts.sessions?.cookie_domain ?? null
+  const publicUrl = parts.server?.public_url ?? (parts.server ? defaultPublicUrl(parts.server.port, parts.server.tls !== null) : null)
+  const publicHost = publicUrl === null ? null : new URL(publicUrl).hostname
+  if (domain !== null && publicHost !== null && !isUnderDomain(publicHost, domain)) {
+    report('sessions', `must cover server.public_url's host ${publicHost}`, 'cookie_domain')
+  }
+  const routes = parts.routes ?? []
+  routes.forEach((route, index) => {
+    if (route.upstream === null && parts.forward_auth == null) {
+      report('routes', 'a route without upstream exists only for forward auth: add an upstream or a forward_auth section', index, 'upstream')
+    }
+    if (parts.forward_auth == null || route.host === null || publicHost === null) return
+    const bare = route.host.replace(/^\*\./, '')
+    if (bare === publicHost) return
+    if (domain === null) {
+      report('routes', `forward auth for ${route.host}, another host than server.public_url's, needs sessions.cookie_domain covering it`, index, 'host')
+    } else if (!isUnderDomain(bare, domain)) {
+      report('routes', `is not under sessions.cookie_domain ${domain}: the session cookie would not reach it`, index, 'host')
     }
   })
 }

@@ -44,9 +44,10 @@ export interface ObjectOptions<F extends Fields> {
   /**
    * Checks across keys. `parts` holds the keys that parsed, so one mistake does not hide
    * another; anything reported makes the mapping invalid. `report` names the key, and
-   * optionally keys below it (`report('metrics', message, 'port')` is `metrics.port`).
+   * optionally keys below it (`report('metrics', message, 'port')` is `metrics.port`; a number
+   * is a list index: `report('routes', message, 0, 'host')` is `routes[0].host`).
    */
-  check?: (parts: Partial<ObjectOf<F>>, report: (key: keyof F & string, message: string, ...below: string[]) => void) => void
+  check?: (parts: Partial<ObjectOf<F>>, report: (key: keyof F & string, message: string, ...below: (string | number)[]) => void) => void
 }
 
 /** A mapping with a fixed set of keys: unknown keys are problems, absent or empty keys take their defaults. */
@@ -76,7 +77,8 @@ export function obj<F extends Fields>(fields: F, options: ObjectOptions<F> = {})
       }
       // The parts are typed by the fields that produced them.
       const typed = parts as Partial<ObjectOf<F>>
-      options.check?.(typed, (key, message, ...below) => context.problem(below.reduce(keyPath, keyPath(path, key)), message))
+      options.check?.(typed, (key, message, ...below) =>
+        context.problem(below.reduce<string>((at, step) => (typeof step === 'number' ? indexPath(at, step) : keyPath(at, step)), keyPath(path, key)), message))
       return context.problems.length === before ? typed as ObjectOf<F> : INVALID
     },
     describe(path) {

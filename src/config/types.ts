@@ -24,7 +24,8 @@ export interface RouteConfig {
   match: string
   /** Upper-case methods; null means all. */
   methods: readonly string[] | null
-  upstream: string
+  /** Null: a forward-auth-only route, absent at the edge. */
+  upstream: string | null
   auth: AuthMode
   permissions: readonly string[]
   /** The resolved policy (named or inline); null when the route has none. */
@@ -35,6 +36,13 @@ export interface RouteConfig {
   /** Milliseconds. */
   timeout: number
   csrf: boolean
+}
+
+export interface ForwardAuthConfig {
+  /** CIDRs of the proxies that may call GET /auth/verify. */
+  trusted: readonly string[]
+  /** forwarded: X-Forwarded-Method/-Proto/-Host/-Uri; original: X-Original-Method and X-Original-URL. */
+  headers: 'forwarded' | 'original'
 }
 
 export interface OidcProviderConfig {
@@ -78,6 +86,8 @@ export interface GatewayConfig {
   sessions: {
     idle_timeout: number
     absolute_timeout: number
+    /** Lower-case, no leading dot; null: a host-only cookie. */
+    cookie_domain: string | null
   }
   auth: {
     registration: 'open' | 'closed'
@@ -91,6 +101,8 @@ export interface GatewayConfig {
   default_roles: readonly string[]
   rate_limits: Readonly<Record<string, RateLimitPolicy>>
   routes: readonly RouteConfig[]
+  /** Null: GET /auth/verify is 404. */
+  forward_auth: ForwardAuthConfig | null
   metrics: { host: string; port: number }
   logging: { level: LogLevel; slow_request_threshold: number }
 }

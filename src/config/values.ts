@@ -171,6 +171,15 @@ export function routeHost(): Node<string> {
   })
 }
 
+/** A cookie domain: a host name of at least two labels, lower-cased, without a leading dot. */
+export function cookieDomain(): Node<string> {
+  return textLeaf('domain', 'a domain of at least two labels like example.com', (text, report) => {
+    const name = text.toLowerCase().replace(/^\./, '')
+    if (!HOSTNAME.test(name) || !name.includes('.') || isIP(name) !== 0) return report.expected()
+    return name
+  })
+}
+
 export function method(): Node<string> {
   return textLeaf('HTTP method', `an HTTP method (${HTTP_METHODS.join(', ')})`, (text, report) => {
     const upper = text.toUpperCase()

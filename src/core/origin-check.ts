@@ -6,6 +6,7 @@
  * requests are exempt: a browser never attaches those on its own.
  */
 import { GatehouseError } from '../errors.js'
+import type { OriginMatcher } from './allowed-origins.js'
 
 const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 
@@ -24,7 +25,7 @@ export interface CsrfHeaders {
  * browser says it comes from an allowed origin. Pure: the edge, forward auth and the
  * WebSocket handshake all ask it.
  */
-export function crossOriginRefusal(headers: CsrfHeaders, allowedOrigins: ReadonlySet<string>): string | null {
+export function crossOriginRefusal(headers: CsrfHeaders, allowedOrigins: OriginMatcher): string | null {
   const site = headers['sec-fetch-site']?.toLowerCase()
   if (site === 'cross-site') return 'Cross-site request refused (Sec-Fetch-Site: cross-site)'
   const claimed = headers.origin ?? originOf(headers.referer)
@@ -38,7 +39,7 @@ export function crossOriginRefusal(headers: CsrfHeaders, allowedOrigins: Readonl
 }
 
 /** `crossOriginRefusal` as a GH_CSRF error. */
-export function checkSameOrigin(headers: CsrfHeaders, allowedOrigins: ReadonlySet<string>): void {
+export function checkSameOrigin(headers: CsrfHeaders, allowedOrigins: OriginMatcher): void {
   const refusal = crossOriginRefusal(headers, allowedOrigins)
   if (refusal !== null) throw new GatehouseError('GH_CSRF', refusal)
 }

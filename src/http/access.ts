@@ -8,6 +8,7 @@ import type { Identity } from '../core/identity.js'
 import { GatehouseError } from '../errors.js'
 import type { Authenticator } from './authenticate.js'
 import './request-context.js'
+import type { OriginMatcher } from '../core/allowed-origins.js'
 import { checkSameOrigin, isUnsafeMethod } from '../core/origin-check.js'
 
 /**
@@ -24,7 +25,7 @@ declare module 'fastify' {
   }
 }
 
-export function accessHook(authenticator: Authenticator, allowedOrigins: ReadonlySet<string>) {
+export function accessHook(authenticator: Authenticator, allowedOrigins: OriginMatcher) {
   return async function enforceAccess(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
     request.identity = null
     // A CORS preflight carries no credentials; http/cors.ts answers it.
@@ -63,7 +64,7 @@ export function identityOf(request: FastifyRequest): Identity {
  * be able to post them either (login CSRF): when a browser says where it comes from, it must
  * be an allowed origin. Clients that send no Origin (curl, servers) are not browsers.
  */
-function checkOriginWhenSent(request: FastifyRequest, allowedOrigins: ReadonlySet<string>): void {
+function checkOriginWhenSent(request: FastifyRequest, allowedOrigins: OriginMatcher): void {
   const { origin } = request.headers
   const site = request.headers['sec-fetch-site']?.toLowerCase()
   // `Origin: null` with `Sec-Fetch-Site: same-origin`: a same-origin form post, as in csrf.ts.

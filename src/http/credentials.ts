@@ -17,8 +17,13 @@ export interface RequestCredentials {
   cookie: string | null
 }
 
-export function sessionCookieName(publicUrl: string): string {
-  return publicUrl.startsWith('https:') ? '__Host-gh_session' : 'gh_session'
+/**
+ * `__Host-gh_session` over https (host-only, the default); `__Secure-gh_session` over https with
+ * `sessions.cookie_domain` (a `__Host-` cookie may not name a Domain); `gh_session` over plain http.
+ */
+export function sessionCookieName(publicUrl: string, cookieDomain: string | null = null): string {
+  if (!publicUrl.startsWith('https:')) return 'gh_session'
+  return cookieDomain === null ? '__Host-gh_session' : '__Secure-gh_session'
 }
 
 /** `rawHeaders` as node gives it: node keeps only the first of several Authorization headers in `headers`. */

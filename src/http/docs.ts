@@ -25,6 +25,7 @@ const JWKS_PATH = '/.well-known/jwks.json'
 export interface DocsOptions {
   /** The gateway's public_url: it decides the session cookie's name. */
   publicUrl: string
+  cookieDomain?: string | null
 }
 
 /** What each endpoint is for, shown as the operation's summary. */
@@ -51,6 +52,7 @@ const SUMMARIES: Record<string, string> = {
   'GET /auth/oidc/{name}/start': 'Start signing in with an OpenID Connect provider',
   'GET /auth/oidc/{name}/callback': "The provider's answer: starts a session and answers 303 to `next`",
   [`GET ${JWKS_PATH}`]: 'The public keys that verify X-Auth-Assertion',
+  'GET /auth/verify': 'Forward auth: may the original request (X-Forwarded-* or X-Original-*) pass? 200 with identity headers, or the refusal; any method',
   'GET /health': 'Health of the gateway and its dependencies',
   'GET /health/live': 'Liveness',
   'GET /health/ready': 'Readiness',
@@ -99,7 +101,7 @@ function isGatewayEndpoint(url: string): boolean {
   return url !== '/' && !url.includes('*')
 }
 
-async function docsPlugin(app: FastifyInstance, { publicUrl }: DocsOptions): Promise<void> {
+async function docsPlugin(app: FastifyInstance, { publicUrl, cookieDomain = null }: DocsOptions): Promise<void> {
   // The JWKS route is declared inline in app.ts: give it its schema here, before fastify
   // compiles the route (onRoute runs first), so that it serialises with it as well.
   app.addHook('onRoute', (route: RouteOptions) => {
@@ -125,7 +127,7 @@ async function docsPlugin(app: FastifyInstance, { publicUrl }: DocsOptions): Pro
           session: {
             type: 'apiKey',
             in: 'cookie',
-            name: sessionCookieName(publicUrl),
+            name: sessionCookieName(publicUrl, cookieDomain),
             description: 'The browser session cookie set by POST /auth/login',
           },
           bearer: {

@@ -6,6 +6,7 @@
 import { normalizeIP } from '@fastify/rate-limit'
 import replyFrom from '@fastify/reply-from'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { OriginMatcher } from '../core/allowed-origins.js'
 import type { AssertionSigner } from '../core/assertion-signer.js'
 import { counterRateLimiter, Gate, type CredentialResolver, type GateAllow, type GateOutcome, type GateRefusal, type GateRequest } from '../core/pipeline/index.js'
 import type { RouteTable } from '../core/route-table.js'
@@ -25,7 +26,7 @@ export interface EdgeOptions {
   signer: AssertionSigner
   proxies: TrustedProxies
   publicUrl: string
-  allowedOrigins: ReadonlySet<string>
+  allowedOrigins: OriginMatcher
   sessionCookieNames: readonly string[]
   protocol: 'http' | 'https'
   metrics: GatewayMetrics

@@ -52,6 +52,8 @@ export interface LoginRoutesOptions {
   bodyLimit: number
   cookie: SessionCookie
   metrics: GatewayMetrics
+  /** `sessions.cookie_domain`: `next` may also be an https URL on it. */
+  cookieDomain?: string | null
 }
 
 export async function loginRoutes(app: FastifyInstance, options: LoginRoutesOptions) {
@@ -90,7 +92,7 @@ export async function loginRoutes(app: FastifyInstance, options: LoginRoutesOpti
             : err.message
     // After a failed validation the body is whatever the form held: a repeated field is an array.
     const email = typeof body.email === 'string' ? body.email : ''
-    const page = renderLoginPage({ next: safeNext(body.next), email, error: message, providers })
+    const page = renderLoginPage({ next: safeNext(body.next, options.cookieDomain), email, error: message, providers })
     return sendHtml(reply, err.statusCode, page)
   }
 
@@ -105,7 +107,7 @@ export async function loginRoutes(app: FastifyInstance, options: LoginRoutesOpti
         response: { 200: schemas.htmlPage('The sign-in form, `next` in a hidden field'), ...schemas.errorResponses },
       },
     },
-    async (request, reply) => sendHtml(reply, 200, renderLoginPage({ next: safeNext(request.query.next), providers })),
+    async (request, reply) => sendHtml(reply, 200, renderLoginPage({ next: safeNext(request.query.next, options.cookieDomain), providers })),
   )
 
   app.get('/auth/assets/login.css', { config: { access: 'anonymous' }, schema: { response: { 200: schemas.cssAsset } } }, async (_request, reply) =>
@@ -145,7 +147,7 @@ export async function loginRoutes(app: FastifyInstance, options: LoginRoutesOpti
         if (isGatehouseError(err)) return formFailure(reply, request.body, err)
         return formFailure(reply, request.body, toGatehouseError(err as Error))
       }
-      return reply.redirect(locationOf(safeNext(request.body.next)), 303)
+      return reply.redirect(locationOf(safeNext(request.body.next, options.cookieDomain)), 303)
     },
   )
 }

@@ -43,6 +43,8 @@ export interface OidcRoutesOptions {
   publicUrl: string
   cookie: SessionCookie
   metrics: GatewayMetrics
+  /** `sessions.cookie_domain`: `next` may also be an https URL on it. */
+  cookieDomain?: string | null
 }
 
 /** The pending-login cookie: `__Host-gh_oidc` over TLS, `gh_oidc` when public_url is plain http. */
@@ -123,7 +125,7 @@ export async function oidcRoutes(app: FastifyInstance, options: OidcRoutesOption
       },
     },
     async (request, reply) => {
-      const next = safeNext(request.query.next)
+      const next = safeNext(request.query.next, options.cookieDomain)
       const name = request.params.name
       try {
         await throttle.hitIp(request.ip)
@@ -183,7 +185,7 @@ export async function oidcRoutes(app: FastifyInstance, options: OidcRoutesOption
         const session = await sessions.create(user.id, { amr: 'oidc', ip: request.ip, userAgent: request.headers['user-agent'] ?? null })
         cookie.set(reply, session.token)
         metrics.authAttempt('oidc', 'success')
-        return reply.redirect(locationOf(safeNext(login.next)), 303)
+        return reply.redirect(locationOf(safeNext(login.next, options.cookieDomain)), 303)
       } catch (err) {
         if (!audited) await auditFailure(request, err, name)
         return failure(request, reply, err, next, name)

@@ -14,16 +14,23 @@ export interface SessionCookie {
   clear(reply: FastifyReply): void
 }
 
-export function createSessionCookie(publicUrl: string, maxAgeMs: number): SessionCookie {
-  return createGatewayCookie(sessionCookieName(publicUrl), publicUrl, maxAgeMs)
+/** With a `cookieDomain`, the cookie names it (`Domain=`), so that every host under it receives it. */
+export function createSessionCookie(publicUrl: string, maxAgeMs: number, cookieDomain: string | null = null): SessionCookie {
+  return createGatewayCookie(sessionCookieName(publicUrl, cookieDomain), publicUrl, maxAgeMs, cookieDomain)
 }
 
 /**
  * A cookie of the gateway's own (the session, the OIDC flow handle): HttpOnly, SameSite=Lax,
  * Path=/, Secure when public_url is https; read only when the request carries exactly one.
  */
-export function createGatewayCookie(name: string, publicUrl: string, maxAgeMs: number): SessionCookie {
-  const attributes = { httpOnly: true, secure: publicUrl.startsWith('https:'), sameSite: 'lax', path: '/' } as const
+export function createGatewayCookie(name: string, publicUrl: string, maxAgeMs: number, domain: string | null = null): SessionCookie {
+  const attributes = {
+    httpOnly: true,
+    secure: publicUrl.startsWith('https:'),
+    sameSite: 'lax',
+    path: '/',
+    ...(domain === null ? {} : { domain }),
+  } as const
   return {
     name,
     read(request) {

@@ -8,6 +8,8 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { DecisionOutcome } from '../core/pipeline/outcome.js'
+
+const DECISION_OUTCOMES: readonly DecisionOutcome[] = ['allow', 'unauthenticated', 'forbidden', 'rate_limited', 'error']
 import type { BreakerRegistry } from '../resilience/breaker-registry.js'
 import type { BreakerState } from '../resilience/circuit-breaker.js'
 
@@ -40,6 +42,7 @@ export class GatewayMetrics {
   readonly #lockouts: Counter
   readonly #reloads: Counter<'result'>
   readonly #rateLimited: Counter<'route'>
+  readonly #forwardAuth: Counter<'outcome'>
   #sources: MetricsSources = {}
 
   constructor() {
@@ -94,6 +97,14 @@ export class GatewayMetrics {
       labelNames: ['route'],
       registers,
     })
+    this.#forwardAuth = new Counter({
+      name: 'gatehouse_forward_auth_total',
+      help: 'GET /auth/verify answers for a proxy in front, by outcome (as gatehouse_decisions_total).',
+      labelNames: ['outcome'],
+      registers,
+    })
+    // Every outcome exists from the start, so that an alert sees the first one.
+    for (const outcome of DECISION_OUTCOMES) this.#forwardAuth.inc({ outcome }, 0)
     // The gauges read their sources at scrape time.
     const sources = () => this.#sources
     new Gauge({
@@ -154,6 +165,10 @@ export class GatewayMetrics {
 
   decision(route: string, outcome: DecisionOutcome): void {
     this.#decisions.inc({ route, outcome })
+  }
+
+  forwardAuth(outcome: DecisionOutcome): void {
+    this.#forwardAuth.inc({ outcome })
   }
 
   lockout(): void {

@@ -63,7 +63,7 @@ export function bearer(token: string): Record<string, string> {
 }
 
 export function cookieName(gw: TestGateway): string {
-  return sessionCookieName(gw.config.server.public_url)
+  return sessionCookieName(gw.config.server.public_url, gw.config.sessions.cookie_domain)
 }
 
 /** The Cookie header a browser would send back after a login. */

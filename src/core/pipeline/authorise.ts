@@ -4,6 +4,7 @@
  */
 import type { RouteConfig } from '../../config/types.js'
 import { GatehouseError } from '../../errors.js'
+import type { OriginMatcher } from '../allowed-origins.js'
 import type { Identity } from '../identity.js'
 import { crossOriginRefusal, isUnsafeMethod } from '../origin-check.js'
 import { decide, type Decision } from '../policy.js'
@@ -14,7 +15,7 @@ export interface OriginPolicy {
   /** `public_url`: its scheme (and port, if it names one) apply to the hosts routes name. */
   publicUrl: string
   /** `public_url`'s origin and the CORS origins of the configuration. */
-  allowed: ReadonlySet<string>
+  allowed: OriginMatcher
 }
 
 /** The decision, throwing GH_UNAUTHENTICATED or GH_FORBIDDEN (naming the missing permissions) when it denies. */
@@ -56,12 +57,12 @@ function originRefusal(route: RouteConfig, identity: Identity | null, request: G
 }
 
 /** Adds, for a route naming a host, the request's host with `public_url`'s scheme and port. */
-export function allowedOriginsFor(route: RouteConfig, host: string | null, origins: OriginPolicy): ReadonlySet<string> {
+export function allowedOriginsFor(route: RouteConfig, host: string | null, origins: OriginPolicy): OriginMatcher {
   if (route.host === null || host === null) return origins.allowed
   const publicUrl = new URL(origins.publicUrl)
   const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':', 1)[0] ?? ''
   const own = `${publicUrl.protocol}//${name.toLowerCase()}${publicUrl.port === '' ? '' : `:${publicUrl.port}`}`
-  return new Set([...origins.allowed, own])
+  return { has: (origin) => origin === own || origins.allowed.has(origin) }
 }
 
 /** A browser navigation: sent to the login page instead of getting a bare 401. */

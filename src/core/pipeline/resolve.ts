@@ -7,6 +7,7 @@ import type { RouteConfig } from '../../config/types.js'
 import { GatehouseError } from '../../errors.js'
 import { assertForwardable, normalizeTarget, type NormalizedTarget } from '../paths.js'
 import type { RouteMatch, RouteTable } from '../route-table.js'
+import type { GateRequest } from './request.js'
 
 export interface UpstreamTarget {
   /** Scheme, host and path the upstream is asked for, without the query: what the proxy client is given. */
@@ -34,7 +35,7 @@ export interface Resolved {
  */
 export function resolveRequest(
   table: RouteTable,
-  request: { host: string | null; target: string; method: string },
+  request: { kind?: GateRequest['kind']; host: string | null; target: string; method: string },
   seen: (step: { target: NormalizedTarget } | { match: RouteMatch }) => void,
 ): Resolved {
   const target = normalizeTarget(request.target)
@@ -44,7 +45,19 @@ export function resolveRequest(
   if (match.kind === 'not_found') throw new GatehouseError('GH_NOT_FOUND')
   if (match.kind === 'method_not_allowed') throw new GatehouseError('GH_METHOD_NOT_ALLOWED')
   assertForwardable(match.upstreamPath)
-  return { target, match, route: match.route, upstream: upstreamTarget(match.route, match.upstreamPath, target.query) }
+  const { route } = match
+  // Forward auth judges the original request as the proxy in front received it; what that proxy
+  // then sends to its upstream is its own business, so the assertion names the original target.
+  const upstream = request.kind === 'forward_auth' || route.upstream === null
+    ? originalTarget(target)
+    : upstreamTarget(route, route.upstream, match.upstreamPath, target.query)
+  return { target, match, route, upstream }
+}
+
+/** The normalised original path and query: `htu` of a forward-auth decision. */
+function originalTarget(target: NormalizedTarget): UpstreamTarget {
+  const query = target.query === '?' ? '' : target.query
+  return { base: target.path, query, htu: target.path + query, url: target.path + query }
 }
 
 const upstreamBases = new WeakMap<RouteConfig, string>()
@@ -57,10 +70,10 @@ const upstreamBases = new WeakMap<RouteConfig, string>()
  * result. The query is kept out of the parser: it would re-encode some characters (' becomes
  * %27), and the upstream must receive the query as the client sent it.
  */
-export function upstreamTarget(route: RouteConfig, path: string, rawQuery: string): UpstreamTarget {
+export function upstreamTarget(route: RouteConfig, upstreamUrl: string, path: string, rawQuery: string): UpstreamTarget {
   let base = upstreamBases.get(route)
   if (base === undefined) {
-    const upstream = new URL(route.upstream)
+    const upstream = new URL(upstreamUrl)
     base = upstream.origin + upstream.pathname.replace(/\/$/, '')
     upstreamBases.set(route, base)
   }
