@@ -28,6 +28,7 @@ function meOf(identity: Identity) {
     email: user.email,
     name: user.name,
     roles: user.roles,
+    email_verified: user.email_verified,
     permissions: identity.permissions,
     auth: {
       method: identity.method,

@@ -7,6 +7,8 @@
  * route pattern), never by the raw path; methods outside the usual set are `OTHER`.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { EMAIL_KINDS, type EmailKind } from '../core/mailer.js'
+import type { EmailResult } from '../core/email-outbox.js'
 import type { BreakerRegistry } from '../resilience/breaker-registry.js'
 import type { BreakerState } from '../resilience/circuit-breaker.js'
 
@@ -39,6 +41,7 @@ export class GatewayMetrics {
   readonly #lockouts: Counter
   readonly #reloads: Counter<'result'>
   readonly #rateLimited: Counter<'route'>
+  readonly #emails: Counter<'kind' | 'result'>
   #sources: MetricsSources = {}
 
   constructor() {
@@ -93,6 +96,14 @@ export class GatewayMetrics {
       labelNames: ['route'],
       registers,
     })
+    this.#emails = new Counter({
+      name: 'gatehouse_emails_total',
+      help: 'Emails handed to the mail server (or the log), by kind (reset, verification, password_changed) and result (sent, failed).',
+      labelNames: ['kind', 'result'],
+      registers,
+    })
+    // Every label value from the start, so that an alert on failures sees the first one.
+    for (const kind of EMAIL_KINDS) for (const result of ['sent', 'failed'] as const) this.#emails.inc({ kind, result }, 0)
     // The gauges read their sources at scrape time.
     const sources = () => this.#sources
     new Gauge({
@@ -165,6 +176,10 @@ export class GatewayMetrics {
 
   rateLimited(route: string): void {
     this.#rateLimited.inc({ route })
+  }
+
+  email(kind: EmailKind, result: EmailResult): void {
+    this.#emails.inc({ kind, result })
   }
 
   exposition(): Promise<string> {
