@@ -7,7 +7,9 @@ import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions
 import type { SecureServerOptions } from 'node:http2'
 import type { ServerOptions as HttpsServerOptions } from 'node:https'
 import type { DestinationStream } from 'pino'
+import { createAccountServices } from './accounts.js'
 import { accessHook } from './http/access.js'
+import { accountRoutes } from './http/account-routes.js'
 import { addAccessLog, type AccessLog } from './http/access-log.js'
 import { adminRoutes } from './http/admin-routes.js'
 import { authRoutes } from './http/auth-routes.js'
@@ -16,6 +18,7 @@ import { addAuthCors } from './http/cors.js'
 import { sessionCookieName } from './http/credentials.js'
 import { docs } from './http/docs.js'
 import { edge } from './http/edge.js'
+import { emailRoutes } from './http/email-routes.js'
 import { frameworkErrorHandler, registerErrorHandlers } from './http/error-handler.js'
 import { healthRoutes } from './http/health.js'
 import { loginRoutes } from './http/login-routes.js'
@@ -112,6 +115,12 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     components: { database: () => runtime.db.ping(), sessions: () => runtime.store.ping() },
   })
 
+  const accounts = createAccountServices(runtime, { log: app.log, metrics })
+  // Links already being mailed go out before the app is gone (a reload or a shutdown).
+  app.addHook('onClose', async () => {
+    await accounts.outbox?.idle()
+  })
+
   const sessionCookie = createSessionCookie(config.server.public_url, config.sessions.absolute_timeout)
   const authenticator = createAuthenticator(runtime, sessionCookie.name, (method, result) => metrics.authAttempt(method, result))
   await app.register(async (auth) => {
@@ -122,9 +131,24 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     auth.addHook('onRequest', accessHook(authenticator, allowedOrigins))
     await auth.register(loginRoutes, { runtime, cookie: sessionCookie, metrics })
     await auth.register(oidcRoutes, { runtime, cookie: sessionCookie, metrics })
-    await auth.register(authRoutes, { runtime, cookie: sessionCookie })
+    await auth.register(authRoutes, { runtime, cookie: sessionCookie, verifications: accounts.verifications })
     await auth.register(tokenRoutes, { runtime })
     await auth.register(adminRoutes, { runtime })
+    const { users, sessions, pats, audit, throttle } = runtime
+    await auth.register(emailRoutes, { resets: accounts.resets, verifications: accounts.verifications, throttle, bodyLimit: config.server.body_limit })
+    await auth.register(accountRoutes, {
+      users,
+      sessions,
+      pats,
+      audit,
+      throttle,
+      verifications: accounts.verifications,
+      cookie: sessionCookie,
+      roles: config.roles,
+      registration: config.auth.registration,
+      emailVerification: config.auth.email_verification,
+      bodyLimit: config.server.body_limit,
+    })
   })
 
   app.get('/.well-known/jwks.json', async (_request, reply) => {

@@ -4,6 +4,7 @@
  * core, and shapes the answer.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { EmailVerifications } from '../core/email-verifications.js'
 import type { Identity } from '../core/identity.js'
 import { hasPermission } from '../core/permissions.js'
 import { GatehouseError } from '../errors.js'
@@ -17,6 +18,8 @@ const FORM = 'application/x-www-form-urlencoded'
 export interface AuthRoutesOptions {
   runtime: Runtime
   cookie: SessionCookie
+  /** Mails a verification link to users who register themselves. */
+  verifications?: EmailVerifications
 }
 
 const iso = (ms: number) => new Date(ms).toISOString()
@@ -39,7 +42,7 @@ function meOf(identity: Identity) {
   }
 }
 
-export async function authRoutes(app: FastifyInstance, { runtime, cookie }: AuthRoutesOptions): Promise<void> {
+export async function authRoutes(app: FastifyInstance, { runtime, cookie, verifications }: AuthRoutesOptions): Promise<void> {
   const { users, sessions, throttle, audit, config } = runtime
   const noContent = (reply: FastifyReply) => reply.code(204).send()
 
@@ -55,10 +58,12 @@ export async function authRoutes(app: FastifyInstance, { runtime, cookie }: Auth
       if (config.auth.registration === 'closed' && !admin) throw new GatehouseError('GH_REGISTRATION_CLOSED')
       if (!admin) await throttle.hitIp(request.ip)
       const { email, password, name } = request.body
+      // An admin vouches for the address; anyone else confirms it with the mailed link.
       const user = await users.register(
         { email, password, name: name ?? null },
-        { ip: request.ip, actorId: actor?.user.id ?? null },
+        { ip: request.ip, actorId: actor?.user.id ?? null, emailVerified: admin },
       )
+      if (!admin) verifications?.sendFor(user, { ip: request.ip })
       return reply.code(201).send(user)
     },
   )

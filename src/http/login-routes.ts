@@ -11,6 +11,7 @@ import type { GatewayMetrics } from '../metrics/gateway-metrics.js'
 import type { Runtime } from '../runtime.js'
 import { toGatehouseError } from './error-handler.js'
 import { LOGIN_CSS, renderLoginPage, sendHtml } from './login-page.js'
+import { LOGIN_NOTICES, noticeOf } from './notices.js'
 import * as schemas from './schemas.js'
 import type { SessionCookie } from './session-cookie.js'
 
@@ -49,6 +50,7 @@ export interface LoginRoutesOptions {
 export async function loginRoutes(app: FastifyInstance, { runtime, cookie, metrics }: LoginRoutesOptions) {
   const { users, sessions, throttle, config } = runtime
   const providers = config.auth.oidc.map((p) => p.name)
+  const links = { register: config.auth.registration === 'open', forgot: config.email !== null }
   await app.register(formbody, { bodyLimit: config.server.body_limit })
 
   async function signIn(request: FastifyRequest, reply: FastifyReply, body: LoginBody) {
@@ -83,11 +85,13 @@ export async function loginRoutes(app: FastifyInstance, { runtime, cookie, metri
             : err.message
     // After a failed validation the body is whatever the form held: a repeated field is an array.
     const email = typeof body.email === 'string' ? body.email : ''
-    const page = renderLoginPage({ next: safeNext(body.next), email, error: message, providers })
+    // The password was right: offering a new link tells nothing the 403 has not told already.
+    const resendEmail = err.code === 'GH_EMAIL_UNVERIFIED' && config.email !== null ? email : undefined
+    const page = renderLoginPage({ next: safeNext(body.next), email, error: message, providers, links, resendEmail })
     return sendHtml(reply, err.statusCode, page)
   }
 
-  app.get<{ Querystring: { next?: string } }>(
+  app.get<{ Querystring: { next?: string; notice?: string } }>(
     '/auth/login',
     {
       config: { access: 'anonymous' },
@@ -98,7 +102,10 @@ export async function loginRoutes(app: FastifyInstance, { runtime, cookie, metri
         response: { 200: schemas.htmlPage('The sign-in form, `next` in a hidden field'), ...schemas.errorResponses },
       },
     },
-    async (request, reply) => sendHtml(reply, 200, renderLoginPage({ next: safeNext(request.query.next), providers })),
+    async (request, reply) => {
+      const notice = noticeOf(LOGIN_NOTICES, request.query.notice)
+      return sendHtml(reply, 200, renderLoginPage({ next: safeNext(request.query.next), providers, links, notice }))
+    },
   )
 
   app.get('/auth/assets/login.css', { config: { access: 'anonymous' }, schema: { response: { 200: schemas.cssAsset } } }, async (_request, reply) =>

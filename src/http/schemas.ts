@@ -250,6 +250,7 @@ export const loginPageQuery = {
   type: 'object',
   properties: {
     next: { type: 'string', description: 'Where to go after signing in: a local path; anything else becomes /' },
+    notice: { type: 'string', description: 'A confirmation to show (registered, email_verified, password_reset, …); unknown ones are ignored' },
   },
   // Unknown parameters are ignored, as browsers and links may add any.
   additionalProperties: true,
