@@ -10,6 +10,13 @@ import { openMailer } from './email/index.js'
 import type { GatewayMetrics } from './metrics/gateway-metrics.js'
 import type { Runtime } from './runtime.js'
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The app's email outbox (null without `email`): tests wait for it to settle. */
+    emailOutbox: EmailOutbox | null
+  }
+}
+
 export interface AccountLog {
   info(object: Record<string, unknown>, message: string): void
   warn(object: Record<string, unknown>, message: string): void

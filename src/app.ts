@@ -116,6 +116,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
   })
 
   const accounts = createAccountServices(runtime, { log: app.log, metrics })
+  app.decorate('emailOutbox', accounts.outbox)
   // Links already being mailed go out before the app is gone (a reload or a shutdown).
   app.addHook('onClose', async () => {
     await accounts.outbox?.idle()

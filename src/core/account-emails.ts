@@ -52,12 +52,12 @@ export function verificationEmail(publicUrl: string, to: string, token: string):
 export function passwordChangedEmail(publicUrl: string, to: string): MailMessage {
   const signIn = new URL('/auth/login', publicUrl).href
   const intro = `The password of your account ${to} at ${new URL(publicUrl).host} was just changed, and every session of the account was signed out.`
-  const outro = `If that was not you, reset your password now from the sign-in page (${signIn}) and tell your administrator.`
+  const outro = 'If that was not you, reset your password now from the sign-in page, and tell your administrator.'
   return {
     kind: 'password_changed',
     to,
     subject: 'Your password was changed',
-    text: `${intro}\n\n${outro}\n`,
-    html: html([intro, outro]),
+    text: `${intro}\n\n${signIn}\n\n${outro}\n`,
+    html: html([intro, outro], { href: signIn, label: 'Go to the sign-in page' }),
   }
 }
