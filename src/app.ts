@@ -148,6 +148,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
       roles: config.roles,
       registration: config.auth.registration,
       emailVerification: config.auth.email_verification,
+      passwordMinLength: config.auth.password.min_length,
       bodyLimit: config.server.body_limit,
     })
   })

@@ -35,6 +35,8 @@ export interface AccountRoutesOptions {
   roles: Readonly<Record<string, readonly string[]>>
   registration: 'open' | 'closed'
   emailVerification: 'off' | 'required'
+  /** `auth.password.min_length`, for the sign-up form's hint. */
+  passwordMinLength: number
   bodyLimit: number
 }
 
@@ -65,7 +67,7 @@ const tokenFormBody = {
   additionalProperties: false,
 } as const
 
-function registerPage(options: { email?: string; name?: string; error?: string; verification: boolean }): string {
+function registerPage(options: { email?: string; name?: string; error?: string; verification: boolean; minLength: number }): string {
   const describedBy = options.error ? ' aria-describedby="form-error"' : ''
   const hint = options.verification ? '<p class="hint">We will send a link to this address to confirm it before you can sign in.</p>' : ''
   return renderPage({
@@ -79,7 +81,7 @@ ${hint}
 <input id="name" name="name" type="text" autocomplete="name" maxlength="100" value="${escapeHtml(options.name ?? '')}">
 <label for="password">Password</label>
 <input id="password" name="password" type="password" autocomplete="new-password" required aria-describedby="password-hint">
-<p class="hint" id="password-hint">At least 15 characters; a phrase of several words works well.</p>
+<p class="hint" id="password-hint">At least ${options.minLength} characters; a phrase of several words works well.</p>
 <label for="password_confirm">Password again</label>
 <input id="password_confirm" name="password_confirm" type="password" autocomplete="new-password" required>
 <button type="submit">Create account</button>
@@ -323,7 +325,7 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
     },
     async (_request, reply) => {
       if (options.registration === 'closed') return sendPage(reply, 404, closedPage())
-      return sendPage(reply, 200, registerPage({ verification }))
+      return sendPage(reply, 200, registerPage({ verification, minLength: options.passwordMinLength }))
     },
   )
 
@@ -344,7 +346,7 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
     },
     async (request, reply) => {
       const raw = request.body as Partial<Record<string, unknown>> | undefined
-      const kept = { email: field(raw, 'email'), name: field(raw, 'name'), verification }
+      const kept = { email: field(raw, 'email'), name: field(raw, 'name'), verification, minLength: options.passwordMinLength }
       try {
         if (options.registration === 'closed') throw new GatehouseError('GH_REGISTRATION_CLOSED')
         const invalid = formValidationError(request)

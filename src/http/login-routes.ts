@@ -104,7 +104,9 @@ export async function loginRoutes(app: FastifyInstance, { runtime, cookie, metri
     },
     async (request, reply) => {
       const notice = noticeOf(LOGIN_NOTICES, request.query.notice)
-      return sendHtml(reply, 200, renderLoginPage({ next: safeNext(request.query.next), providers, links, notice }))
+      // Arriving from an emailed link or a sign-up, there is nowhere to go back to: the account page.
+      const next = request.query.next ?? (notice !== undefined && request.query.notice !== 'account_deleted' ? '/auth/account' : undefined)
+      return sendHtml(reply, 200, renderLoginPage({ next: safeNext(next), providers, links, notice }))
     },
   )
 

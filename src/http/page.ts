@@ -66,7 +66,8 @@ h2{font-size:1.15rem}
 table{width:100%;border-collapse:collapse;font-size:.9rem;margin-top:.5rem}
 th,td{text-align:left;padding:.45rem .35rem;border-bottom:1px solid #e3e6eb;vertical-align:top}
 td form{margin:0}
-button.small{display:inline-block;width:auto;margin:0;padding:.35rem .7rem;font-size:.85rem}
+button.small{display:inline-block;width:auto;margin:0;padding:.35rem .7rem;font-size:.85rem;white-space:nowrap}
+td code{white-space:nowrap}
 button.secondary{background:#3b4252}
 button.danger{background:#b42318}
 .badge{display:inline-block;background:#e3ebfd;color:#1d3f9e;border-radius:3px;padding:0 .35rem;font-size:.8rem;margin-left:.3rem}
