@@ -101,6 +101,15 @@ t.test('sign-up form', async (t) => {
   assertRefusedPage(t, await post(gw, '/auth/register/form', fields), 409, /already exists/, 'a taken email')
 })
 
+t.test('without an email section there is no "forgot password"', async (t) => {
+  const gw = await startTestGateway(t)
+  t.notMatch((await gw.call('GET', '/auth/login')).text, 'href="/auth/password/forgot"', 'the login page does not offer it')
+  const page = await gw.call('GET', '/auth/password/forgot')
+  t.equal(page.status, 404, 'the page says it is not available')
+  t.match(page.text, 'Ask your administrator')
+  t.equal((await gw.call('POST', '/auth/password/forgot', { json: { email: 'someone@example.com' } })).status, 202, 'the API answers as always')
+})
+
 t.test('sign-up is closed', async (t) => {
   const { gw } = await setUp(t, { registration: 'closed' })
   const page = await gw.call('GET', '/auth/register')

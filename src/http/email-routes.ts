@@ -86,6 +86,14 @@ export function resetPage(options: { token: string; error?: string }): string {
   })
 }
 
+function noEmailPage(): string {
+  return renderPage({
+    title: 'Password reset is not available',
+    body: `<p>This gateway does not send email, so it cannot mail you a reset link. Ask your administrator to set a new password.</p>
+<ul class="links"><li><a href="/auth/login">Back to sign in</a></li></ul>`,
+  })
+}
+
 function deadLinkPage(): string {
   return renderPage({
     title: 'This link no longer works',
@@ -102,9 +110,15 @@ export async function emailRoutes(app: FastifyInstance, options: EmailRoutesOpti
     '/auth/password/forgot',
     {
       config: { access: 'anonymous' },
-      schema: { summary: 'The HTML form asking for a reset link', response: { 200: schemas.htmlPage('The form'), ...schemas.errorResponses } },
+      schema: {
+        summary: 'The HTML form asking for a reset link (a 404 page when no email is configured)',
+        response: { 200: schemas.htmlPage('The form'), 404: schemas.jsonOrHtmlError, ...schemas.errorResponses },
+      },
     },
-    async (_request, reply) => sendPage(reply, 200, forgotPage()),
+    async (_request, reply) => {
+      if (!resets.enabled) return sendPage(reply, 404, noEmailPage())
+      return sendPage(reply, 200, forgotPage())
+    },
   )
 
   app.post<{ Body: { email: string } }>(
