@@ -8,7 +8,9 @@ import type { SecureServerOptions } from 'node:http2'
 import type { ServerOptions as HttpsServerOptions } from 'node:https'
 import type { DestinationStream } from 'pino'
 import { PendingLogins } from './core/oidc-pending.js'
+import { createAccountServices } from './accounts.js'
 import { accessHook } from './http/access.js'
+import { accountRoutes } from './http/account-routes.js'
 import { addAccessLog, type AccessLog } from './http/access-log.js'
 import { adminRoutes } from './http/admin-routes.js'
 import { authRoutes } from './http/auth-routes.js'
@@ -17,6 +19,7 @@ import { addAuthCors } from './http/cors.js'
 import { docs } from './http/docs.js'
 import { edge } from './http/edge.js'
 import { forwardAuthRoutes } from './http/forward-auth.js'
+import { emailRoutes } from './http/email-routes.js'
 import { frameworkErrorHandler, registerErrorHandlers } from './http/error-handler.js'
 import { healthRoutes } from './http/health.js'
 import { loginRoutes } from './http/login-routes.js'
@@ -122,6 +125,13 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     components: { database: () => runtime.db.ping(), sessions: () => runtime.store.ping() },
   })
 
+  const accounts = createAccountServices(runtime, { log: app.log, metrics })
+  app.decorate('emailOutbox', accounts.outbox)
+  // Links already being mailed go out before the app is gone (a reload or a shutdown).
+  app.addHook('onClose', async () => {
+    await accounts.outbox?.idle()
+  })
+
   const sessionCookie = createSessionCookie(config.server.public_url, config.sessions.absolute_timeout, config.sessions.cookie_domain)
   const { users, sessions, throttle, audit } = runtime
   const authenticator = createAuthenticator(
@@ -136,7 +146,18 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     auth.removeContentTypeParser('text/plain')
     auth.addHook('onRequest', accessHook(authenticator, allowedOrigins))
     const providers = config.auth.oidc.map((p) => p.name)
-    await auth.register(loginRoutes, { users, sessions, throttle, providers, bodyLimit: config.server.body_limit, cookie: sessionCookie, metrics, cookieDomain: config.sessions.cookie_domain })
+    await auth.register(loginRoutes, {
+      users,
+      sessions,
+      throttle,
+      providers,
+      links: { register: config.auth.registration === 'open', forgot: config.email !== null },
+      emailEnabled: config.email !== null,
+      bodyLimit: config.server.body_limit,
+      cookie: sessionCookie,
+      metrics,
+      cookieDomain: config.sessions.cookie_domain,
+    })
     await auth.register(oidcRoutes, {
       oidc: runtime.oidc,
       oidcAccounts: runtime.oidcAccounts,
@@ -149,9 +170,32 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
       metrics,
       cookieDomain: config.sessions.cookie_domain,
     })
-    await auth.register(authRoutes, { users, sessions, throttle, audit, registration: config.auth.registration, cookie: sessionCookie })
+    await auth.register(authRoutes, {
+      users,
+      sessions,
+      throttle,
+      audit,
+      registration: config.auth.registration,
+      cookie: sessionCookie,
+      verifications: accounts.verifications,
+    })
     await auth.register(tokenRoutes, { pats: runtime.pats })
     await auth.register(adminRoutes, { users, sessions, roles: config.roles })
+    await auth.register(emailRoutes, { resets: accounts.resets, verifications: accounts.verifications, throttle, bodyLimit: config.server.body_limit })
+    await auth.register(accountRoutes, {
+      users,
+      sessions,
+      pats: runtime.pats,
+      audit,
+      throttle,
+      verifications: accounts.verifications,
+      cookie: sessionCookie,
+      roles: config.roles,
+      registration: config.auth.registration,
+      emailVerification: config.auth.email_verification,
+      passwordMinLength: config.auth.password.min_length,
+      bodyLimit: config.server.body_limit,
+    })
   })
 
   app.get('/.well-known/jwks.json', async (_request, reply) => {

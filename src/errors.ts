@@ -12,6 +12,8 @@ export const errorCodes = {
   GH_FORBIDDEN: { status: 403, message: 'Forbidden' },
   GH_CSRF: { status: 403, message: 'Cross-site request refused' },
   GH_REGISTRATION_CLOSED: { status: 403, message: 'Registration is closed' },
+  GH_EMAIL_UNVERIFIED: { status: 403, message: 'The email address is not verified yet' },
+  GH_TOKEN_INVALID: { status: 400, message: 'The link is invalid, expired or already used' },
   GH_OIDC_INVALID: { status: 400, message: 'The sign-in response from the provider is not valid' },
   GH_OIDC_REFUSED: { status: 403, message: 'Sign-in with this provider was refused' },
   GH_NOT_FOUND: { status: 404, message: 'Not found' },

@@ -109,6 +109,7 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
     passwordPolicy: config.auth.password,
     roles: config.roles,
     defaultRoles: config.default_roles,
+    emailVerification: config.auth.email_verification,
     // Every replica's PAT and active-user caches drop the user (this one's synchronously).
     onUserChanged: (userId) => invalidation.publish({ kind: 'user', userId }),
   })

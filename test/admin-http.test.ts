@@ -25,7 +25,7 @@ interface Page {
   next_cursor: string | null
 }
 
-const ADMIN_USER_KEYS = ['created_at', 'disabled', 'email', 'id', 'name', 'roles']
+const ADMIN_USER_KEYS = ['created_at', 'disabled', 'email', 'email_verified', 'id', 'name', 'roles']
 
 async function adminOf(gw: TestGateway, tag: string): Promise<LoggedIn> {
   const email = uniqueEmail(tag)

@@ -96,12 +96,14 @@ t.test('every default, from a file that sets almost nothing', async (t) => {
     sessions: { idle_timeout: 30 * 60_000, absolute_timeout: 24 * 3_600_000, cookie_domain: null },
     auth: {
       registration: 'open',
+      email_verification: 'off',
       password: { min_length: 15, require_classes: false },
       argon2: { memory_kib: 19456, time_cost: 2, parallelism: 1 },
       lockout: { max_failures: 5, window: 15 * 60_000 },
       login_rate_limit: { max: 30, window: 60_000 },
       oidc: [],
     },
+    email: null,
     roles: { viewer: ['app:read'], operator: ['app:read', 'app:write'], admin: ['*'] },
     default_roles: ['viewer'],
     rate_limits: {},
@@ -523,4 +525,22 @@ t.test('check-config refuses two routes with the same host, match and overlappin
   for (const [what, first, second] of distinct) {
     t.doesNotThrow(() => parse({ routes: [route({ name: 'a', ...first }), route({ name: 'b', ...second })] }), what)
   }
+})
+
+t.test('email and auth.email_verification (SPEC §2)', async (t) => {
+  const defaults = parse({})
+  t.equal(defaults.email, null, 'no email section: no email')
+  t.equal(defaults.auth.email_verification, 'off', 'verification is off by default')
+  const smtp = parse({ email: { smtp: 'smtp://user:s3cret@mail.example.com:587' }, auth: { email_verification: 'required' } })
+  t.same(smtp.email, { smtp: 'smtp://user:s3cret@mail.example.com:587', from: 'Gatehouse <no-reply@example.com>' }, 'from has its default')
+  t.same(parse({ email: { smtp: 'log', from: 'Me <me@example.com>' } }).email, { smtp: 'log', from: 'Me <me@example.com>' })
+
+  t.same(problemsOf({ auth: { email_verification: 'required' } }), ['auth.email_verification: required needs an email section to send the links with'],
+    'required without an email section is an error naming the key')
+  t.match(problemsOf({ auth: { email_verification: 'sometimes' } }), [/^auth\.email_verification: /])
+  t.match(problemsOf({ email: {} }), [/^email\.smtp: required key is missing/])
+  const bad = problemsOf({ email: { smtp: 'http://user:s3cret@mail.example.com' } })
+  t.match(bad, [/^email\.smtp: expected log or an smtp:\/\//])
+  t.notMatch(bad.join('\n'), /s3cret/, 'the problem never quotes the password')
+  t.match(problemsOf({ email: { smtp: 'log', extra: 1 } }), [/^email\.extra: unknown key/])
 })

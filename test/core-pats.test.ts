@@ -202,7 +202,7 @@ for (const backend of databaseBackends()) {
       t.same(identity, {
         patId: all.pat.id,
         userId: alice.id,
-        user: { id: alice.id, email: 'alice@example.com', name: null, roles: ['operator'], created_at: identity?.user.created_at },
+        user: { id: alice.id, email: 'alice@example.com', name: null, roles: ['operator'], email_verified: false, created_at: identity?.user.created_at },
         permissions: ['app:read', 'app:write'],
         expiresAt: null,
       })

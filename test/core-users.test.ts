@@ -68,7 +68,7 @@ for (const backend of databaseBackends()) {
       t.match(user, { email: 'alice@example.com', name: 'Alice', roles: ['viewer'] })
       t.match(user.id, /^[0-9a-f-]{36}$/)
       t.match(user.created_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
-      t.same(Object.keys(user).sort(), ['created_at', 'email', 'id', 'name', 'roles'], 'the public shape, no hash')
+      t.same(Object.keys(user).sort(), ['created_at', 'email', 'email_verified', 'id', 'name', 'roles'], 'the public shape, no hash')
       const [entry] = await h.audit.list({ limit: 10 })
       t.match(entry, { type: 'user.registered', user_id: user.id, email: 'alice@example.com', ip: '192.0.2.1' })
       t.same(await h.users.get(user.id), { ...user, disabled: false })

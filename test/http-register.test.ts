@@ -50,7 +50,7 @@ t.test('POST /auth/register', async (t) => {
     })
     t.equal(response.status, 201, response.text)
     const user = response.json<RegisteredUser>()
-    t.same(Object.keys(user).sort(), ['created_at', 'email', 'id', 'name', 'roles'], 'no hash, no extra fields')
+    t.same(Object.keys(user).sort(), ['created_at', 'email', 'email_verified', 'id', 'name', 'roles'], 'no hash, no extra fields')
     t.match(user.id, UUID)
     t.equal(user.email, 'ada.lovelace+gh@example.com', 'trimmed and lowercased')
     t.equal(user.name, 'Ada', 'the name is trimmed')

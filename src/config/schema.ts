@@ -10,7 +10,7 @@ import type { GatewayConfig, RouteConfig } from './types.js'
 import { DAY, HOUR, SECOND } from './units.js'
 import {
   cidr, cookieDomain, databaseUrl, routeHost, duration, emailDomain, filePath, host, issuerUrl, method, name, origin, pathPrefix,
-  permission, port, roleName, scope, sessionStoreUrl, size, upstreamUrl,
+  permission, port, roleName, scope, sessionStoreUrl, size, smtpUrl, upstreamUrl,
 } from './values.js'
 
 /** Roles used when the file has no `roles` key. */
@@ -88,6 +88,8 @@ const oidcProvider = obj({
 
 const auth = obj({
   registration: optional(oneOf(['open', 'closed'] as const), 'open', 'open lets anyone register; closed lets only admins create users.'),
+  email_verification: optional(oneOf(['off', 'required'] as const), 'off',
+    'required: users who registered themselves sign in only after following the link mailed to them (needs email).'),
   password: optional(obj({
     min_length: optional(int({ min: 8, max: 128 }), 15, 'Shortest password accepted (passwords over 128 characters are always refused).'),
     require_classes: optional(bool(), false, 'Whether passwords need an upper-case letter, a lower-case letter and a digit.'),
@@ -104,9 +106,14 @@ const auth = obj({
   login_rate_limit: optional(obj({
     max: optional(int({ min: 1 }), 30, 'Attempts allowed per IP in one window.'),
     window: optional(duration(), '1m', 'Length of the window.'),
-  }), {}, 'Per-IP limit on login, register and /auth/oidc/*.'),
+  }), {}, 'Per-IP limit on login, register, password reset, verification emails and /auth/oidc/*.'),
   oidc: optional(list(oidcProvider), [], 'OpenID Connect providers offered on the login page.'),
 })
+
+const email = obj({
+  smtp: required(smtpUrl(), 'smtp:// (STARTTLS when offered) or smtps:// URL of the mail server, or log to write messages to the log (development).'),
+  from: optional(str('sender'), 'Gatehouse <no-reply@example.com>', 'Sender of the messages.'),
+}, { type: 'email settings' })
 
 const route = obj({
   name: required(unique('route name', name('route name')), 'Route name: the metric label and the audience of its assertions.'),
@@ -147,6 +154,7 @@ const document = obj({
   identity: optional(identity, {}, 'The signed identity assertions sent to upstreams.'),
   sessions: optional(sessions, {}, 'Browser and bearer session lifetimes.'),
   auth: optional(auth, {}, 'Local accounts, password hashing, lockout and OIDC sign-in.'),
+  email: optional(nullable(email), null, 'Outgoing email, for password reset and email verification.', 'none (no email is sent)'),
   roles: optional(map(roleName(), list(permission()), { entry: 'Permissions the role grants; "*" grants all.', defines: 'role' }),
     DEFAULT_ROLES, 'Roles and the permissions they grant.'),
   default_roles: derived(list(reference('role', roleName())), (siblings) => (siblings.roles == null ? ['viewer'] : []),
@@ -161,6 +169,9 @@ const document = obj({
   check(parts, report) {
     checkListeners(parts, report)
     checkCookieDomain(parts, report)
+    if (parts.auth?.email_verification === 'required' && parts.email === null) {
+      report('auth', 'required needs an email section to send the links with', 'email_verification')
+    }
   },
 })
 

@@ -91,12 +91,15 @@ export interface GatewayConfig {
   }
   auth: {
     registration: 'open' | 'closed'
+    email_verification: 'off' | 'required'
     password: { min_length: number; require_classes: boolean }
     argon2: { memory_kib: number; time_cost: number; parallelism: number }
     lockout: { max_failures: number; window: number }
     login_rate_limit: { max: number; window: number }
     oidc: readonly OidcProviderConfig[]
   }
+  /** Null: no email is sent (reset and verification links cannot be mailed). */
+  email: { smtp: string; from: string } | null
   roles: Readonly<Record<string, readonly string[]>>
   default_roles: readonly string[]
   rate_limits: Readonly<Record<string, RateLimitPolicy>>

@@ -131,6 +131,19 @@ export function sessionStoreUrl(): Node<string> {
   })
 }
 
+/**
+ * `log`, or an smtp:// or smtps:// URL with a host. Problems never quote the value: it may
+ * hold the mail server's password.
+ */
+export function smtpUrl(): Node<string> {
+  return textLeaf('SMTP URL', 'log or an smtp:// or smtps:// URL', (text, report) => {
+    if (text === 'log') return text
+    const url = parseUrl(text)
+    if (url !== null && (url.protocol === 'smtp:' || url.protocol === 'smtps:') && url.hostname !== '') return text
+    return report.problem('expected log or an smtp:// or smtps:// URL like smtp://user:password@mail.example.com:587')
+  })
+}
+
 /** A file path, resolved against the directory of the config file. */
 export function filePath(): Node<string> {
   return textLeaf('path', 'a file path', (text, report, context) =>

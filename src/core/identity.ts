@@ -6,6 +6,7 @@ export interface IdentityUser {
   email: string
   name: string | null
   roles: readonly string[]
+  email_verified: boolean
   created_at: string
 }
 

@@ -60,7 +60,7 @@ export interface OidcAccountsOptions {
 /** Longest `sub` kept: OpenID Connect Core §2 caps it at 255 ASCII characters. */
 export const MAX_SUBJECT_LENGTH = 255
 
-const USER_COLUMNS = `u.id::text AS id, u.email, u.name, u.roles, u.disabled,
+const USER_COLUMNS = `u.id::text AS id, u.email, u.name, u.roles, u.disabled, u.email_verified,
   to_char(u.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at`
 
 interface UserRow {
@@ -69,6 +69,7 @@ interface UserRow {
   name: string | null
   roles: string[]
   disabled: boolean
+  email_verified: boolean
   created_at: string
 }
 
@@ -219,7 +220,8 @@ export class OidcAccounts {
         'UPDATE user_identities SET email = $3, last_login_at = now() WHERE issuer = $1 AND subject = $2',
         [policy.issuer, sub, email],
       )
-      return { user: toUser(knownUser), outcome: 'existing' }
+      const user = verified && email === knownUser.email ? await this.#markVerified(tx, knownUser) : knownUser
+      return { user: toUser(user), outcome: 'existing' }
     }
 
     const local = await tx.query<UserRow>(`SELECT ${USER_COLUMNS} FROM users u WHERE u.email = $1 FOR UPDATE`, [email])
@@ -241,15 +243,16 @@ export class OidcAccounts {
         throw refused('already_linked', `The account for ${email} is already linked to another ${policy.name} identity.`, localUser.id)
       }
       await this.#link(tx, policy, sub, localUser.id, email, ip)
-      return { user: toUser(localUser), outcome: 'linked' }
+      return { user: toUser(await this.#markVerified(tx, localUser)), outcome: 'linked' }
     }
 
     if (!policy.create_users) {
       throw refused('no_account', `There is no account for ${email} here, and signing in with ${policy.name} does not create one.`)
     }
     const created = await tx.query<UserRow>(
-      `INSERT INTO users AS u (email, name, password_hash, roles) VALUES ($1, $2, NULL, $3) RETURNING ${USER_COLUMNS}`,
-      [email, name, this.#defaultRoles],
+      `INSERT INTO users AS u (email, name, password_hash, roles, email_verified) VALUES ($1, $2, NULL, $3, $4)
+       RETURNING ${USER_COLUMNS}`,
+      [email, name, this.#defaultRoles, verified],
     )
     const row = created.rows[0]
     if (row === undefined) throw new Error('INSERT … RETURNING gave no row')
@@ -260,6 +263,13 @@ export class OidcAccounts {
     )
     await this.#link(tx, policy, sub, row.id, email, ip)
     return { user: toUser(row), outcome: 'created' }
+  }
+
+  /** The provider vouched for the address: the user counts as verified (SPEC §5). */
+  async #markVerified(tx: Queryable, user: UserRow): Promise<UserRow> {
+    if (user.email_verified) return user
+    await tx.query('UPDATE users SET email_verified = true, updated_at = now() WHERE id = $1', [user.id])
+    return { ...user, email_verified: true }
   }
 
   async #link(tx: Queryable, policy: OidcAccountPolicy, sub: string, userId: string, email: string, ip: string | null): Promise<void> {

@@ -114,6 +114,7 @@ interface LookupRow {
   name: string | null
   roles: string[]
   disabled: boolean
+  email_verified: boolean
   created_at: string
 }
 
@@ -137,7 +138,7 @@ const PAT_COLUMNS = 'id::text AS id, name, mask, permissions, expires_at, last_u
 const LOOKUP = `
   SELECT p.id::text AS pat_id, p.permissions AS pat_permissions, p.expires_at,
          p.revoked_at IS NOT NULL AS revoked,
-         u.id::text AS user_id, u.email, u.name, u.roles, u.disabled,
+         u.id::text AS user_id, u.email, u.name, u.roles, u.disabled, u.email_verified,
          to_char(u.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at
     FROM personal_access_tokens p JOIN users u ON u.id = p.user_id
    WHERE p.token_hash = $1`
@@ -467,6 +468,7 @@ export class PatService {
       email: row.email,
       name: row.name,
       roles: Object.freeze(row.roles) as string[],
+      email_verified: row.email_verified,
       created_at: row.created_at,
     })
     const patPermissions = row.pat_permissions === null ? null : Object.freeze(row.pat_permissions)

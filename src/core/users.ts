@@ -12,6 +12,8 @@ export interface User {
   email: string
   name: string | null
   roles: string[]
+  /** The user proved they receive mail at `email` (a link, or an OIDC provider's word). */
+  email_verified: boolean
   /** ISO 8601, UTC, millisecond precision. */
   created_at: string
 }
@@ -44,6 +46,11 @@ export interface RegisterInput {
 export interface RegisterOptions extends AuditContext {
   /** Default: `default_roles`. Every role must exist in the role map. */
   roles?: readonly string[]
+  /**
+   * Default true: an account an operator or admin creates is vouched for. Self-service
+   * registration passes false and mails a verification link.
+   */
+  emailVerified?: boolean
 }
 
 export interface UserServiceOptions {
@@ -57,6 +64,8 @@ export interface UserServiceOptions {
   roles: Readonly<Record<string, readonly string[]>>
   /** `default_roles`, given to registered users. */
   defaultRoles: readonly string[]
+  /** `auth.email_verification`: with `required`, a correct password of an unverified user is GH_EMAIL_UNVERIFIED. Default off. */
+  emailVerification?: 'off' | 'required'
   /**
    * Told after a user's name, roles or status changed or the user was deleted, once that is
    * committed, so that every replica drops what it caches about them (see `announce`).
@@ -74,12 +83,13 @@ interface UserRow {
   password_hash: string | null
   roles: string[]
   disabled: boolean
+  email_verified: boolean
   created_at: string
   /** created_at to the microsecond, for cursors. */
   created_at_us: string
 }
 
-const USER_COLUMNS = `id::text AS id, email, name, password_hash, roles, disabled,
+const USER_COLUMNS = `id::text AS id, email, name, password_hash, roles, disabled, email_verified,
   to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at,
   to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_at_us`
 
@@ -88,8 +98,15 @@ const CURSOR_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/
 /** Controls, bidi embeddings/overrides/isolates and line separators: they garble names where they are shown. */
 export const NAME_FORBIDDEN = /[\p{Cc}\p{Zl}\p{Zp}\u202A-\u202E\u2066-\u2069]/u
 
-export function toUser(row: Pick<UserRow, 'id' | 'email' | 'name' | 'roles' | 'created_at'>): User {
-  return { id: row.id, email: row.email, name: row.name, roles: row.roles, created_at: row.created_at }
+export function toUser(row: Pick<UserRow, 'id' | 'email' | 'name' | 'roles' | 'email_verified' | 'created_at'>): User {
+  return {
+    id: row.id,
+    email: row.email,
+    name: row.name,
+    roles: row.roles,
+    email_verified: row.email_verified,
+    created_at: row.created_at,
+  }
 }
 
 function toManagedUser(row: UserRow): ManagedUser {
@@ -160,6 +177,7 @@ export class UserService {
   readonly #roles: Readonly<Record<string, readonly string[]>>
   readonly #defaultRoles: readonly string[]
   readonly #onUserChanged: (userId: string) => Promise<void>
+  readonly #emailVerification: 'off' | 'required'
 
   constructor(options: UserServiceOptions) {
     this.#db = options.db
@@ -170,6 +188,7 @@ export class UserService {
     this.#roles = options.roles
     this.#defaultRoles = options.defaultRoles
     this.#onUserChanged = options.onUserChanged ?? (async () => {})
+    this.#emailVerification = options.emailVerification ?? 'off'
   }
 
   /**
@@ -191,9 +210,9 @@ export class UserService {
     try {
       return await this.#db.transaction(async (tx) => {
         const result = await tx.query<UserRow>(
-          `INSERT INTO users (email, name, password_hash, roles) VALUES ($1, $2, $3, $4)
+          `INSERT INTO users (email, name, password_hash, roles, email_verified) VALUES ($1, $2, $3, $4, $5)
            RETURNING ${USER_COLUMNS}`,
-          [email, name, passwordHash, roles],
+          [email, name, passwordHash, roles, options.emailVerified ?? true],
         )
         const user = toUser(firstRow(result.rows))
         await this.#audit.record(
@@ -257,6 +276,11 @@ export class UserService {
     }
 
     await this.#throttle.clear(accountKey)
+    // Only after the password verified: a wrong one stays the 401 that says nothing.
+    if (this.#emailVerification === 'required' && !row.email_verified) {
+      await this.#audit.record('login.failed', { userId: row.id, email: row.email, ip, details: { reason: 'email_unverified' } })
+      throw new GatehouseError('GH_EMAIL_UNVERIFIED', 'Confirm your email address first: follow the link we sent you, or ask for a new one.')
+    }
     if (row.password_hash !== null && this.#hasher.needsRehash(row.password_hash)) {
       const rehashed = await this.#hasher.hash(input.password)
       // Conditional on the old hash, so that a password changed meanwhile is not overwritten.
@@ -367,6 +391,52 @@ export class UserService {
         tx,
       )
     })
+  }
+
+  /**
+   * Sets a new password without the current one, for a reset link: the policy is checked
+   * (GH_VALIDATION) and the password hashed before anything is written; then, in one
+   * transaction, `claim` spends the link (false: it was spent or has expired meanwhile,
+   * GH_TOKEN_INVALID and nothing changes), the hash is replaced, the email counts as
+   * verified, and the change is audited.
+   * The caller ends the sessions and clears the lockout. Resolves the user.
+   */
+  async resetPassword(
+    id: string,
+    next: string,
+    claim: (tx: Queryable) => Promise<boolean>,
+    context: AuditContext = {},
+  ): Promise<User> {
+    const row = await this.#findById(id)
+    if (row === null || row.disabled) throw new GatehouseError('GH_TOKEN_INVALID')
+    this.#checkNewPassword(next, row.email)
+    const passwordHash = await this.#hasher.hash(next)
+    const updated = await this.#db.transaction(async (tx) => {
+      if (!(await claim(tx))) throw new GatehouseError('GH_TOKEN_INVALID')
+      // The link came by email: following it proves the address as a verification link does.
+      const changed = await this.#update(tx, 'password_hash = $2, email_verified = true', [id, passwordHash])
+      await this.#audit.record('password.reset', { userId: id, email: row.email, ip: context.ip }, tx)
+      return changed
+    })
+    await this.#throttle.clear(row.email)
+    await this.#onUserChanged(id)
+    return toUser(updated)
+  }
+
+  /**
+   * Marks the email verified once `claim` (in the same transaction) spends the link; false
+   * when it was spent or has expired meanwhile. Resolves whether it changed anything.
+   */
+  async markEmailVerified(id: string, claim: (tx: Queryable) => Promise<boolean>, context: AuditContext = {}): Promise<boolean> {
+    if (!UUID.test(id)) return false
+    const verified = await this.#db.transaction(async (tx) => {
+      if (!(await claim(tx))) return false
+      const updated = await this.#update(tx, 'email_verified = true', [id])
+      await this.#audit.record('email.verified', { userId: id, email: updated.email, ip: context.ip }, tx)
+      return true
+    })
+    if (verified) await this.#onUserChanged(id)
+    return verified
   }
 
   /**

@@ -4,6 +4,7 @@
  * core, and shapes the answer.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { EmailVerifications } from '../core/email-verifications.js'
 import type { Identity } from '../core/identity.js'
 import { hasPermission } from '../core/permissions.js'
 import { GatehouseError } from '../errors.js'
@@ -25,6 +26,8 @@ export interface AuthRoutesOptions {
   /** `auth.registration`. */
   registration: 'open' | 'closed'
   cookie: SessionCookie
+  /** Mails a verification link to users who register themselves. */
+  verifications?: EmailVerifications
 }
 
 const iso = (ms: number) => new Date(ms).toISOString()
@@ -36,6 +39,7 @@ function meOf(identity: Identity) {
     email: user.email,
     name: user.name,
     roles: user.roles,
+    email_verified: user.email_verified,
     permissions: identity.permissions,
     auth: {
       method: identity.method,
@@ -47,7 +51,7 @@ function meOf(identity: Identity) {
 }
 
 export async function authRoutes(app: FastifyInstance, options: AuthRoutesOptions): Promise<void> {
-  const { users, sessions, throttle, audit, registration, cookie } = options
+  const { users, sessions, throttle, audit, registration, cookie, verifications } = options
   const noContent = (reply: FastifyReply) => reply.code(204).send()
 
   app.post<{ Body: { email: string; password: string; name?: string | null } }>(
@@ -62,10 +66,12 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
       if (registration === 'closed' && !admin) throw new GatehouseError('GH_REGISTRATION_CLOSED')
       if (!admin) await throttle.hitIp(request.ip)
       const { email, password, name } = request.body
+      // An admin vouches for the address; anyone else confirms it with the mailed link.
       const user = await users.register(
         { email, password, name: name ?? null },
-        { ip: request.ip, actorId: actor?.user.id ?? null },
+        { ip: request.ip, actorId: actor?.user.id ?? null, emailVerified: admin },
       )
+      if (!admin) verifications?.sendFor(user, { ip: request.ip })
       return reply.code(201).send(user)
     },
   )

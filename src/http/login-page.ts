@@ -12,6 +12,12 @@ export interface LoginPageOptions {
   email?: string
   error?: string
   providers?: readonly string[]
+  /** A confirmation shown above the form (a fixed text, see notices.ts). */
+  notice?: string
+  /** Links to the sign-up page (registration open) and to "forgot password" (email configured). */
+  links?: { register: boolean; forgot: boolean }
+  /** Offer a new verification link for this address (a correct password, email not verified yet). */
+  resendEmail?: string
 }
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
@@ -29,6 +35,18 @@ export function renderLoginPage(options: LoginPageOptions): string {
         `<li><a class="provider" href="/auth/oidc/${encodeURIComponent(name)}/start?next=${encodeURIComponent(options.next)}">Sign in with ${escapeHtml(name)}</a></li>`,
     )
     .join('')
+  const notice = options.notice ? `<p class="notice" role="status">${escapeHtml(options.notice)}</p>` : ''
+  const links = [
+    options.links?.forgot ? '<li><a href="/auth/password/forgot">Forgot your password?</a></li>' : '',
+    options.links?.register ? '<li><a href="/auth/register">Create an account</a></li>' : '',
+  ].join('')
+  const resend =
+    options.resendEmail === undefined
+      ? ''
+      : `<form method="post" action="/auth/email/verify/resend">
+<input type="hidden" name="email" value="${escapeHtml(options.resendEmail)}">
+<button type="submit" class="secondary">Send a new confirmation link</button>
+</form>`
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -36,11 +54,12 @@ export function renderLoginPage(options: LoginPageOptions): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Sign in · Gatehouse</title>
 <link rel="stylesheet" href="/auth/assets/login.css">
+<link rel="stylesheet" href="/auth/assets/account.css">
 </head>
 <body>
 <main>
 <h1>Sign in</h1>
-${error}
+${notice}${error}${resend}
 <form method="post" action="/auth/login"${describedBy}>
 <input type="hidden" name="next" value="${next}">
 <label for="email">Email</label>
@@ -50,6 +69,7 @@ ${error}
 <button type="submit">Sign in</button>
 </form>
 ${providers ? `<ul class="providers" aria-label="Other ways to sign in">${providers}</ul>` : ''}
+${links ? `<ul class="links">${links}</ul>` : ''}
 </main>
 </body>
 </html>
@@ -65,6 +85,7 @@ input:focus,button:focus,a:focus{outline:3px solid #2f6fde;outline-offset:2px}
 button,.provider{display:block;width:100%;box-sizing:border-box;margin-top:1.5rem;padding:.7rem;border:0;border-radius:4px;background:#2f55c7;color:#fff;font-size:1rem;text-align:center;text-decoration:none;cursor:pointer}
 .providers{list-style:none;padding:0;margin:1rem 0 0}
 .provider{background:#3b4252;margin-top:.75rem}
+button.secondary{background:#3b4252}
 .error{background:#fde8e8;color:#8a1c1c;padding:.75rem;border-radius:4px}
 `
 

@@ -13,6 +13,7 @@ import type { SessionService } from '../core/sessions.js'
 import type { UserService } from '../core/users.js'
 import { toGatehouseError } from './error-handler.js'
 import { LOGIN_CSS, renderLoginPage, sendHtml } from './login-page.js'
+import { LOGIN_NOTICES, noticeOf } from './notices.js'
 import * as schemas from './schemas.js'
 import type { SessionCookie } from './session-cookie.js'
 
@@ -54,10 +55,14 @@ export interface LoginRoutesOptions {
   metrics: GatewayMetrics
   /** `sessions.cookie_domain`: `next` may also be an https URL on it. */
   cookieDomain?: string | null
+  /** Which links the sign-in page shows: sign-up (registration open), forgot password (email set up). */
+  links: { register: boolean; forgot: boolean }
+  /** Whether mail can be sent (`email` configured): an unverified user is offered a new link. */
+  emailEnabled: boolean
 }
 
 export async function loginRoutes(app: FastifyInstance, options: LoginRoutesOptions) {
-  const { users, sessions, throttle, providers, cookie, metrics } = options
+  const { users, sessions, throttle, providers, cookie, metrics, links, emailEnabled } = options
   await app.register(formbody, { bodyLimit: options.bodyLimit })
 
   async function signIn(request: FastifyRequest, reply: FastifyReply, body: LoginBody) {
@@ -92,11 +97,13 @@ export async function loginRoutes(app: FastifyInstance, options: LoginRoutesOpti
             : err.message
     // After a failed validation the body is whatever the form held: a repeated field is an array.
     const email = typeof body.email === 'string' ? body.email : ''
-    const page = renderLoginPage({ next: safeNext(body.next, options.cookieDomain), email, error: message, providers })
+    // The password was right: offering a new link tells nothing the 403 has not told already.
+    const resendEmail = err.code === 'GH_EMAIL_UNVERIFIED' && emailEnabled ? email : undefined
+    const page = renderLoginPage({ next: safeNext(body.next, options.cookieDomain), email, error: message, providers, links, resendEmail })
     return sendHtml(reply, err.statusCode, page)
   }
 
-  app.get<{ Querystring: { next?: string } }>(
+  app.get<{ Querystring: { next?: string; notice?: string } }>(
     '/auth/login',
     {
       config: { access: 'anonymous' },
@@ -107,7 +114,12 @@ export async function loginRoutes(app: FastifyInstance, options: LoginRoutesOpti
         response: { 200: schemas.htmlPage('The sign-in form, `next` in a hidden field'), ...schemas.errorResponses },
       },
     },
-    async (request, reply) => sendHtml(reply, 200, renderLoginPage({ next: safeNext(request.query.next, options.cookieDomain), providers })),
+    async (request, reply) => {
+      const notice = noticeOf(LOGIN_NOTICES, request.query.notice)
+      // Arriving from an emailed link or a sign-up, there is nowhere to go back to: the account page.
+      const next = request.query.next ?? (notice !== undefined && request.query.notice !== 'account_deleted' ? '/auth/account' : undefined)
+      return sendHtml(reply, 200, renderLoginPage({ next: safeNext(next, options.cookieDomain), providers, links, notice }))
+    },
   )
 
   app.get('/auth/assets/login.css', { config: { access: 'anonymous' }, schema: { response: { 200: schemas.cssAsset } } }, async (_request, reply) =>

@@ -20,12 +20,13 @@ export const errorSchema = {
 export const userSchema = {
   $id: 'User',
   type: 'object',
-  required: ['id', 'email', 'name', 'roles', 'created_at'],
+  required: ['id', 'email', 'name', 'roles', 'email_verified', 'created_at'],
   properties: {
     id: { type: 'string', format: 'uuid' },
     email: { type: 'string' },
     name: { type: ['string', 'null'] },
     roles: { type: 'array', items: { type: 'string' } },
+    email_verified: { type: 'boolean', description: 'the user followed a verification link, or an OIDC provider vouched for the address' },
     created_at: { type: 'string', format: 'date-time' },
   },
   additionalProperties: false,
@@ -34,7 +35,7 @@ export const userSchema = {
 export const meSchema = {
   $id: 'Me',
   type: 'object',
-  required: ['id', 'email', 'name', 'roles', 'permissions', 'auth'],
+  required: ['id', 'email', 'name', 'roles', 'email_verified', 'permissions', 'auth'],
   properties: {
     ...userSchema.properties,
     permissions: { type: 'array', items: { type: 'string' } },
@@ -249,6 +250,7 @@ export const loginPageQuery = {
   type: 'object',
   properties: {
     next: { type: 'string', description: 'Where to go after signing in: a local path; anything else becomes /' },
+    notice: { type: 'string', description: 'A confirmation to show (registered, email_verified, password_reset, …); unknown ones are ignored' },
   },
   // Unknown parameters are ignored, as browsers and links may add any.
   additionalProperties: true,

@@ -10,6 +10,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { DecisionOutcome } from '../core/pipeline/outcome.js'
 
 const DECISION_OUTCOMES: readonly DecisionOutcome[] = ['allow', 'unauthenticated', 'forbidden', 'rate_limited', 'error']
+import { EMAIL_KINDS, type EmailKind } from '../core/mailer.js'
+import type { EmailResult } from '../core/email-outbox.js'
 import type { BreakerRegistry } from '../resilience/breaker-registry.js'
 import type { BreakerState } from '../resilience/circuit-breaker.js'
 
@@ -43,6 +45,7 @@ export class GatewayMetrics {
   readonly #reloads: Counter<'result'>
   readonly #rateLimited: Counter<'route'>
   readonly #forwardAuth: Counter<'outcome'>
+  readonly #emails: Counter<'kind' | 'result'>
   #sources: MetricsSources = {}
 
   constructor() {
@@ -105,6 +108,14 @@ export class GatewayMetrics {
     })
     // Every outcome exists from the start, so that an alert sees the first one.
     for (const outcome of DECISION_OUTCOMES) this.#forwardAuth.inc({ outcome }, 0)
+    this.#emails = new Counter({
+      name: 'gatehouse_emails_total',
+      help: 'Emails handed to the mail server (or the log), by kind (reset, verification, password_changed) and result (sent, failed).',
+      labelNames: ['kind', 'result'],
+      registers,
+    })
+    // Every label value from the start, so that an alert on failures sees the first one.
+    for (const kind of EMAIL_KINDS) for (const result of ['sent', 'failed'] as const) this.#emails.inc({ kind, result }, 0)
     // The gauges read their sources at scrape time.
     const sources = () => this.#sources
     new Gauge({
@@ -181,6 +192,10 @@ export class GatewayMetrics {
 
   rateLimited(route: string): void {
     this.#rateLimited.inc({ route })
+  }
+
+  email(kind: EmailKind, result: EmailResult): void {
+    this.#emails.inc({ kind, result })
   }
 
   exposition(): Promise<string> {

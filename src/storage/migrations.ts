@@ -72,4 +72,27 @@ export const migrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: 'password reset and email verification tokens, users.email_verified',
+    sql: `
+      -- Accounts that predate verification were accepted under the rules of their time:
+      -- turning email_verification on must not lock them (the first admin included) out.
+      ALTER TABLE users ADD COLUMN email_verified boolean NOT NULL DEFAULT false;
+      UPDATE users SET email_verified = true;
+
+      -- Single-use links sent by email. Only the SHA-256 of a token is kept; a used or expired
+      -- row stays until its user's next token is issued, so that a replay is told apart from
+      -- a forgery in the audit trail.
+      CREATE TABLE account_tokens (
+        token_hash text PRIMARY KEY,
+        user_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        purpose text NOT NULL CHECK (purpose IN ('password_reset', 'email_verification')),
+        expires_at timestamptz NOT NULL,
+        used_at timestamptz,
+        created_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX account_tokens_user_id ON account_tokens (user_id, purpose);
+    `,
+  },
 ]

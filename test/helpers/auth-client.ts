@@ -23,6 +23,7 @@ export interface RegisteredUser {
   email: string
   name: string | null
   roles: string[]
+  email_verified: boolean
   created_at: string
 }
 

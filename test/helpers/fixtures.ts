@@ -31,6 +31,7 @@ export function testIdentity(overrides: Partial<Identity> = {}, user: Partial<Id
       email: 'alice@example.com',
       name: 'Alice',
       roles: ['viewer', 'operator'],
+      email_verified: true,
       created_at: '2026-01-01T00:00:00.000Z',
       ...user,
     },

@@ -102,6 +102,8 @@ export interface TestGateway {
   runtime: Runtime
   metrics: GatewayMetrics
   call(method: Dispatcher.HttpMethod, path: string, options?: CallOptions): Promise<Response>
+  /** Resolves once every email queued so far has been sent, refused or found unnecessary. */
+  emailsSettled(): Promise<void>
   /**
    * Stops listening and closes the client (as at teardown; idempotent). The stores stay
    * open: whoever opened them closes them.
@@ -168,5 +170,6 @@ export async function startTestGateway(t: Test, options: TestGatewayOptions = {}
     }
   }
 
-  return { url, config, runtime, metrics, call, close }
+  const emailsSettled = () => app.emailOutbox?.idle() ?? Promise.resolve()
+  return { url, config, runtime, metrics, call, emailsSettled, close }
 }
