@@ -2,7 +2,7 @@
  * The `gatehouse` command (SPEC §8). Errors go to stderr; exit 1 on failure, 2 on bad usage.
  */
 import { Command, CommanderError, Option } from 'commander'
-import { ConfigError, loadConfig, resolveConfigPath } from './config/index.js'
+import { checkConfigFiles, ConfigError, loadConfig, resolveConfigPath } from './config/index.js'
 import type { GatewayConfig } from './config/types.js'
 import { systemClock } from './core/clock.js'
 import { rotateKeys } from './core/identity-keys.js'
@@ -90,6 +90,8 @@ export function buildProgram(state: { serving: boolean } = { serving: false }): 
     .action(async (options: { config?: string }) => {
       const path = resolveConfigPath(options.config)
       const loaded = await loadConfig(path)
+      const problems = await checkConfigFiles(loaded)
+      if (problems.length > 0) throw new ConfigError(problems)
       process.stdout.write(`${path}: ok (${loaded.routes.length} routes)\n`)
     })
 

@@ -63,7 +63,8 @@ function config(overrides: (raw: RawConfig) => void = () => {}): string {
     storage: { database: 'embedded:./data/db', sessions: 'memory' },
     identity: { signing_key_file: './keys/identity-keys.json' },
     auth: { argon2: { memory_kib: 8192, time_cost: 1, parallelism: 1 }, password: { min_length: 15 } },
-    roles: { viewer: ['app:read'], operator: ['app:read', 'app:write'], admin: ['*'] },
+    // admin:access is granted by a role of its own (check-config refuses a permission no role lists).
+    roles: { viewer: ['app:read'], operator: ['app:read', 'app:write'], auditor: ['admin:access'], admin: ['*'] },
     default_roles: ['viewer'],
     routes: [
       { name: 'app', match: '/app', upstream: 'http://127.0.0.1:9', auth: 'required', permissions: ['app:read'] },

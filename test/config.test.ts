@@ -361,8 +361,8 @@ t.test('route match and methods are normalised', async (t) => {
     routes: [
       route({ name: 'a', match: '/app/', methods: ['get', 'Head', 'GET'] }),
       route({ name: 'b', match: '/' }),
-      route({ name: 'c', match: '/a/b/' }),
-      route({ name: 'd', match: '/a/b' }),
+      route({ name: 'c', match: '/a/b/', methods: ['GET'] }),
+      route({ name: 'd', match: '/a/b', methods: ['DELETE'] }),
     ],
   }).routes
   t.same(routes.map((r) => r.match), ['/app', '/', '/a/b', '/a/b'])

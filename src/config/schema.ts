@@ -5,6 +5,7 @@
 
 import { bool, int, oneOf, reference, str, unique } from './leaves.js'
 import type { Node, SchemaEntry } from './node.js'
+import { checkRouteConflicts, checkRoutePermissions } from './route-checks.js'
 import { derived, list, map, nullable, obj, optional, required, textOrMapping, transform } from './structure.js'
 import type { GatewayConfig, RouteConfig } from './types.js'
 import { DAY, HOUR, SECOND } from './units.js'
@@ -145,7 +146,16 @@ const document = obj({
   routes: optional(list(route), [], 'Upstream routes; the longest matching prefix wins.'),
   metrics: optional(metrics, {}, 'The Prometheus metrics listener.'),
   logging: optional(logging, {}, 'Log output.'),
-}, { check: checkListeners })
+}, {
+  check(parts, report) {
+    checkListeners(parts, report)
+    if (parts.routes === undefined) return
+    checkRouteConflicts(parts.routes, (message, ...below) => report('routes', message, ...below))
+    if (parts.roles !== undefined) {
+      checkRoutePermissions(parts.routes, parts.roles, (message, ...below) => report('routes', message, ...below))
+    }
+  },
+})
 
 /** gateway.yml's schema; its output is GatewayConfig without `source`. */
 export const gatewaySchema: Node<Omit<GatewayConfig, 'source'>> = transform(document, (parsed) => ({

@@ -44,7 +44,8 @@ export interface ObjectOptions<F extends Fields> {
   /**
    * Checks across keys. `parts` holds the keys that parsed, so one mistake does not hide
    * another; anything reported makes the mapping invalid. `report` names the key, and
-   * optionally keys below it (`report('metrics', message, 'port')` is `metrics.port`).
+   * optionally keys below it (`report('metrics', message, 'port')` is `metrics.port`; a
+   * list index is written `[2]`: `report('routes', message, '[2]', 'match')` is `routes[2].match`).
    */
   check?: (parts: Partial<ObjectOf<F>>, report: (key: keyof F & string, message: string, ...below: string[]) => void) => void
 }
@@ -76,7 +77,7 @@ export function obj<F extends Fields>(fields: F, options: ObjectOptions<F> = {})
       }
       // The parts are typed by the fields that produced them.
       const typed = parts as Partial<ObjectOf<F>>
-      options.check?.(typed, (key, message, ...below) => context.problem(below.reduce(keyPath, keyPath(path, key)), message))
+      options.check?.(typed, (key, message, ...below) => context.problem(below.reduce(belowPath, keyPath(path, key)), message))
       return context.problems.length === before ? typed as ObjectOf<F> : INVALID
     },
     describe(path) {
@@ -112,6 +113,10 @@ export function list<T>(item: Node<T>, options: { min?: number } = {}): Node<rea
     },
     describe: (path) => item.describe?.(`${path}[]`) ?? [],
   }
+}
+
+function belowPath(parent: string, key: string): string {
+  return /^\[\d+\]$/.test(key) ? `${parent}${key}` : keyPath(parent, key)
 }
 
 function listItems(raw: unknown, path: string, context: Context): Result<readonly unknown[] | null> {
@@ -164,6 +169,7 @@ export function nullable<T>(node: Node<T>): Node<T | null> {
     type: node.type,
     parse(raw, path, context) {
       if (raw === null || raw === undefined) return null
+      if (raw instanceof Expanded) return raw.text === '' ? null : node.parse(raw, path, context)
       if (typeof raw !== 'string' || !isWholeReference(raw)) return node.parse(raw, path, context)
       const scalar = readScalar(raw, path, context)
       if (scalar === INVALID) return INVALID
