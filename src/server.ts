@@ -23,6 +23,7 @@ import { GatewayMetrics } from './metrics/gateway-metrics.js'
 import { startMetricsServer, type MetricsServer } from './metrics/metrics-server.js'
 import { BreakerRegistry } from './resilience/breaker-registry.js'
 import { openRuntime, type Runtime } from './runtime.js'
+import { errorCode, listenFailure, safeMessage, startupStep } from './startup-error.js'
 import { readTlsFiles, type TlsMaterial } from './tls-files.js'
 
 export interface GatewayOptions {
@@ -69,8 +70,11 @@ export async function startGateway(initialConfig: GatewayConfig, options: Gatewa
   let createdCertificate = false
   let tls: TlsMaterial | null = null
   if (config.server.tls) {
-    createdCertificate = (await ensureDevCertificate(config.server.tls.cert, config.server.tls.key)) === 'created'
-    tls = await readTlsFiles(config.server.tls)
+    const files = config.server.tls
+    const created = await startupStep('server.tls.cert', () => ensureDevCertificate(files.cert, files.key),
+      (err) => `cannot create a development certificate at ${files.cert} (${errorCode(err) ?? safeMessage(err)})`)
+    createdCertificate = created === 'created'
+    tls = await readTlsFiles(files)
   }
   metrics.setSources({ certificateExpiry: () => tls?.expiresAt ?? null })
 
@@ -102,9 +106,13 @@ export async function startGateway(initialConfig: GatewayConfig, options: Gatewa
   let metricsServer: MetricsServer | null = null
   let redirect: Server | null = null
   try {
-    await listen(server, config.server.port, config.server.host)
-    metricsServer = await startMetricsServer(metrics, config.metrics.host, config.metrics.port)
-    redirect = config.server.redirect_http_port === null ? null : await startRedirect(config)
+    const { host, port, redirect_http_port: redirectPort } = config.server
+    await startupStep('server.port', () => listen(server, port, host), (err) => listenFailure(host, port, err))
+    metricsServer = await startupStep('metrics.port', () => startMetricsServer(metrics, config.metrics.host, config.metrics.port),
+      (err) => listenFailure(config.metrics.host, config.metrics.port, err))
+    redirect = redirectPort === null
+      ? null
+      : await startupStep('server.redirect_http_port', () => startRedirect(config), (err) => listenFailure(host, redirectPort, err))
   } catch (err) {
     server.close()
     await metricsServer?.close()

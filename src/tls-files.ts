@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises'
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto'
 import { createSecureContext } from 'node:tls'
+import { StartupError } from './startup-error.js'
 
 export interface TlsMaterial {
   cert: Buffer
@@ -17,12 +18,10 @@ export interface TlsMaterial {
 export type TlsKey = 'server.tls.cert' | 'server.tls.key'
 
 /** A certificate or key file that cannot be used; the message starts with its key path. */
-export class TlsFileError extends Error {
-  readonly key: TlsKey
+export class TlsFileError extends StartupError {
   constructor(key: TlsKey, message: string) {
-    super(`${key}: ${message}`)
+    super(key, message)
     this.name = 'TlsFileError'
-    this.key = key
   }
 }
 
