@@ -26,6 +26,7 @@ import { sharedSchemas } from './http/schemas.js'
 import { createSessionCookie } from './http/session-cookie.js'
 import { tokenRoutes } from './http/token-routes.js'
 import { trustedProxies } from './http/trusted-proxies.js'
+import { loggerOptions } from './logging.js'
 import { GatewayMetrics } from './metrics/gateway-metrics.js'
 import type { Runtime } from './runtime.js'
 import { version } from './version.js'
@@ -33,7 +34,7 @@ import { version } from './version.js'
 export interface AppOptions {
   /** TLS key and certificate; omitted for plain HTTP (tests, or behind another terminator). */
   https?: HttpsServerOptions | SecureServerOptions | null
-  /** A pino logger config (or false). Default: JSON at the config's level. */
+  /** A pino logger config (or false). Default: the config's `logging` (logging.ts). */
   logger?: FastifyServerOptions['logger']
   /** Where the JSON logs go when `logger` is not given (default: stdout). */
   logStream?: DestinationStream
@@ -42,21 +43,6 @@ export interface AppOptions {
   /** The server the gateway's listener hands requests to (see server.ts); default: fastify's own. */
   serverFactory?: FastifyServerOptions['serverFactory']
 }
-
-/** Headers, cookies and secrets that must never reach a log line. */
-export const REDACTED_LOG_PATHS = [
-  'req.headers.authorization',
-  'req.headers.cookie',
-  'res.headers["set-cookie"]',
-  '*.password',
-  '*.current_password',
-  '*.new_password',
-  '*.token',
-  'password',
-  'current_password',
-  'new_password',
-  'token',
-]
 
 export async function buildApp(runtime: Runtime, options: AppOptions = {}): Promise<FastifyInstance> {
   const { config } = runtime
@@ -70,11 +56,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
   let accessLog: AccessLog | undefined
   const app = Fastify({
     ...(options.https ? { https: options.https } : {}),
-    logger: options.logger ?? {
-      level: config.logging.level,
-      redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' },
-      ...(options.logStream ? { stream: options.logStream } : {}),
-    },
+    logger: options.logger ?? loggerOptions(config.logging, options.logStream),
     // One access line per request instead (access-log.ts).
     logController: new LogController({ disableRequestLogging: true }),
     ...(options.serverFactory ? { serverFactory: options.serverFactory } : {}),

@@ -70,10 +70,11 @@ export function buildProgram(state: { serving: boolean } = { serving: false }): 
       closeOnSignals(gateway)
       state.serving = true
       const users = await gateway.runtime.users.count()
-      process.stdout.write(`\nGatehouse ${version} is listening on ${gateway.url}\n`)
-      process.stdout.write(`  health: ${gateway.url}/health\n`)
+      // For the person at the terminal, on stderr: stdout carries the JSON log only (jq-able).
+      process.stderr.write(`\nGatehouse ${version} is listening on ${gateway.url}\n`)
+      process.stderr.write(`  health: ${gateway.url}/health\n`)
       if (users === 0) {
-        process.stdout.write(
+        process.stderr.write(
           `\nNo users yet. Register one with the API:\n` +
             `  curl -k ${gateway.url}/auth/register -H 'content-type: application/json' -d '{"email":"you@example.com","password":"fifteen or more characters"}'\n` +
             `or create the first admin ` +

@@ -37,11 +37,16 @@ export class GatehouseError extends Error {
   readonly details: Readonly<Record<string, unknown>> | undefined
   /** Seconds, for 429 and 503 answers. */
   readonly retryAfter: number | undefined
+  /**
+   * Why, in a word, for the log only (`wrong_password`, `locked`): never sent to the client,
+   * whose answer must not tell an unknown email from a wrong password.
+   */
+  readonly reason: string | undefined
 
   constructor(
     code: ErrorCode,
     message?: string,
-    options: { details?: Record<string, unknown>; retryAfter?: number; cause?: unknown } = {},
+    options: { details?: Record<string, unknown>; retryAfter?: number; cause?: unknown; reason?: string } = {},
   ) {
     super(message ?? errorCodes[code].message, options.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'GatehouseError'
@@ -49,6 +54,7 @@ export class GatehouseError extends Error {
     this.statusCode = errorCodes[code].status
     this.details = options.details
     this.retryAfter = options.retryAfter
+    this.reason = options.reason
   }
 }
 

@@ -85,10 +85,11 @@ async function serve(t: Test, cwd: string): Promise<{ child: ChildProcess; url: 
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
   })
   let output = ''
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk))
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk))
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`serve did not start within 20 s: ${output}`)), 20_000)
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    // The banner is on stderr: stdout carries the JSON log only.
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
       output += chunk
       const found = /listening on (https?:\/\/\S+)/i.exec(output)
       if (found?.[1]) {

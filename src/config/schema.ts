@@ -128,6 +128,8 @@ const metrics = obj({
 
 const logging = obj({
   level: optional(oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const), 'info', 'Least severe level written.'),
+  format: optional(oneOf(['json', 'pretty'] as const), 'json',
+    'json writes one JSON object per line (ISO time, level by name); pretty writes human-readable lines for a terminal.'),
   slow_request_threshold: optional(duration(), '5s', 'Requests slower than this log a warning.'),
 })
 

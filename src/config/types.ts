@@ -90,5 +90,5 @@ export interface GatewayConfig {
   rate_limits: Readonly<Record<string, RateLimitPolicy>>
   routes: readonly RouteConfig[]
   metrics: { host: string; port: number }
-  logging: { level: LogLevel; slow_request_threshold: number }
+  logging: { level: LogLevel; format: 'json' | 'pretty'; slow_request_threshold: number }
 }

@@ -96,8 +96,8 @@ function toManagedUser(row: UserRow): ManagedUser {
   return { ...toUser(row), disabled: row.disabled }
 }
 
-function invalidCredentials(): GatehouseError {
-  return new GatehouseError('GH_INVALID_CREDENTIALS')
+function invalidCredentials(reason?: string): GatehouseError {
+  return new GatehouseError('GH_INVALID_CREDENTIALS', undefined, { reason })
 }
 
 function notFound(): GatehouseError {
@@ -251,7 +251,7 @@ export class UserService {
       const event = { userId: row?.id ?? null, email: email ?? accountKey, ip }
       await this.#audit.record('login.failed', { ...event, details: { reason } })
       if (locked) await this.#audit.record('login.locked', event)
-      throw invalidCredentials()
+      throw invalidCredentials(reason)
     }
 
     await this.#throttle.clear(accountKey)

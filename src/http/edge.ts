@@ -71,8 +71,12 @@ export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<
   async function handle(request: FastifyRequest, reply: FastifyReply) {
     const target = normalizeTarget(request.raw.url ?? '')
     const match = table.match(target.path, request.method)
-    if (match.kind === 'not_found') throw new GatehouseError('GH_NOT_FOUND')
+    if (match.kind === 'not_found') {
+      request.log.debug({ outcome: 'error', reason: 'no route matches the path' }, 'route decision')
+      throw new GatehouseError('GH_NOT_FOUND')
+    }
     if (match.kind === 'method_not_allowed') {
+      request.log.debug({ outcome: 'error', reason: 'no route allows the method', allow: match.allow }, 'route decision')
       reply.header('allow', match.allow.join(', '))
       throw new GatehouseError('GH_METHOD_NOT_ALLOWED')
     }
@@ -87,11 +91,14 @@ export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<
       await limit(route, request, reply)
     } catch (err) {
       metrics.decision(route.name, refusalOutcome(err))
+      request.log.debug({ route: route.name, outcome: refusalOutcome(err), code: (err as { code?: unknown }).code }, 'route decision')
       throw err
     }
     const decision = decide(route, identity)
     if (!decision.allow) {
       metrics.decision(route.name, decision.outcome)
+      const { outcome, reason, missing_permissions: missing } = decision
+      request.log.debug({ route: route.name, outcome, reason, missing_permissions: missing, user: identity?.user.id }, 'route decision')
       if (decision.outcome === 'unauthenticated' && isBrowserNavigation(request)) {
         return reply.redirect(`/auth/login?next=${encodeURIComponent(target.path + target.query)}`, 302)
       }
@@ -102,10 +109,15 @@ export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<
         checkSameOrigin(request.headers, options.allowedOrigins)
       } catch (err) {
         metrics.decision(route.name, 'forbidden')
+        request.log.debug({ route: route.name, outcome: 'forbidden', code: 'GH_CSRF' }, 'route decision')
         throw err
       }
     }
     metrics.decision(route.name, 'allow')
+    request.log.debug(
+      { route: route.name, outcome: 'allow', reason: decision.reason, user: identity?.user.id, auth_method: identity?.method, upstream: destination.origin },
+      'route decision',
+    )
     // A lone '?' is not forwarded (reply-from drops an empty query string).
     const query = target.query === '?' ? '' : target.query
     const upstreamUri = destination.pathname + query
