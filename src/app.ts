@@ -48,6 +48,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
   const { config } = runtime
   const metrics = options.metrics ?? new GatewayMetrics()
   metrics.setSources({ breakers: runtime.breakers, activeSessions: () => runtime.sessions.countActive() })
+  metrics.declareRoutes(config.routes.map((route) => route.name))
   const publicOrigin = new URL(config.server.public_url).origin
   const allowedOrigins = new Set([publicOrigin, ...(config.server.cors?.origins ?? [])])
 
