@@ -336,11 +336,13 @@ interface ComposeService {
   entrypoint?: string[] | string
   profiles?: string[]
   read_only?: boolean
+  configs?: Array<{ source: string; target: string }>
 }
 
 t.test('compose.prod.yml', async (t) => {
   const compose = readYaml('compose.prod.yml') as {
     services: Record<string, ComposeService>
+    configs?: Record<string, { content?: string }>
     volumes: Record<string, unknown>
     networks: Record<string, { internal?: boolean } | null>
   }
@@ -370,7 +372,20 @@ t.test('compose.prod.yml', async (t) => {
   const redisCommand = Array.isArray(services.redis?.command) ? services.redis.command : []
   t.equal(redisCommand[0], 'redis-server', 'Redis runs as its own user (the entrypoint drops root for redis-server)')
   t.equal(redisCommand[redisCommand.indexOf('--appendonly') + 1], 'yes', 'Redis persists sessions (SPEC §7)')
-  t.match(redisCommand[redisCommand.indexOf('--requirepass') + 1], /^\$\{REDIS_PASSWORD:\?[^}]*\}$/, 'its password comes from .env')
+  // The password is kept off the command line (ps shows it to every user of the host): a
+  // config file made by compose from .env holds it.
+  t.notOk(redisCommand.some((arg) => /requirepass|PASSWORD/i.test(arg)), 'no password on the redis-server command line')
+  const authConfig = services.redis?.configs?.find((config) => config.target === redisCommand[1])
+  t.ok(authConfig, 'redis-server reads a config file mounted from configs')
+  t.match(compose.configs?.[authConfig?.source ?? '']?.content, /^requirepass "\$\{REDIS_PASSWORD:\?[^}]*\}"\n?$/, 'holding the password from .env')
+  t.notMatch(JSON.stringify(services.gateway?.command ?? []), /PASSWORD/, 'no password on the gateway command line either')
+
+  // The gateway gets every variable its config reads.
+  const gatewayEnvironment = services.gateway?.environment ?? {}
+  const passed = Array.isArray(gatewayEnvironment) ? gatewayEnvironment.map((entry) => entry.split('=')[0]) : Object.keys(gatewayEnvironment)
+  const reads = new Set([...read('deploy/gateway.prod.yml').replace(/^\s*#.*$/gm, '').matchAll(/(?<!\$)\$\{([A-Z0-9_]+)/g)].map((match) => match[1] as string))
+  t.ok(reads.has('SESSION_IDLE_TIMEOUT') && reads.has('SESSION_ABSOLUTE_TIMEOUT'), 'the config reads the session timeouts')
+  for (const name of reads) t.ok(passed.includes(name), `compose passes ${name}, which deploy/gateway.prod.yml reads, to the gateway`)
 
   // Mounted, read-only: the config and the TLS files.
   const mount = (service: string, target: string) =>
@@ -463,7 +478,11 @@ t.test('Dockerfile and .dockerignore', async (t) => {
   const code = lines.join('\n').replace(/\\\n/g, ' ')
   const stages = [...code.matchAll(/^FROM\s+(\S+)(?:\s+AS\s+(\S+))?/gim)].map((match) => ({ image: match[1], name: match[2] }))
   t.ok(stages.length >= 3, 'multi-stage')
-  t.match(code, /^ARG NODE_IMAGE=node:20-bookworm-slim$/m, 'on node:20-bookworm-slim')
+  t.match(code, /^ARG NODE_IMAGE=node:24-bookworm-slim$/m, 'on node:24-bookworm-slim, the current LTS')
+  // The image's Node must satisfy package.json's engines (which also admits the Node 20 of CI).
+  const engines = (JSON.parse(read('package.json')) as { engines: { node: string } }).engines.node
+  const minimum = /^>=(\d+)\.(\d+)$/.exec(engines)
+  t.ok(minimum && Number(minimum[1]) <= 24, `engines ${engines} admits the image's Node 24`)
   t.ok(stages.every((stage) => stage.image === '${NODE_IMAGE}' || stages.some((other) => other.name === stage.image)), 'every stage starts from it')
   const runtimeStart = code.lastIndexOf('\nFROM ')
   const runtime = code.slice(runtimeStart)
