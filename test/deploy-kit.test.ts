@@ -31,7 +31,9 @@ import t, { type Test } from 'tap'
 import { parseConfig } from '../src/config/index.js'
 import { ensureDevCertificate } from '../src/dev-certificate.js'
 import { GatewayMetrics } from '../src/metrics/gateway-metrics.js'
+import { openSessionStore } from '../src/sessions/open.js'
 import { startTestGateway } from './helpers/gateway.js'
+import { freePort, haveRedisServer } from './helpers/private-redis.js'
 import { parsePrometheus } from './helpers/prometheus.js'
 
 /** Tests run from dist/test: the repository root is two levels up. */
@@ -572,4 +574,42 @@ t.test('promtool checks, when promtool is here', { skip: promtoolSkip }, async (
   writeFileSync(file, yaml.dump({ groups: [{ name: 'dashboard', rules: exprs.map((expr, i) => ({ record: `dashboard:query_${i}`, expr })) }] }))
   const result = spawnSync(promtool, ['check', 'rules', file], { encoding: 'utf8' })
   t.equal(result.status, 0, `the dashboard's ${exprs.length} queries parse as PromQL\n${result.stdout}${result.stderr}`)
+})
+
+t.test('compose\'s Redis: the password from its config file, none on the command line, reached through |url', { skip: haveRedisServer('the compose Redis check') ? false : 'redis-server is not installed' }, async (t) => {
+  const password = 'p@ss/w:rd?# with spaces'
+  const compose = readYaml('compose.prod.yml') as { services: Record<string, ComposeService>; configs: Record<string, { content: string }> }
+  const redisCommand = compose.services.redis?.command as string[]
+  const source = compose.services.redis?.configs?.find((config) => config.target === redisCommand[1])?.source ?? ''
+  // What compose writes: the content with ${REDIS_PASSWORD:?…} filled from .env.
+  const content = compose.configs[source]?.content.replace(/\$\{REDIS_PASSWORD:\?[^}]*\}/, password) ?? ''
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-compose-redis-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  writeFileSync(join(dir, 'auth.conf'), content)
+  const port = await freePort()
+  const child = spawn('redis-server', [join(dir, 'auth.conf'), '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  })
+  t.teardown(() => {
+    child.kill('SIGKILL')
+  })
+  await new Promise<void>((resolve, reject) => {
+    let output = ''
+    child.stdout?.on('data', (chunk: Buffer) => {
+      output += chunk.toString()
+      if (output.includes('Ready to accept connections')) resolve()
+    })
+    child.once('exit', (code) => reject(new Error(`redis-server exited with ${code}: ${output}`)))
+  })
+  t.notMatch(readFileSync(`/proc/${child.pid}/cmdline`, 'utf8'), /p@ss/, 'the password is not on the command line')
+
+  const env = { PUBLIC_URL: 'https://gatehouse.localhost:8443', POSTGRES_USER: 'gatehouse', POSTGRES_PASSWORD: password, POSTGRES_DB: 'gatehouse', REDIS_PASSWORD: password }
+  const config = parseConfig(read('deploy/gateway.prod.yml'), { source: '/etc/gatehouse/gateway.yml', env })
+  const url = config.storage.sessions.replace('@redis:6379', `@127.0.0.1:${port}`)
+  const store = await openSessionStore(url, { connectTimeoutMs: 5_000 })
+  t.teardown(() => store.close())
+  await t.resolves(store.ping(), 'the gateway\'s URL authenticates with the password, percent-encoded')
+  const wrong = openSessionStore(`redis://:wrong@127.0.0.1:${port}/0`, { connectTimeoutMs: 1_000 })
+  await t.rejects(wrong, 'a wrong password is refused: the config file is in force')
+  t.equal(new URL(config.storage.database).hostname, 'postgres', 'the database URL keeps its host whatever the password holds')
 })
