@@ -13,7 +13,9 @@
 # complete deployment. The entrypoint is the `gatehouse` command, so
 # `docker run … gatehouse:local check-config` and `… migrate` work as well as `serve`.
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+# Node 24, the current LTS line (Node 20 reached end of life on 2026-04-30). package.json's
+# engines still allows >=20.12, which CI also runs; .ci/run runs a subset of the tests on 24.
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 # ---- toolchain: what compiling argon2 from source needs ------------------------------
 FROM ${NODE_IMAGE} AS toolchain

@@ -201,15 +201,16 @@ export class Replica {
     delete env.GATEHOUSE_CONFIG
     const child = spawn(process.execPath, [BIN, 'serve', '--config', configPath], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
     const replica = new Replica(name, child, clock)
-    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => replica.output.push(chunk))
-    let stdout = ''
+    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => replica.output.push(chunk))
+    let stderr = ''
     try {
       replica.url = await new Promise<string>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`replica ${name} did not start within ${timeoutMs / 1000} s`)), timeoutMs)
-        child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+        // The banner is on stderr (stdout carries the JSON log only).
+        child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
           replica.output.push(chunk)
-          stdout += chunk
-          const found = /listening on https?:\/\/[^\s:/]+:(\d+)/i.exec(stdout)
+          stderr += chunk
+          const found = /listening on https?:\/\/[^\s:/]+:(\d+)/i.exec(stderr)
           if (found?.[1]) {
             clearTimeout(timer)
             resolve(`https://127.0.0.1:${found[1]}`)

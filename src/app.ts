@@ -34,6 +34,7 @@ import { tokenRoutes } from './http/token-routes.js'
 import { dropNonAddressForwardedFor, trustedProxies } from './http/trusted-proxies.js'
 import { GatehouseError } from './errors.js'
 import { allowedOrigins as createAllowedOrigins } from './core/allowed-origins.js'
+import { loggerOptions } from './logging.js'
 import { GatewayMetrics } from './metrics/gateway-metrics.js'
 import type { Runtime } from './runtime.js'
 import { version } from './version.js'
@@ -41,7 +42,7 @@ import { version } from './version.js'
 export interface AppOptions {
   /** TLS key and certificate; omitted for plain HTTP (tests, or behind another terminator). */
   https?: HttpsServerOptions | SecureServerOptions | null
-  /** A pino logger config (or false). Default: JSON at the config's level. */
+  /** A pino logger config (or false). Default: the config's `logging` (logging.ts). */
   logger?: FastifyServerOptions['logger']
   /** Where the JSON logs go when `logger` is not given (default: stdout). */
   logStream?: DestinationStream
@@ -51,25 +52,11 @@ export interface AppOptions {
   serverFactory?: FastifyServerOptions['serverFactory']
 }
 
-/** Headers, cookies and secrets that must never reach a log line. */
-export const REDACTED_LOG_PATHS = [
-  'req.headers.authorization',
-  'req.headers.cookie',
-  'res.headers["set-cookie"]',
-  '*.password',
-  '*.current_password',
-  '*.new_password',
-  '*.token',
-  'password',
-  'current_password',
-  'new_password',
-  'token',
-]
-
 export async function buildApp(runtime: Runtime, options: AppOptions = {}): Promise<FastifyInstance> {
   const { config } = runtime
   const metrics = options.metrics ?? new GatewayMetrics()
   metrics.setSources({ breakers: runtime.breakers, activeSessions: () => runtime.sessions.countActive() })
+  metrics.declareRoutes(config.routes.map((route) => route.name))
   const allowedOrigins = createAllowedOrigins({
     publicUrl: config.server.public_url,
     origins: config.server.cors?.origins ?? [],
@@ -81,11 +68,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
   let accessLog: AccessLog | undefined
   const app = Fastify({
     ...(options.https ? { https: options.https } : {}),
-    logger: options.logger ?? {
-      level: config.logging.level,
-      redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' },
-      ...(options.logStream ? { stream: options.logStream } : {}),
-    },
+    logger: options.logger ?? loggerOptions(config.logging, options.logStream),
     // One access line per request instead (access-log.ts).
     logController: new LogController({ disableRequestLogging: true }),
     ...(options.serverFactory ? { serverFactory: options.serverFactory } : {}),

@@ -2,7 +2,7 @@
  * The `gatehouse` command (SPEC §8). Errors go to stderr; exit 1 on failure, 2 on bad usage.
  */
 import { Command, CommanderError, Option } from 'commander'
-import { ConfigError, loadConfig, resolveConfigPath } from './config/index.js'
+import { checkConfigFiles, ConfigError, loadConfig, resolveConfigPath } from './config/index.js'
 import type { GatewayConfig } from './config/types.js'
 import { systemClock } from './core/clock.js'
 import { rotateKeys } from './core/identity-keys.js'
@@ -70,10 +70,11 @@ export function buildProgram(state: { serving: boolean } = { serving: false }): 
       closeOnSignals(gateway)
       state.serving = true
       const users = await gateway.runtime.users.count()
-      process.stdout.write(`\nGatehouse ${version} is listening on ${gateway.url}\n`)
-      process.stdout.write(`  health: ${gateway.url}/health\n`)
+      // For the person at the terminal, on stderr: stdout carries the JSON log only (jq-able).
+      process.stderr.write(`\nGatehouse ${version} is listening on ${gateway.url}\n`)
+      process.stderr.write(`  health: ${gateway.url}/health\n`)
       if (users === 0) {
-        process.stdout.write(
+        process.stderr.write(
           `\nNo users yet. Register one with the API:\n` +
             `  curl -k ${gateway.url}/auth/register -H 'content-type: application/json' -d '{"email":"you@example.com","password":"fifteen or more characters"}'\n` +
             `or create the first admin ` +
@@ -90,6 +91,8 @@ export function buildProgram(state: { serving: boolean } = { serving: false }): 
     .action(async (options: { config?: string }) => {
       const path = resolveConfigPath(options.config)
       const loaded = await loadConfig(path)
+      const problems = await checkConfigFiles(loaded)
+      if (problems.length > 0) throw new ConfigError(problems)
       process.stdout.write(`${path}: ok (${loaded.routes.length} routes)\n`)
     })
 

@@ -5,6 +5,7 @@
 import { mkdir, writeFile, access } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import selfsigned from 'selfsigned'
+import { TlsFileError } from './tls-files.js'
 
 const exists = (path: string) => access(path).then(() => true, () => false)
 
@@ -12,7 +13,8 @@ export async function ensureDevCertificate(certPath: string, keyPath: string): P
   const [haveCert, haveKey] = await Promise.all([exists(certPath), exists(keyPath)])
   if (haveCert && haveKey) return 'existing'
   if (haveCert !== haveKey) {
-    throw new Error(`only one of ${certPath} and ${keyPath} exists; provide both, or remove the other to get a development certificate`)
+    const [missingKey, missing, present] = haveCert ? ['server.tls.key', keyPath, certPath] as const : ['server.tls.cert', certPath, keyPath] as const
+    throw new TlsFileError(missingKey, `cannot read ${missing} (ENOENT: no such file) while ${present} exists; provide both, or remove it to get a development certificate`)
   }
   const notBeforeDate = new Date()
   const notAfterDate = new Date(notBeforeDate.getTime() + 90 * 24 * 3600 * 1000)

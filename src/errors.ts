@@ -39,6 +39,11 @@ export class GatehouseError extends Error {
   readonly details: Readonly<Record<string, unknown>> | undefined
   /** Seconds, for 429 and 503 answers. */
   readonly retryAfter: number | undefined
+  /**
+   * Why, in a word, for the log only (`wrong_password`, `locked`): never sent to the client,
+   * whose answer must not tell an unknown email from a wrong password.
+   */
+  readonly reason: string | undefined
 
   constructor(
     code: ErrorCode,
@@ -49,6 +54,8 @@ export class GatehouseError extends Error {
       cause?: unknown
       /** Another status than the code's own, where a transport cannot carry that one (forward auth behind nginx). */
       status?: number
+      /** For the log only (why a login failed), never sent to the client. */
+      reason?: string
     } = {},
   ) {
     super(message ?? errorCodes[code].message, options.cause === undefined ? undefined : { cause: options.cause })
@@ -57,6 +64,7 @@ export class GatehouseError extends Error {
     this.statusCode = options.status ?? errorCodes[code].status
     this.details = options.details
     this.retryAfter = options.retryAfter
+    this.reason = options.reason
   }
 }
 

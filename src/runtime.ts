@@ -28,6 +28,7 @@ import { GuardedSessionStore } from './resilience/guarded-session-store.js'
 import { isDependencyOutage } from './resilience/outage.js'
 import { migrate } from './storage/migrate.js'
 import { openDatabase } from './storage/open.js'
+import { databaseFailure, safeMessage, sessionStoreFailure, startupStep } from './startup-error.js'
 
 export interface Runtime {
   readonly config: GatewayConfig
@@ -89,7 +90,11 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
   const breakers = deps.breakers ?? new BreakerRegistry()
   const db = new GuardedDatabase(deps.db, breakers.get('database', isDependencyOutage))
   const store = new GuardedSessionStore(deps.store, breakers.get('sessions', isDependencyOutage))
-  const keys = await KeyRing.open(config.identity.signing_key_file, { clock, assertionTtlMs: config.identity.assertion_ttl })
+  const keys = await startupStep(
+    'identity.signing_key_file',
+    () => KeyRing.open(config.identity.signing_key_file, { clock, assertionTtlMs: config.identity.assertion_ttl }),
+    (err) => safeMessage(err),
+  )
   const invalidation = deps.invalidation ?? (await openInvalidationBus(config.storage.sessions))
   const audit = new AuditLog(db)
   const hasher = new PasswordHasher(config.auth.argon2, deps.hasher)
@@ -175,11 +180,14 @@ export interface OpenRuntimeOptions extends Pick<RuntimeDependencies, 'breakers'
 
 /** Opens the database and session store the config names, migrates, and builds the services. */
 export async function openRuntime(config: GatewayConfig, options: OpenRuntimeOptions = {}): Promise<Runtime> {
-  const db = await openDatabase(config.storage.database)
+  const { database, sessions } = config.storage
+  const databaseError = (err: unknown) => databaseFailure(database, err)
+  const db = await startupStep('storage.database', () => openDatabase(database), databaseError)
   let store: SessionStore | undefined
   try {
-    if (options.migrate !== false) await migrate(db)
-    store = await openSessionStore(config.storage.sessions, { clock: options.clock })
+    // A PostgreSQL pool connects on first use: the first query is where an unreachable server shows.
+    await startupStep('storage.database', async () => (options.migrate !== false ? void (await migrate(db)) : db.ping()), databaseError)
+    store = await startupStep('storage.sessions', () => openSessionStore(sessions, { clock: options.clock }), (err) => sessionStoreFailure(sessions, err))
     return await createRuntime(config, { db, store, clock: options.clock, breakers: options.breakers, onLockout: options.onLockout })
   } catch (err) {
     await store?.close()

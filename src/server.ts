@@ -16,6 +16,7 @@ import type { DestinationStream } from 'pino'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig } from './config/index.js'
+import { configChanges } from './config/changes.js'
 import { restartOnlyChanges } from './config/restart-keys.js'
 import type { GatewayConfig } from './config/types.js'
 import { ensureDevCertificate } from './dev-certificate.js'
@@ -24,6 +25,7 @@ import { GatewayMetrics } from './metrics/gateway-metrics.js'
 import { startMetricsServer, type MetricsServer } from './metrics/metrics-server.js'
 import { BreakerRegistry } from './resilience/breaker-registry.js'
 import { openRuntime, type Runtime } from './runtime.js'
+import { addressOf, errorCode, listenFailure, safeMessage, startupStep } from './startup-error.js'
 import { readTlsFiles, type TlsMaterial } from './tls-files.js'
 
 export interface GatewayOptions {
@@ -70,8 +72,11 @@ export async function startGateway(initialConfig: GatewayConfig, options: Gatewa
   let createdCertificate = false
   let tls: TlsMaterial | null = null
   if (config.server.tls) {
-    createdCertificate = (await ensureDevCertificate(config.server.tls.cert, config.server.tls.key)) === 'created'
-    tls = await readTlsFiles(config.server.tls)
+    const files = config.server.tls
+    const created = await startupStep('server.tls.cert', () => ensureDevCertificate(files.cert, files.key),
+      (err) => `cannot create a development certificate at ${files.cert} (${errorCode(err) ?? safeMessage(err)})`)
+    createdCertificate = created === 'created'
+    tls = await readTlsFiles(files)
   }
   metrics.setSources({ certificateExpiry: () => tls?.expiresAt ?? null })
 
@@ -103,9 +108,13 @@ export async function startGateway(initialConfig: GatewayConfig, options: Gatewa
   let metricsServer: MetricsServer | null = null
   let redirect: Server | null = null
   try {
-    await listen(server, config.server.port, config.server.host)
-    metricsServer = await startMetricsServer(metrics, config.metrics.host, config.metrics.port)
-    redirect = config.server.redirect_http_port === null ? null : await startRedirect(config)
+    const { host, port, redirect_http_port: redirectPort } = config.server
+    await startupStep('server.port', () => listen(server, port, host), (err) => listenFailure(host, port, err))
+    metricsServer = await startupStep('metrics.port', () => startMetricsServer(metrics, config.metrics.host, config.metrics.port),
+      (err) => listenFailure(config.metrics.host, config.metrics.port, err))
+    redirect = redirectPort === null
+      ? null
+      : await startupStep('server.redirect_http_port', () => startRedirect(config), (err) => listenFailure(host, redirectPort, err))
   } catch (err) {
     server.close()
     await metricsServer?.close()
@@ -123,6 +132,8 @@ export async function startGateway(initialConfig: GatewayConfig, options: Gatewa
   if (runtime.store.kind === 'memory') {
     log().warn('sessions are kept in this process only (storage.sessions: memory): they end when it stops and are not shared with replicas')
   }
+  log().debug({ config: config.source, routes: config.routes.length }, 'configuration loaded')
+  log().debug({ database: storeAddress(config.storage.database), sessions: storeAddress(config.storage.sessions) }, 'stores connected')
   log().info({ url, metrics: `http://${config.metrics.host}:${metricsServer.port}/metrics` }, 'gatehouse is listening')
 
   async function mount(next: Runtime, nextConfig: GatewayConfig): Promise<Mounted> {
@@ -202,6 +213,7 @@ export async function startGateway(initialConfig: GatewayConfig, options: Gatewa
     if (nextTls) secure?.setSecureContext({ cert: nextTls.cert, key: nextTls.key })
     const previous = current
     current = mounted
+    log().debug({ config: next.source, changed: configChanges(config, next), routes: next.routes.length }, 'configuration reload details')
     config = next
     tls = nextTls
     const retiring = retire(previous).catch((err: unknown) => log().error({ err }, 'closing the previous configuration failed'))
@@ -251,6 +263,13 @@ export async function startGateway(initialConfig: GatewayConfig, options: Gatewa
     },
     close,
   }
+}
+
+/** Where a store is, for the log: `embedded:<dir>`, `memory`, or scheme://host:port without credentials. */
+function storeAddress(url: string): string {
+  if (url === 'memory' || url.startsWith('embedded:')) return url
+  const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(url)?.[0] ?? ''
+  return `${scheme}//${addressOf(url, scheme.startsWith('redis') ? 6379 : 5432)}`
 }
 
 function describe(err: unknown): string {

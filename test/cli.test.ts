@@ -63,7 +63,8 @@ function config(overrides: (raw: RawConfig) => void = () => {}): string {
     storage: { database: 'embedded:./data/db', sessions: 'memory' },
     identity: { signing_key_file: './keys/identity-keys.json' },
     auth: { argon2: { memory_kib: 8192, time_cost: 1, parallelism: 1 }, password: { min_length: 15 } },
-    roles: { viewer: ['app:read'], operator: ['app:read', 'app:write'], admin: ['*'] },
+    // admin:access is granted by a role of its own (check-config refuses a permission no role lists).
+    roles: { viewer: ['app:read'], operator: ['app:read', 'app:write'], auditor: ['admin:access'], admin: ['*'] },
     default_roles: ['viewer'],
     routes: [
       { name: 'app', match: '/app', upstream: 'http://127.0.0.1:9', auth: 'required', permissions: ['app:read'] },
@@ -84,10 +85,11 @@ async function serve(t: Test, cwd: string): Promise<{ child: ChildProcess; url: 
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
   })
   let output = ''
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk))
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk))
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`serve did not start within 20 s: ${output}`)), 20_000)
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    // The banner is on stderr: stdout carries the JSON log only.
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
       output += chunk
       const found = /listening on (https?:\/\/\S+)/i.exec(output)
       if (found?.[1]) {

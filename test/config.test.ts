@@ -69,7 +69,7 @@ t.test('the committed gateway.yml', async (t) => {
     ['public', '/public', 'public', [], UPSTREAM, 'default'],
   ])
   t.same(config.metrics, { host: '127.0.0.1', port: 9464 })
-  t.same(config.logging, { level: 'info', slow_request_threshold: 5000 })
+  t.same(config.logging, { level: 'info', format: 'json', slow_request_threshold: 5000 })
 
   const moved = await loadConfig(COMMITTED, { PORT: '9443', WHOAMI_PORT: '9100' })
   t.equal(moved.server.port, 9443)
@@ -110,7 +110,7 @@ t.test('every default, from a file that sets almost nothing', async (t) => {
     routes: [],
     forward_auth: null,
     metrics: { host: '127.0.0.1', port: 9464 },
-    logging: { level: 'info', slow_request_threshold: 5000 },
+    logging: { level: 'info', format: 'json', slow_request_threshold: 5000 },
   })
 })
 

@@ -138,6 +138,8 @@ t.test('the edge: what an upstream receives and what a client gets', async (t) =
   const upstream = await startUpstream(t)
   const gw = await startTestGateway(t, {
     configure: (raw) => {
+      // A role must list admin:all (check-config refuses a permission only "*" would grant).
+      raw.roles = { ...raw.roles, admin: ['*', 'admin:all'] }
       raw.routes = [
         { name: 'pub', match: '/pub', upstream: upstream.url, auth: 'public' },
         { name: 'opt', match: '/opt', upstream: upstream.url, auth: 'optional' },

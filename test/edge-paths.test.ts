@@ -166,6 +166,8 @@ t.test('the path-bypass matrix', async (t) => {
   const closedPort = await freePort()
   const gw = await startTestGateway(t, {
     configure: (raw) => {
+      // A role must list admin:all (check-config refuses a permission only "*" would grant).
+      raw.roles = { ...raw.roles, admin: ['*', 'admin:all'] }
       raw.routes = [
         { name: 'public', match: '/public', upstream: open.url, auth: 'public' },
         { name: 'admin', match: '/admin', upstream: guarded.url, auth: 'required', permissions: ['admin:all'] },

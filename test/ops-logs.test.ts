@@ -23,7 +23,8 @@ const SLOW_THRESHOLD_MS = 100
 const SLOW_UPSTREAM_MS = 300
 
 interface LogLine {
-  level: number
+  /** By name: `info`, `warn`, `error` (logging.ts). */
+  level: string
   msg: string
   reqId?: string
   [key: string]: unknown
@@ -287,9 +288,9 @@ t.test('one JSON access line per request, with no secret anywhere in the log', a
 
   // The failure behind the 502 is logged once, at error level, under the same request id.
   const downId = sent.find((s) => s.what === 'refusing upstream')?.id
-  const errors = logs.lines().filter((line) => line.reqId === downId && line.level >= 50)
+  const errors = logs.lines().filter((line) => line.reqId === downId && (line.level === 'error' || line.level === 'fatal'))
   t.equal(errors.length, 1, 'the 502 has one error line', { errors })
-  t.notOk(logs.lines().some((line) => line.level >= 50 && line.reqId !== downId), 'no other error lines')
+  t.notOk(logs.lines().some((line) => (line.level === 'error' || line.level === 'fatal') && line.reqId !== downId), 'no other error lines')
 })
 
 t.test('a request slower than slow_request_threshold is logged at warn with slow: true', async (t) => {
@@ -306,13 +307,13 @@ t.test('a request slower than slow_request_threshold is logged at warn with slow
     const id = String(fast.headers['x-request-id'])
     ids.push(id)
     await settle(logs, [id])
-    if (logs.accessLines().some((line) => line.reqId === id && line.level === 30)) break
+    if (logs.accessLines().some((line) => line.reqId === id && line.level === 'info')) break
   }
   await settle(logs, ids)
   const access = logs.accessLines()
 
   const slowLine = access.find((line) => line.reqId === ids[0])
-  t.equal(slowLine?.level, 40, 'the slow request is logged at warn')
+  t.equal(slowLine?.level, 'warn', 'the slow request is logged at warn')
   t.equal(slowLine?.slow, true)
   t.equal(slowLine?.msg, 'slow request')
   t.equal(slowLine?.slow_request_threshold_ms, SLOW_THRESHOLD_MS)
@@ -326,10 +327,10 @@ t.test('a request slower than slow_request_threshold is logged at warn with slow
   // speed: every line is warn exactly when its duration is over the threshold.
   for (const line of access) {
     const duration = Number(line.duration_ms)
-    if (duration > SLOW_THRESHOLD_MS + 0.01) t.ok(line.level === 40 && line.slow === true, `${duration} ms: warn`)
-    else if (duration < SLOW_THRESHOLD_MS - 0.01) t.ok(line.level === 30 && !('slow' in line), `${duration} ms: info, no slow flag`)
+    if (duration > SLOW_THRESHOLD_MS + 0.01) t.ok(line.level === 'warn' && line.slow === true, `${duration} ms: warn`)
+    else if (duration < SLOW_THRESHOLD_MS - 0.01) t.ok(line.level === 'info' && !('slow' in line), `${duration} ms: info, no slow flag`)
   }
-  const fastLines = access.filter((line) => ids.slice(1).includes(String(line.reqId)) && line.level === 30)
+  const fastLines = access.filter((line) => ids.slice(1).includes(String(line.reqId)) && line.level === 'info')
   t.ok(fastLines.length > 0, 'fast requests are logged at info')
   for (const line of fastLines) t.equal(line.msg, 'request')
 })

@@ -4,6 +4,7 @@
  */
 
 export { ConfigError } from './error.js'
+export { checkConfigFiles } from './files.js'
 export { loadConfig, parseConfig, resolveConfigPath, type ParseOptions } from './load.js'
 export type { SchemaEntry } from './node.js'
 export { describeSchema } from './schema.js'

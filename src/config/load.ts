@@ -1,6 +1,6 @@
 /**
  * Reading gateway.yml: locate the file, parse the YAML (js-yaml's safe default schema),
- * validate it completely, and return a frozen GatewayConfig or throw a ConfigError
+ * apply the GATEHOUSE__ overrides from the environment, validate it completely, and return a frozen GatewayConfig or throw a ConfigError
  * listing every problem.
  */
 
@@ -13,13 +13,14 @@ import { Context, INVALID } from './context.js'
 import { ConfigError } from './error.js'
 import { deepFreeze } from './freeze.js'
 import { isMapping } from './node.js'
-import { gatewaySchema } from './schema.js'
+import { applyOverrides } from './overrides.js'
+import { describeSchema, gatewaySchema } from './schema.js'
 import type { GatewayConfig } from './types.js'
 
 export interface ParseOptions {
   /** Path of the file the text came from: relative paths in it are resolved against its directory. */
   source: string
-  /** Variables for `${NAME}` references; process.env by default. */
+  /** Variables for `${NAME}` references and GATEHOUSE__ overrides; process.env by default. */
   env?: NodeJS.ProcessEnv
 }
 
@@ -28,6 +29,7 @@ export function parseConfig(text: string, options: ParseOptions): GatewayConfig 
   const source = resolve(options.source)
   const document = readYaml(text, source)
   const context = new Context(options.env ?? process.env, dirname(source))
+  applyOverrides(document, context.env, describeSchema(), context)
   const parsed = gatewaySchema.parse(document, '', context)
   context.checkReferences()
   if (parsed === INVALID || context.problems.length > 0) throw new ConfigError(context.problems)

@@ -32,21 +32,24 @@ export class Expanded {
   readonly text: string
   /** The text came from the environment (and is not echoed in problems: it may be a secret). */
   readonly fromEnv: boolean
-  constructor(text: string, fromEnv = true) {
+  /** Where it came from, for problems: `GATEHOUSE__SERVER__PORT`; null for a reference in the file. */
+  readonly variable: string | null
+  constructor(text: string, fromEnv = true, variable: string | null = null) {
     this.text = text
     this.fromEnv = fromEnv
+    this.variable = variable
   }
 }
 
 export type Scalar =
-  | { readonly kind: 'text'; readonly text: string; readonly whole: boolean; readonly interpolated: boolean }
+  | { readonly kind: 'text'; readonly text: string; readonly whole: boolean; readonly interpolated: boolean; readonly variable?: string | null }
   | { readonly kind: 'other'; readonly value: unknown }
 
 /** Reads a raw value, expanding environment references in strings. */
 export function readScalar(raw: unknown, path: string, context: Context): Result<Scalar> {
-  if (raw instanceof Expanded) return { kind: 'text', text: raw.text, whole: true, interpolated: raw.fromEnv }
+  if (raw instanceof Expanded) return { kind: 'text', text: raw.text, whole: true, interpolated: raw.fromEnv, variable: raw.variable }
   if (typeof raw !== 'string') return { kind: 'other', value: raw }
-  const expansion = expand(raw, context.env)
+  const expansion = expand(raw, context.env, { baseDir: context.baseDir })
   if (!expansion.ok) {
     for (const problem of expansion.problems) context.problem(path, problem)
     return INVALID
@@ -63,13 +66,16 @@ export function isMapping(raw: unknown): raw is Record<string, unknown> {
 
 /** What a raw value is, for `expected …, got …` problems. */
 export function describeRaw(raw: unknown): string {
-  if (raw instanceof Expanded) return describeValue({ kind: 'text', text: raw.text, whole: true, interpolated: raw.fromEnv })
+  if (raw instanceof Expanded) return describeValue({ kind: 'text', text: raw.text, whole: true, interpolated: raw.fromEnv, variable: raw.variable })
   return describeValue({ kind: 'other', value: raw })
 }
 
 /** `the number 30`, `a list`, `"abc"`: what was found instead of the expected value. */
 export function describeValue(scalar: Scalar): string {
-  if (scalar.kind === 'text') return scalar.interpolated ? 'a value from the environment' : JSON.stringify(scalar.text)
+  if (scalar.kind === 'text') {
+    if (scalar.variable) return `the value of ${scalar.variable}`
+    return scalar.interpolated ? 'a value from the environment or a file' : JSON.stringify(scalar.text)
+  }
   const value = scalar.value
   if (Array.isArray(value)) return 'a list'
   if (isMapping(value)) return 'a mapping'

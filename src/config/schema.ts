@@ -5,6 +5,7 @@
 
 import { bool, int, oneOf, reference, str, unique } from './leaves.js'
 import type { Node, SchemaEntry } from './node.js'
+import { checkRouteConflicts, checkRoutePermissions } from './route-checks.js'
 import { derived, list, map, nullable, obj, optional, required, textOrMapping, transform } from './structure.js'
 import type { GatewayConfig, RouteConfig } from './types.js'
 import { DAY, HOUR, SECOND } from './units.js'
@@ -145,6 +146,8 @@ const metrics = obj({
 
 const logging = obj({
   level: optional(oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const), 'info', 'Least severe level written.'),
+  format: optional(oneOf(['json', 'pretty'] as const), 'json',
+    'json writes one JSON object per line (ISO time, level by name); pretty writes human-readable lines for a terminal.'),
   slow_request_threshold: optional(duration(), '5s', 'Requests slower than this log a warning.'),
 })
 
@@ -161,7 +164,7 @@ const document = obj({
     '[viewer] when roles is omitted, else []', 'Roles given to new users.'),
   rate_limits: optional(map(name('policy name'), rateLimitPolicy, { entry: 'A named policy routes can refer to.', defines: 'rate-limit policy' }),
     {}, 'Named rate-limit policies.'),
-  routes: optional(list(route, { check: checkRouteConflicts }), [], 'Upstream routes: those naming the host exactly, then by wildcard, then those without a host; within them the longest matching prefix wins.'),
+  routes: optional(list(route), [], 'Upstream routes: those naming the host exactly, then by wildcard, then those without a host; within them the longest matching prefix wins.'),
   forward_auth: optional(nullable(forwardAuth), null, 'GET /auth/verify, for a proxy in front that asks whether a request may pass.', 'none (GET /auth/verify is 404)'),
   metrics: optional(metrics, {}, 'The Prometheus metrics listener.'),
   logging: optional(logging, {}, 'Log output.'),
@@ -171,6 +174,11 @@ const document = obj({
     checkCookieDomain(parts, report)
     if (parts.auth?.email_verification === 'required' && parts.email === null) {
       report('auth', 'required needs an email section to send the links with', 'email_verification')
+    }
+    if (parts.routes === undefined) return
+    checkRouteConflicts(parts.routes, (message, ...below) => report('routes', message, ...below))
+    if (parts.roles !== undefined) {
+      checkRoutePermissions(parts.routes, parts.roles, (message, ...below) => report('routes', message, ...below))
     }
   },
 })
@@ -210,29 +218,6 @@ function resolveRoute(parsed: ParsedRoute, policies: GatewayConfig['rate_limits'
     timeout: parsed.timeout,
     csrf: parsed.csrf,
   }
-}
-
-/**
- * Two routes conflict when their hosts are equal ignoring case (no host equals no host), their
- * `match` values are equal ignoring a trailing `/`, and their methods overlap (omitted = all):
- * the second could never be selected, which is a mistake to report, not to resolve by order.
- */
-function checkRouteConflicts(
-  routes: ReadonlyArray<Pick<RouteConfig, 'host' | 'match' | 'methods'> | undefined>,
-  report: (index: number, message: string, ...below: string[]) => void,
-): void {
-  const prefix = (match: string) => (match.length > 1 && match.endsWith('/') ? match.slice(0, -1) : match)
-  const overlap = (a: readonly string[] | null, b: readonly string[] | null) =>
-    a === null || b === null || a.some((method) => b.includes(method))
-  routes.forEach((later, index) => {
-    if (later === undefined) return
-    const earlier = routes.findIndex((other, at) => at < index && other !== undefined &&
-      (other.host?.toLowerCase() ?? null) === (later.host?.toLowerCase() ?? null) &&
-      prefix(other.match) === prefix(later.match) && overlap(other.methods, later.methods))
-    if (earlier !== -1) {
-      report(index, `conflicts with routes[${earlier}]: the same host, match and methods, so it could never be selected`, 'match')
-    }
-  })
 }
 
 /** Is `host` the domain itself or a name under it? */

@@ -78,7 +78,7 @@ export function obj<F extends Fields>(fields: F, options: ObjectOptions<F> = {})
       // The parts are typed by the fields that produced them.
       const typed = parts as Partial<ObjectOf<F>>
       options.check?.(typed, (key, message, ...below) =>
-        context.problem(below.reduce<string>((at, step) => (typeof step === 'number' ? indexPath(at, step) : keyPath(at, step)), keyPath(path, key)), message))
+        context.problem(below.reduce<string>((at, step) => (typeof step === 'number' ? indexPath(at, step) : belowPath(at, step)), keyPath(path, key)), message))
       return context.problems.length === before ? typed as ObjectOf<F> : INVALID
     },
     describe(path) {
@@ -126,6 +126,10 @@ export function list<T>(item: Node<T>, options: ListOptions<T> = {}): Node<reado
     },
     describe: (path) => item.describe?.(`${path}[]`) ?? [],
   }
+}
+
+function belowPath(parent: string, key: string): string {
+  return /^\[\d+\]$/.test(key) ? `${parent}${key}` : keyPath(parent, key)
 }
 
 function listItems(raw: unknown, path: string, context: Context): Result<readonly unknown[] | null> {
@@ -178,6 +182,7 @@ export function nullable<T>(node: Node<T>): Node<T | null> {
     type: node.type,
     parse(raw, path, context) {
       if (raw === null || raw === undefined) return null
+      if (raw instanceof Expanded) return raw.text === '' ? null : node.parse(raw, path, context)
       if (typeof raw !== 'string' || !isWholeReference(raw)) return node.parse(raw, path, context)
       const scalar = readScalar(raw, path, context)
       if (scalar === INVALID) return INVALID

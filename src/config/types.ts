@@ -107,5 +107,5 @@ export interface GatewayConfig {
   /** Null: GET /auth/verify is 404. */
   forward_auth: ForwardAuthConfig | null
   metrics: { host: string; port: number }
-  logging: { level: LogLevel; slow_request_threshold: number }
+  logging: { level: LogLevel; format: 'json' | 'pretty'; slow_request_threshold: number }
 }

@@ -1,4 +1,4 @@
-import { domainToASCII } from 'node:url'
+import { domainToASCII, domainToUnicode } from 'node:url'
 import { GatehouseError } from '../errors.js'
 
 export const MAX_EMAIL_LENGTH = 254
@@ -74,7 +74,7 @@ export function normalizeEmail(input: string): string {
   const labels = domain.split('.')
   if (labels.length < 2) throw invalid('The domain must contain a dot')
   for (const label of labels) {
-    if (label.length > MAX_LABEL_LENGTH || !LABEL.test(label)) {
+    if (label.length > MAX_LABEL_LENGTH || !LABEL.test(label) || !decodes(label)) {
       throw invalid('The domain is not a valid domain name')
     }
   }
@@ -84,4 +84,14 @@ export function normalizeEmail(input: string): string {
   const email = `${local}@${domain}`
   if (email.length > MAX_EMAIL_LENGTH) throw invalid('The email address is longer than 254 characters')
   return email
+}
+
+/**
+ * An `xn--` label must be Punycode that decodes. Node 20's URL parser made domainToASCII
+ * refuse the others (''); Node 24's, on a later UTS #46, passes them through unchanged.
+ */
+function decodes(label: string): boolean {
+  if (!label.startsWith('xn--')) return true
+  const decoded = domainToUnicode(label)
+  return decoded !== '' && decoded !== label
 }

@@ -18,9 +18,10 @@ export interface LoginThrottleOptions {
   onLockout?: () => void
 }
 
-function rateLimited(resetInMs: number): GatehouseError {
+function rateLimited(resetInMs: number, reason: 'locked' | 'ip_rate_limited'): GatehouseError {
   return new GatehouseError('GH_RATE_LIMITED', undefined, {
     retryAfter: Math.max(1, Math.ceil(resetInMs / 1000)),
+    reason,
   })
 }
 
@@ -49,7 +50,7 @@ export class LoginThrottle {
   /** Throws GH_RATE_LIMITED (with `retryAfter`) while the account is locked out. */
   async checkAccount(email: string): Promise<void> {
     const state = await this.#store.peek(accountKey(email))
-    if (state.count >= this.#lockout.max_failures) throw rateLimited(state.resetInMs)
+    if (state.count >= this.#lockout.max_failures) throw rateLimited(state.resetInMs, 'locked')
   }
 
   /** Counts a failed attempt; resolves true when this failure locked the account. */
@@ -72,7 +73,7 @@ export class LoginThrottle {
    */
   async hitIp(ip: string): Promise<void> {
     const state = await this.#ipCounter.increment(`login-ip:${ip}`, this.#loginRateLimit.window)
-    if (state.count > this.#loginRateLimit.max) throw rateLimited(state.resetInMs)
+    if (state.count > this.#loginRateLimit.max) throw rateLimited(state.resetInMs, 'ip_rate_limited')
   }
 }
 

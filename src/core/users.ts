@@ -113,8 +113,8 @@ function toManagedUser(row: UserRow): ManagedUser {
   return { ...toUser(row), disabled: row.disabled }
 }
 
-function invalidCredentials(): GatehouseError {
-  return new GatehouseError('GH_INVALID_CREDENTIALS')
+function invalidCredentials(reason?: string): GatehouseError {
+  return new GatehouseError('GH_INVALID_CREDENTIALS', undefined, { reason })
 }
 
 function notFound(): GatehouseError {
@@ -272,7 +272,7 @@ export class UserService {
       const event = { userId: row?.id ?? null, email, ip }
       await this.#audit.record('login.failed', { ...event, details: { reason } })
       if (locked) await this.#audit.record('login.locked', event)
-      throw invalidCredentials()
+      throw invalidCredentials(reason)
     }
 
     await this.#throttle.clear(accountKey)

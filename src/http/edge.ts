@@ -60,6 +60,7 @@ export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<
   async function handle(request: FastifyRequest, reply: FastifyReply) {
     const outcome = await gate.evaluate(gateRequestOf(request))
     remember(request, outcome)
+    logDecision(request, outcome)
     reply.headers(outcome.responseHeaders)
     if (outcome.kind === 'refuse') return refuse(reply, outcome)
     await forward(request, reply, outcome)
@@ -132,6 +133,21 @@ export function gateRequestOf(request: FastifyRequest): GateRequest {
     clientKey: normalizeIP(request.ip),
     requestId: request.id,
   }
+}
+
+/** `logging.level: debug` shows each decision and its reason (never a credential). */
+function logDecision(request: FastifyRequest, outcome: GateOutcome): void {
+  if (request.log.level !== 'debug' && request.log.level !== 'trace') return
+  request.log.debug({
+    route: outcome.route?.name ?? null,
+    outcome: outcome.outcome,
+    code: outcome.kind === 'refuse' ? outcome.error.code : undefined,
+    reason: outcome.decision?.reason,
+    missing_permissions: outcome.decision?.missing_permissions,
+    user: outcome.identity?.user.id,
+    auth_method: outcome.identity?.method,
+    upstream: outcome.kind === 'allow' ? new URL(outcome.upstream.base).origin : undefined,
+  }, 'route decision')
 }
 
 /** What the access log learns of the decision: the route and who asked. */

@@ -39,6 +39,16 @@ export function locationOf(next: string): string {
   }
 }
 
+/**
+ * A failed sign-in, with why (unknown_email, wrong_password, disabled, locked, …), which the
+ * client is never told. The email is logged as typed (trimmed, lower-cased) unless it is not
+ * an email at all (invalid_email), which is what a password typed in the wrong field looks like.
+ */
+function logFailure(request: FastifyRequest, email: unknown, reason: string): void {
+  const typed = typeof email === 'string' && reason !== 'invalid_email' ? email.trim().toLowerCase().slice(0, 254) : undefined
+  request.log.info({ reason, email: typed }, 'login failed')
+}
+
 function isForm(request: FastifyRequest): boolean {
   return (request.headers['content-type'] ?? '').toLowerCase().startsWith(FORM)
 }
@@ -67,14 +77,14 @@ export async function loginRoutes(app: FastifyInstance, options: LoginRoutesOpti
 
   async function signIn(request: FastifyRequest, reply: FastifyReply, body: LoginBody) {
     const ip = request.ip
-    await throttle.hitIp(ip)
-    const user = await users.authenticate({ email: body.email, password: body.password, ip }).then(
+    const user = await throttle.hitIp(ip).then(() => users.authenticate({ email: body.email, password: body.password, ip })).then(
       (user) => {
         metrics.authAttempt('password', 'success')
         return user
       },
       (err: unknown) => {
         if (isGatehouseError(err) && err.code === 'GH_INVALID_CREDENTIALS') metrics.authAttempt('password', 'failure')
+        if (isGatehouseError(err) && err.reason !== undefined) logFailure(request, body.email, err.reason)
         throw err
       },
     )

@@ -8,16 +8,21 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { DecisionOutcome } from '../core/pipeline/outcome.js'
-
-const DECISION_OUTCOMES: readonly DecisionOutcome[] = ['allow', 'unauthenticated', 'forbidden', 'rate_limited', 'error']
 import { EMAIL_KINDS, type EmailKind } from '../core/mailer.js'
 import type { EmailResult } from '../core/email-outbox.js'
 import type { BreakerRegistry } from '../resilience/breaker-registry.js'
+import { version } from '../version.js'
 import type { BreakerState } from '../resilience/circuit-breaker.js'
 
 export type { DecisionOutcome }
-export type AuthAttemptMethod = 'password' | 'session' | 'pat' | 'oidc'
-export type AuthAttemptResult = 'success' | 'failure'
+/** Every value of each `result` and `outcome` label (SPEC §9): their series exist, at 0, from the start. */
+export const DECISION_OUTCOMES: readonly DecisionOutcome[] = ['allow', 'unauthenticated', 'forbidden', 'rate_limited', 'error']
+export const AUTH_ATTEMPT_METHODS = ['session', 'pat', 'jwt', 'password', 'oidc', 'passkey'] as const
+export const AUTH_ATTEMPT_RESULTS = ['success', 'failure'] as const
+export const RELOAD_RESULTS = ['success', 'failure'] as const
+
+export type AuthAttemptMethod = (typeof AUTH_ATTEMPT_METHODS)[number]
+export type AuthAttemptResult = (typeof AUTH_ATTEMPT_RESULTS)[number]
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
 const STATE_VALUES: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 }
@@ -116,6 +121,17 @@ export class GatewayMetrics {
     })
     // Every label value from the start, so that an alert on failures sees the first one.
     for (const kind of EMAIL_KINDS) for (const result of ['sent', 'failed'] as const) this.#emails.inc({ kind, result }, 0)
+    new Gauge({
+      name: 'gatehouse_build_info',
+      help: 'Always 1: the running version of Gatehouse and of Node.js.',
+      labelNames: ['version', 'node'],
+      registers,
+    }).set({ version, node: process.version }, 1)
+    // Alert rules see the first event only when the series already exists at 0 before it:
+    // increase() over a series that appears with the value 1 is 0.
+    for (const method of AUTH_ATTEMPT_METHODS) for (const result of AUTH_ATTEMPT_RESULTS) this.#authAttempts.inc({ method, result }, 0)
+    for (const result of RELOAD_RESULTS) this.#reloads.inc({ result }, 0)
+
     // The gauges read their sources at scrape time.
     const sources = () => this.#sources
     new Gauge({
@@ -154,6 +170,17 @@ export class GatewayMetrics {
         this.set(cached.value)
       },
     })
+  }
+
+  /**
+   * Starts the per-route counters at 0 for every outcome (each configuration calls it with
+   * its route names; routes removed by a reload keep their series until the process ends).
+   */
+  declareRoutes(names: readonly string[]): void {
+    for (const route of names) {
+      for (const outcome of DECISION_OUTCOMES) this.#decisions.inc({ route, outcome }, 0)
+      this.#rateLimited.inc({ route }, 0)
+    }
   }
 
   /** Where the gauges read from; given sources replace the old ones (a reload brings new services). */

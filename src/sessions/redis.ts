@@ -86,7 +86,7 @@ export class RedisSessionStore implements SessionStore {
         const timer = setTimeout(() => {
           client.off('ready', onReady)
           const reason = lastError ? `: ${lastError.message}` : ''
-          reject(new Error(`could not connect to Redis at ${describeRedisUrl(options.url)} within ${connectTimeoutMs} ms${reason}`))
+          reject(new Error(`could not connect to Redis at ${describeRedisUrl(options.url)} within ${connectTimeoutMs} ms${reason}`, { cause: lastError }))
         }, connectTimeoutMs)
         const onReady = (): void => {
           clearTimeout(timer)

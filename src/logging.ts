@@ -1,0 +1,48 @@
+/**
+ * The gateway's log (SPEC §2 `logging`): one JSON object per line on stdout, with an ISO 8601
+ * `time` and the level by name (`"level":"info"`), so that `jq` and log shippers read it
+ * as it is; or, with `logging.format: pretty`, human-readable lines through pino-pretty for
+ * a terminal. Nothing else is written to stdout while the gateway runs: the start-up banner
+ * goes to stderr.
+ */
+import pino, { type DestinationStream, type LoggerOptions } from 'pino'
+import pretty from 'pino-pretty'
+import type { GatewayConfig } from './config/types.js'
+
+/** Headers, cookies and secrets that must never reach a log line. */
+export const REDACTED_LOG_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'res.headers["set-cookie"]',
+  '*.password',
+  '*.current_password',
+  '*.new_password',
+  '*.token',
+  'password',
+  'current_password',
+  'new_password',
+  'token',
+]
+
+/** One pretty stream on stdout per process, whatever the number of reloads. */
+let prettyStdout: DestinationStream | undefined
+
+/** pino options (with fastify's `stream`) for `logging`; `stream` replaces stdout (tests capture it). */
+export function loggerOptions(logging: GatewayConfig['logging'], stream?: DestinationStream): LoggerOptions & { stream?: DestinationStream } {
+  const common: LoggerOptions = {
+    level: logging.level,
+    redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' },
+  }
+  if (logging.format === 'pretty') {
+    // pino-pretty reads pino's own numeric levels and epoch times and prints both for people.
+    const options = { colorize: false, translateTime: 'SYS:yyyy-mm-dd HH:MM:ss.l o', ignore: 'pid,hostname', sync: true }
+    const target = stream === undefined ? (prettyStdout ??= pretty({ ...options, destination: 1 })) : pretty({ ...options, destination: stream })
+    return { ...common, stream: target }
+  }
+  return {
+    ...common,
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+    ...(stream ? { stream } : {}),
+  }
+}
