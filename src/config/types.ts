@@ -59,6 +59,8 @@ export interface GatewayConfig {
     redirect_http_port: number | null
     /** CIDRs (IPv4 or IPv6), normalised to `address/prefix`; a bare address becomes /32 or /128. */
     trust_proxy: readonly string[]
+    /** Every connection starts with a PROXY v1/v2 header from a trust_proxy peer. */
+    proxy_protocol: boolean
     body_limit: number
     cors: { origins: readonly string[] } | null
   }
