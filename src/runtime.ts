@@ -170,7 +170,8 @@ export interface OpenRuntimeOptions extends Pick<RuntimeDependencies, 'breakers'
 
 /** Opens the database and session store the config names, migrates, and builds the services. */
 export async function openRuntime(config: GatewayConfig, options: OpenRuntimeOptions = {}): Promise<Runtime> {
-  const db = await openDatabase(config.storage.database)
+  const pool = config.storage.pool
+  const db = await openDatabase(config.storage.database, pool ? { poolSize: pool.max, connectionTimeoutMs: pool.connect_timeout } : {})
   let store: SessionStore | undefined
   try {
     if (options.migrate !== false) await migrate(db)

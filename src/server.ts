@@ -135,6 +135,9 @@ export async function startGateway(initialConfig: GatewayConfig, options: Gatewa
   if (createdCertificate) {
     log().warn({ cert: config.server.tls?.cert }, 'created a self-signed development certificate; use a real one in production')
   }
+  if (config.storage.pool !== null && runtime.db.kind !== 'postgres') {
+    log().warn('storage.pool is ignored: embedded storage is one connection (the pool is for PostgreSQL)')
+  }
   if (runtime.store.kind === 'memory') {
     log().warn('sessions are kept in this process only (storage.sessions: memory): they end when it stops and are not shared with replicas')
   }

@@ -13,6 +13,7 @@ const RESTART_ONLY: ReadonlyArray<[string, (c: GatewayConfig) => unknown]> = [
   ['server.redirect_http_port', (c) => c.server.redirect_http_port],
   ['server.proxy_protocol', (c) => c.server.proxy_protocol],
   ['storage.database', (c) => c.storage.database],
+  ['storage.pool', (c) => JSON.stringify(c.storage.pool)],
   ['storage.sessions', (c) => c.storage.sessions],
   ['metrics.host', (c) => c.metrics.host],
   ['metrics.port', (c) => c.metrics.port],

@@ -53,7 +53,13 @@ const server = obj({
 
 const storage = obj({
   database: optional(databaseUrl(), 'embedded:./data/db', 'embedded:<directory> for PGlite on disk, or a postgres:// URL.'),
-  sessions: optional(sessionStoreUrl(), 'memory', 'memory for in-process sessions, or a redis:// URL shared by replicas.'),
+  pool: optional(nullable(obj({
+    max: optional(int({ min: 1, max: 1000 }), 10, 'Most connections open at once.'),
+    connect_timeout: optional(duration({ min: 1, max: MAX_TIMER }), '5s', 'Longest wait for a connection (new or from the pool) before the query fails.'),
+  }, { type: 'PostgreSQL pool' })), null,
+  'PostgreSQL connection pool; ignored (with a warning at start) with embedded storage, which is one connection.', 'max 10, connect_timeout 5s'),
+  sessions: optional(sessionStoreUrl(), 'memory',
+    'memory for in-process sessions, a redis:// URL shared by replicas, or redis-sentinel://h1:26379,h2:26379/<master>/<db> to follow a Sentinel-managed master.'),
 })
 
 const identity = obj({

@@ -67,7 +67,9 @@ export interface GatewayConfig {
   storage: {
     /** `embedded:<absolute path>` or a postgres:// URL. */
     database: string
-    /** `memory` or a redis:// URL. */
+    /** PostgreSQL only; null: the defaults (max 10, connect_timeout 5 s). */
+    pool: { max: number; connect_timeout: number } | null
+    /** `memory`, a redis:// / rediss:// URL or a redis-sentinel:// URL. */
     sessions: string
   }
   identity: {
