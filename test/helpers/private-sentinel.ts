@@ -69,6 +69,7 @@ export async function startSentinelSet(t: Test): Promise<SentinelSet> {
       `sentinel parallel-syncs ${MASTER_NAME} 1`,
       '',
     ].join('\n'))
+    // SENTINEL_DEBUG=1 shows the sentinels' log (+sdown, +odown, +switch-master) when a failover misbehaves.
     const child = spawn('redis-server', [file, '--sentinel'], { stdio: ['ignore', process.env.SENTINEL_DEBUG ? 'inherit' : 'ignore', 'inherit'] })
     processes.push(child)
     sentinelPorts.push(port)
