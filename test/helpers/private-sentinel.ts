@@ -47,10 +47,11 @@ export async function startSentinelSet(t: Test): Promise<SentinelSet> {
     return redis
   }
 
+  // Replication writes an RDB snapshot for the replica's first sync: into the test's directory.
   const masterPort = await freePort()
-  processes.push(await startRedisServer(masterPort))
+  processes.push(await startRedisServer(masterPort, ['--dir', dir]))
   const replicaPort = await freePort()
-  processes.push(await startRedisServer(replicaPort, ['--replicaof', '127.0.0.1', String(masterPort)]))
+  processes.push(await startRedisServer(replicaPort, ['--dir', dir, '--replicaof', '127.0.0.1', String(masterPort)]))
   const replica = client(replicaPort)
   await until('the replica to sync', async () => /master_link_status:up/.test(await replica.info('replication')))
 
