@@ -37,7 +37,7 @@ const server = obj({
   redirect_http_port: optional(nullable(port()), null, 'Port of an optional plain HTTP listener answering 308 to public_url.', 'none'),
   trust_proxy: optional(list(cidr()), [], 'Address ranges of proxies whose X-Forwarded-For is believed.'),
   proxy_protocol: optional(bool(), false,
-    'Whether every connection starts with a PROXY protocol v1 or v2 header, accepted only from trust_proxy peers; its client address then stands for the peer.'),
+    'Whether every connection to the public listener (not redirect_http_port) starts with a PROXY protocol v1 or v2 header, accepted only from trust_proxy peers; its client address then stands for the peer everywhere.'),
   body_limit: optional(size({ max: 1024 ** 3 }), '1mb', 'Largest request body accepted by the /auth endpoints.'),
   cors: optional(nullable(obj({
     origins: required(list(origin(), { min: 1 }), 'Exact origins allowed to call /auth with credentials; never "*".'),
