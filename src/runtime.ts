@@ -180,9 +180,10 @@ export interface OpenRuntimeOptions extends Pick<RuntimeDependencies, 'breakers'
 
 /** Opens the database and session store the config names, migrates, and builds the services. */
 export async function openRuntime(config: GatewayConfig, options: OpenRuntimeOptions = {}): Promise<Runtime> {
-  const { database, sessions } = config.storage
+  const { database, sessions, pool } = config.storage
   const databaseError = (err: unknown) => databaseFailure(database, err)
-  const db = await startupStep('storage.database', () => openDatabase(database), databaseError)
+  const poolOptions = pool ? { poolSize: pool.max, connectionTimeoutMs: pool.connect_timeout } : {}
+  const db = await startupStep('storage.database', () => openDatabase(database, poolOptions), databaseError)
   let store: SessionStore | undefined
   try {
     // A PostgreSQL pool connects on first use: the first query is where an unreachable server shows.

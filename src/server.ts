@@ -11,7 +11,7 @@
  */
 import { createServer as createHttpServer, Server, type IncomingMessage, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Server as NetServer } from 'node:net'
 import type { DestinationStream } from 'pino'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
@@ -21,9 +21,11 @@ import { restartOnlyChanges } from './config/restart-keys.js'
 import type { GatewayConfig } from './config/types.js'
 import { ensureDevCertificate } from './dev-certificate.js'
 import { hasDuplicateHost, isOriginForm } from './http/malformed-requests.js'
+import { trustedProxies } from './http/trusted-proxies.js'
 import { GatewayMetrics } from './metrics/gateway-metrics.js'
 import { startMetricsServer, type MetricsServer } from './metrics/metrics-server.js'
 import { BreakerRegistry } from './resilience/breaker-registry.js'
+import { proxyProtocolListener } from './proxy-protocol/listener.js'
 import { openRuntime, type Runtime } from './runtime.js'
 import { addressOf, errorCode, listenFailure, safeMessage, startupStep } from './startup-error.js'
 import { readTlsFiles, type TlsMaterial } from './tls-files.js'
@@ -105,17 +107,31 @@ export async function startGateway(initialConfig: GatewayConfig, options: Gatewa
     socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
   })
 
+  // server.proxy_protocol: a layer of our own accepts the connections and hands them on once
+  // their header is read; trust_proxy is read at each connection, so a reload applies to it.
+  let proxies = trustedProxies(config.server.trust_proxy)
+  const listener = config.server.proxy_protocol
+    ? proxyProtocolListener(server, {
+      trusts: (peer) => proxies.trusts(peer),
+      onRefused: (peer, reason) => current.app.log.warn({ peer, reason }, 'connection closed: PROXY protocol'),
+    })
+    : server
+
   let metricsServer: MetricsServer | null = null
   let redirect: Server | null = null
   try {
     const { host, port, redirect_http_port: redirectPort } = config.server
-    await startupStep('server.port', () => listen(server, port, host), (err) => listenFailure(host, port, err))
+    await startupStep('server.port', () => listen(listener, port, host), (err) => listenFailure(host, port, err))
+    // node starts enforcing headersTimeout and requestTimeout on 'listening'; the server that
+    // only gets connections handed over never listens itself.
+    if (listener !== server) server.emit('listening')
     metricsServer = await startupStep('metrics.port', () => startMetricsServer(metrics, config.metrics.host, config.metrics.port),
       (err) => listenFailure(config.metrics.host, config.metrics.port, err))
     redirect = redirectPort === null
       ? null
       : await startupStep('server.redirect_http_port', () => startRedirect(config), (err) => listenFailure(host, redirectPort, err))
   } catch (err) {
+    listener.close()
     server.close()
     await metricsServer?.close()
     await current.app.close()
@@ -124,10 +140,13 @@ export async function startGateway(initialConfig: GatewayConfig, options: Gatewa
   }
 
   const log = () => current.app.log
-  const port = (server.address() as AddressInfo).port
+  const port = (listener.address() as AddressInfo).port
   const url = `${tls ? 'https' : 'http'}://${config.server.host === '0.0.0.0' ? 'localhost' : config.server.host}:${port}`
   if (createdCertificate) {
     log().warn({ cert: config.server.tls?.cert }, 'created a self-signed development certificate; use a real one in production')
+  }
+  if (config.storage.pool !== null && runtime.db.kind !== 'postgres') {
+    log().warn('storage.pool is ignored: embedded storage is one connection (the pool is for PostgreSQL)')
   }
   if (runtime.store.kind === 'memory') {
     log().warn('sessions are kept in this process only (storage.sessions: memory): they end when it stops and are not shared with replicas')
@@ -215,6 +234,7 @@ export async function startGateway(initialConfig: GatewayConfig, options: Gatewa
     current = mounted
     log().debug({ config: next.source, changed: configChanges(config, next), routes: next.routes.length }, 'configuration reload details')
     config = next
+    proxies = trustedProxies(next.server.trust_proxy)
     tls = nextTls
     const retiring = retire(previous).catch((err: unknown) => log().error({ err }, 'closing the previous configuration failed'))
     retirements.add(retiring)
@@ -227,7 +247,8 @@ export async function startGateway(initialConfig: GatewayConfig, options: Gatewa
     closed ??= (async () => {
       closing = true
       await reloading?.catch(() => undefined)
-      const stopped = new Promise<void>((resolve) => server.close(() => resolve()))
+      const stopped = new Promise<void>((resolve) => listener.close(() => resolve()))
+      if (listener !== server) server.close()
       server.closeIdleConnections()
       await new Promise<void>((resolve) => (redirect ? redirect.close(() => resolve()) : resolve()))
       if (!(await drained(current))) log().warn({ in_flight: current.inFlight }, 'shutting down with requests still in flight')
@@ -277,7 +298,7 @@ function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err)
 }
 
-function listen(server: Server, port: number, host: string): Promise<void> {
+function listen(server: NetServer, port: number, host: string): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(port, host, () => {

@@ -56,10 +56,11 @@ t.test('the committed gateway.yml', async (t) => {
     tls: { cert: join(root, 'certs/tls.crt'), key: join(root, 'certs/tls.key') },
     redirect_http_port: null,
     trust_proxy: [],
+    proxy_protocol: false,
     body_limit: 1024 * 1024,
     cors: null,
   })
-  t.same(config.storage, { database: `embedded:${join(root, 'data/db')}`, sessions: 'memory' })
+  t.same(config.storage, { database: `embedded:${join(root, 'data/db')}`, pool: null, sessions: 'memory' })
   t.equal(config.identity.signing_key_file, join(root, 'certs/identity-keys.json'))
   t.same(config.roles, { viewer: ['app:read'], operator: ['app:read', 'app:write'], admin: ['*'] })
   t.same(config.default_roles, ['viewer'])
@@ -88,10 +89,11 @@ t.test('every default, from a file that sets almost nothing', async (t) => {
       tls: null,
       redirect_http_port: null,
       trust_proxy: [],
+      proxy_protocol: false,
       body_limit: 1048576,
       cors: null,
     },
-    storage: { database: 'embedded:/etc/gatehouse/data/db', sessions: 'memory' },
+    storage: { database: 'embedded:/etc/gatehouse/data/db', pool: null, sessions: 'memory' },
     identity: { signing_key_file: '/etc/gatehouse/certs/identity-keys.json', assertion_ttl: 60_000, bind_to_request: true },
     sessions: { idle_timeout: 30 * 60_000, absolute_timeout: 24 * 3_600_000, cookie_domain: null },
     auth: {
@@ -231,6 +233,15 @@ t.test('each kind of mistake names its key path', async (t) => {
     ['unknown database', { storage: { database: 'mysql://db/x' } }, 'storage.database'],
     ['embedded without directory', { storage: { database: 'embedded:' } }, 'storage.database'],
     ['unknown session store', { storage: { sessions: 'redis' } }, 'storage.sessions'],
+    ['sentinel URL without a master name', { storage: { sessions: 'redis-sentinel://h1:26379,h2:26379' } }, 'storage.sessions'],
+    ['sentinel URL with a bad host', { storage: { sessions: 'redis-sentinel://h1:26379,,h2/mymaster' } }, 'storage.sessions'],
+    ['sentinel URL with a port out of range', { storage: { sessions: 'redis-sentinel://h1:70000/mymaster' } }, 'storage.sessions'],
+    ['sentinel URL with a bad database', { storage: { sessions: 'redis-sentinel://h1/mymaster/zero' } }, 'storage.sessions'],
+    ['sentinel URL with a query', { storage: { sessions: 'redis-sentinel://h1/mymaster/0?tls=1' } }, 'storage.sessions'],
+    ['pool of no connections', { storage: { pool: { max: 0 } } }, 'storage.pool.max'],
+    ['pool timeout without unit', { storage: { pool: { connect_timeout: 5 } } }, 'storage.pool.connect_timeout'],
+    ['pool unknown key', { storage: { pool: { min: 2 } } }, 'storage.pool.min'],
+    ['PROXY protocol without trusted proxies', { server: { proxy_protocol: true } }, 'server.proxy_protocol'],
     ['zero ttl', { identity: { assertion_ttl: '0s' } }, 'identity.assertion_ttl'],
     ['YAML 1.1 boolean', 'identity:\n  bind_to_request: yes\n', 'identity.bind_to_request'],
     ['idle longer than absolute', { sessions: { idle_timeout: '2d', absolute_timeout: '1d' } }, 'sessions.idle_timeout'],
@@ -421,6 +432,9 @@ t.test('relative paths are resolved against the directory of the config file', a
   t.equal(config.storage.database, 'embedded:/srv/gate/state/db')
   t.equal(config.identity.signing_key_file, '/srv/gate/conf/keys.json')
   t.equal(parse({ storage: { database: 'postgres://u:p@db:5432/gate' } }).storage.database, 'postgres://u:p@db:5432/gate')
+  t.same(parse({ storage: { database: 'postgres://u:p@db:5432/gate', pool: { max: 25 } } }).storage.pool, { max: 25, connect_timeout: 5_000 })
+  const sentinel = 'redis-sentinel://:s%40cret@10.0.0.1:26379,[::1]:26380,sentinel-3/mymaster/2'
+  t.equal(parse({ storage: { sessions: sentinel } }).storage.sessions, sentinel, 'a Sentinel URL is kept as written')
 })
 
 t.test('file-level problems', async (t) => {

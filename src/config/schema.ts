@@ -37,15 +37,30 @@ const server = obj({
   }, { type: 'TLS files' })), null, 'Certificate and key to serve HTTPS; omit only when another TLS terminator is in front.', 'none (plain HTTP)'),
   redirect_http_port: optional(nullable(port()), null, 'Port of an optional plain HTTP listener answering 308 to public_url.', 'none'),
   trust_proxy: optional(list(cidr()), [], 'Address ranges of proxies whose X-Forwarded-For is believed.'),
+  proxy_protocol: optional(bool(), false,
+    'Whether every connection to the public listener (not redirect_http_port) starts with a PROXY protocol v1 or v2 header, accepted only from trust_proxy peers; its client address then stands for the peer everywhere.'),
   body_limit: optional(size({ max: 1024 ** 3 }), '1mb', 'Largest request body accepted by the /auth endpoints.'),
   cors: optional(nullable(obj({
     origins: required(list(origin(), { min: 1 }), 'Exact origins allowed to call /auth with credentials; never "*".'),
   }, { type: 'CORS settings' })), null, 'Lets browser apps on other origins call /auth.', 'none'),
+}, {
+  check(parts, report) {
+    // Without a trusted peer every connection would be closed: a mistake, not a setting.
+    if (parts.proxy_protocol === true && parts.trust_proxy?.length === 0) {
+      report('proxy_protocol', 'needs server.trust_proxy: the addresses of the proxies that send the header')
+    }
+  },
 })
 
 const storage = obj({
   database: optional(databaseUrl(), 'embedded:./data/db', 'embedded:<directory> for PGlite on disk, or a postgres:// URL.'),
-  sessions: optional(sessionStoreUrl(), 'memory', 'memory for in-process sessions, or a redis:// URL shared by replicas.'),
+  pool: optional(nullable(obj({
+    max: optional(int({ min: 1, max: 1000 }), 10, 'Most connections open at once.'),
+    connect_timeout: optional(duration({ min: 1, max: MAX_TIMER }), '5s', 'Longest wait for a connection (new or from the pool) before the query fails.'),
+  }, { type: 'PostgreSQL pool' })), null,
+  'PostgreSQL connection pool; ignored (with a warning at start) with embedded storage, which is one connection.', 'max 10, connect_timeout 5s'),
+  sessions: optional(sessionStoreUrl(), 'memory',
+    'memory for in-process sessions, a redis:// URL shared by replicas, or redis-sentinel://h1:26379,h2:26379/<master>/<db> to follow a Sentinel-managed master.'),
 })
 
 const identity = obj({

@@ -69,13 +69,17 @@ export interface GatewayConfig {
     redirect_http_port: number | null
     /** CIDRs (IPv4 or IPv6), normalised to `address/prefix`; a bare address becomes /32 or /128. */
     trust_proxy: readonly string[]
+    /** Every connection starts with a PROXY v1/v2 header from a trust_proxy peer. */
+    proxy_protocol: boolean
     body_limit: number
     cors: { origins: readonly string[] } | null
   }
   storage: {
     /** `embedded:<absolute path>` or a postgres:// URL. */
     database: string
-    /** `memory` or a redis:// URL. */
+    /** PostgreSQL only; null: the defaults (max 10, connect_timeout 5 s). */
+    pool: { max: number; connect_timeout: number } | null
+    /** `memory`, a redis:// / rediss:// URL or a redis-sentinel:// URL. */
     sessions: string
   }
   identity: {

@@ -11,6 +11,7 @@ import { INVALID, type Result } from './context.js'
 import { int, matching, textLeaf, type Report } from './leaves.js'
 import type { Node } from './node.js'
 import { formatDuration, formatSize, parseDuration, parseSize } from './units.js'
+import { isSentinelUrl, parseSentinelUrl } from '../sessions/redis-url.js'
 
 /** Route, policy and provider names: used in metric labels, JWT audiences and URL paths. */
 const NAME = /^[a-z0-9][a-z0-9_.-]*$/i
@@ -120,11 +121,15 @@ export function databaseUrl(): Node<string> {
   })
 }
 
-/** `memory` or a redis:// (rediss:// for TLS) URL. */
+/** `memory`, a redis:// (rediss:// for TLS) URL, or a redis-sentinel:// URL. */
 export function sessionStoreUrl(): Node<string> {
-  const expected = 'memory or a redis:// URL'
+  const expected = 'memory, a redis:// URL or a redis-sentinel:// URL'
   return textLeaf('session store', expected, (text, report) => {
     if (text === 'memory') return text
+    if (isSentinelUrl(text)) {
+      const target = parseSentinelUrl(text)
+      return typeof target === 'string' ? report.problem(`redis-sentinel:// URL ${target}`) : text
+    }
     const url = parseUrl(text)
     if (url !== null && (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '') return text
     return report.problem(`expected ${expected}`)

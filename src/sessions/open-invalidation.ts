@@ -11,14 +11,14 @@ export interface OpenInvalidationBusOptions {
 
 /**
  * Opens the bus that goes with `storage.sessions`: `memory` (this process only) or
- * `redis://…` / `rediss://…` (rejects when Redis cannot be reached within the connect timeout).
+ * `redis://…` / `rediss://…` / `redis-sentinel://…` (rejects when Redis cannot be reached within the connect timeout).
  */
 export async function openInvalidationBus(
   sessionsUrl: string,
   options: OpenInvalidationBusOptions = {},
 ): Promise<InvalidationBus> {
   if (sessionsUrl === 'memory') return new MemoryInvalidationBus()
-  if (/^rediss?:\/\//i.test(sessionsUrl)) {
+  if (/^(rediss?|redis-sentinel):\/\//i.test(sessionsUrl)) {
     return RedisInvalidationBus.open({
       url: sessionsUrl,
       keyPrefix: options.keyPrefix,
@@ -27,5 +27,5 @@ export async function openInvalidationBus(
   }
   // Only the scheme is echoed: the rest may hold a password.
   const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(sessionsUrl)?.[0] ?? sessionsUrl.slice(0, 12)
-  throw new Error(`unsupported session store "${scheme}…": expected memory or redis://host:6379/0 (rediss:// for TLS)`)
+  throw new Error(`unsupported session store "${scheme}…": expected memory, redis://host:6379/0 (rediss:// for TLS) or redis-sentinel://h1:26379,h2:26379/mymaster/0`)
 }

@@ -14,14 +14,14 @@ export interface OpenSessionStoreOptions {
 
 /**
  * Opens the store named by `storage.sessions`: `memory` (this process only) or
- * `redis://…` / `rediss://…` (rejects when Redis cannot be reached within the connect timeout).
+ * `redis://…` / `rediss://…` / `redis-sentinel://…` (rejects when Redis cannot be reached within the connect timeout).
  */
 export async function openSessionStore(url: string, options: OpenSessionStoreOptions = {}): Promise<SessionStore> {
   if (url === 'memory') return new MemorySessionStore({ clock: options.clock })
-  if (/^rediss?:\/\//i.test(url)) {
+  if (/^(rediss?|redis-sentinel):\/\//i.test(url)) {
     return RedisSessionStore.open({ url, keyPrefix: options.keyPrefix, connectTimeoutMs: options.connectTimeoutMs })
   }
   // Only the scheme is echoed: the rest may hold a password.
   const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(url)?.[0] ?? url.slice(0, 12)
-  throw new Error(`unsupported session store "${scheme}…": expected memory or redis://host:6379/0 (rediss:// for TLS)`)
+  throw new Error(`unsupported session store "${scheme}…": expected memory, redis://host:6379/0 (rediss:// for TLS) or redis-sentinel://h1:26379,h2:26379/mymaster/0`)
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import { deliver, parseInvalidationMessage, type InvalidationBus, type InvalidationMessage } from './invalidation.js'
-import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_KEY_PREFIX, describeRedisUrl, failFastOptions } from './redis.js'
+import { createRedisClient, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_KEY_PREFIX, describeRedisUrl, failFastOptions } from './redis.js'
 
 /** How often the subscriber connection is pinged, so that a silently dead one is noticed. */
 export const DEFAULT_HEARTBEAT_MS = 1_000
@@ -9,7 +9,7 @@ export const DEFAULT_HEARTBEAT_MS = 1_000
 const MAX_MESSAGE_LENGTH = 1_024
 
 export interface RedisInvalidationBusOptions {
-  /** redis:// or rediss:// (TLS), as for the session store. */
+  /** redis://, rediss:// (TLS) or redis-sentinel://, as for the session store. */
   url: string
   /**
    * The channel is `<keyPrefix>invalidate`. Pub/sub channels are shared by every database
@@ -79,7 +79,7 @@ export class RedisInvalidationBus implements InvalidationBus {
     const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS
     const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS
     if (!(heartbeatMs > 0) || !Number.isFinite(heartbeatMs)) throw new RangeError(`heartbeatMs must be positive, got ${heartbeatMs}`)
-    const publisher = new Redis(options.url, failFastOptions(connectTimeoutMs, options.commandTimeoutMs))
+    const publisher = createRedisClient(options.url, failFastOptions(connectTimeoutMs, options.commandTimeoutMs))
     // Resubscribing is done by the bus on every 'ready', so that it knows when it is done.
     // A connection dropped for a missed heartbeat is destroyed after disconnectTimeout if it
     // does not close by itself (a frozen peer never answers the FIN).

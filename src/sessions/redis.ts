@@ -1,4 +1,5 @@
 import { Redis, type RedisOptions, type Result } from 'ioredis'
+import { describeRedisUrl, isSentinelUrl, parseSentinelUrl } from './redis-url.js'
 import type { CounterState, SessionStore } from './store.js'
 
 export const DEFAULT_KEY_PREFIX = 'gh:'
@@ -7,7 +8,7 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000
 export const DEFAULT_COMMAND_TIMEOUT_MS = 2_000
 
 export interface RedisSessionStoreOptions {
-  /** redis:// or rediss:// (TLS), with optional user, password and database number. */
+  /** redis:// or rediss:// (TLS), with optional user, password and database number; or redis-sentinel://. */
   url: string
   /** Prepended to every key, so that several gateways (or tests) can share one Redis. */
   keyPrefix?: string
@@ -67,7 +68,7 @@ export class RedisSessionStore implements SessionStore {
    */
   static async open(options: RedisSessionStoreOptions): Promise<RedisSessionStore> {
     const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS
-    const client = new Redis(options.url, {
+    const client = createRedisClient(options.url, {
       keyPrefix: options.keyPrefix ?? DEFAULT_KEY_PREFIX,
       ...failFastOptions(connectTimeoutMs, options.commandTimeoutMs),
     })
@@ -175,14 +176,30 @@ function milliseconds(ttlMs: number): number {
   return Math.ceil(ttlMs)
 }
 
-/** host:port of a Redis URL, without its credentials, for messages. */
-export function describeRedisUrl(url: string): string {
-  try {
-    const { hostname, port } = new URL(url)
-    return `${hostname}:${port || '6379'}`
-  } catch {
-    return 'the configured URL'
-  }
+export { describeRedisUrl }
+
+/**
+ * A client of the Redis a `storage.sessions` URL names: redis:// or rediss:// as ioredis reads
+ * it, or redis-sentinel://, where ioredis asks the sentinels for the master, and asks again
+ * whenever the connection drops or a sentinel announces a new master (failoverDetector).
+ */
+export function createRedisClient(url: string, options: RedisOptions): Redis {
+  if (!isSentinelUrl(url)) return new Redis(url, options)
+  const target = parseSentinelUrl(url)
+  // Config validation has already refused a bad URL; this is a caller's mistake.
+  if (typeof target === 'string') throw new TypeError(`storage.sessions: ${target}`)
+  return new Redis({
+    ...options,
+    sentinels: target.sentinels,
+    name: target.name,
+    db: target.db,
+    username: target.username,
+    password: target.password,
+    failoverDetector: true,
+    // A master demoted while we stayed connected (a partition, a manual failover) answers
+    // writes with READONLY: reconnect, which asks the sentinels for the new master.
+    reconnectOnError: (error) => error.message.startsWith('READONLY'),
+  })
 }
 
 /**

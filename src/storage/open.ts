@@ -8,6 +8,8 @@ export { DatabaseInUseError } from './embedded-lock.js'
 export interface OpenDatabaseOptions {
   /** Connections in the pool (PostgreSQL only). */
   poolSize?: number
+  /** Longest wait for a connection (PostgreSQL only). */
+  connectionTimeoutMs?: number
 }
 
 const EMBEDDED_PREFIX = 'embedded:'
@@ -25,7 +27,7 @@ export async function openDatabase(url: string, options: OpenDatabaseOptions = {
     return PgliteDatabase.open(path.resolve(dir))
   }
   if (/^postgres(ql)?:\/\//i.test(url)) {
-    return new PgDatabase({ connectionString: url, poolSize: options.poolSize })
+    return new PgDatabase({ connectionString: url, poolSize: options.poolSize, connectionTimeoutMs: options.connectionTimeoutMs })
   }
   // Only the scheme is echoed: the rest may hold a password.
   const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(url)?.[0] ?? url.slice(0, 12)

@@ -31,9 +31,9 @@ export async function freePort(): Promise<number> {
   return address.port
 }
 
-/** Starts redis-server on 127.0.0.1:port and resolves once it accepts connections. */
-export async function startRedisServer(port: number): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+/** Starts redis-server on 127.0.0.1:port (with `extra` arguments) and resolves once it accepts connections. */
+export async function startRedisServer(port: number, extra: readonly string[] = []): Promise<ChildProcess> {
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extra], {
     stdio: ['ignore', 'pipe', 'inherit'],
   })
   let output = ''
