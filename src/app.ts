@@ -10,6 +10,7 @@ import type { DestinationStream } from 'pino'
 import { accessHook } from './http/access.js'
 import { addAccessLog, type AccessLog } from './http/access-log.js'
 import { adminRoutes } from './http/admin-routes.js'
+import { auditRoutes } from './http/audit-routes.js'
 import { authRoutes } from './http/auth-routes.js'
 import { createAuthenticator } from './http/authenticate.js'
 import { addAuthCors } from './http/cors.js'
@@ -125,6 +126,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     await auth.register(authRoutes, { runtime, cookie: sessionCookie })
     await auth.register(tokenRoutes, { runtime })
     await auth.register(adminRoutes, { runtime })
+    await auth.register(auditRoutes, { audit: runtime.audit })
   })
 
   app.get('/.well-known/jwks.json', async (_request, reply) => {

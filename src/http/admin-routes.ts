@@ -12,7 +12,12 @@ import * as schemas from './schemas.js'
 
 export const MANAGE_USERS = 'users:manage'
 
-function requireManager(request: FastifyRequest) {
+/**
+ * The caller's identity when it holds `users:manage`, else GH_FORBIDDEN. For a PAT (see the
+ * `admin` access) its `permissions` are the token's list ∩ its owner's current permissions:
+ * what the actor may do and grant.
+ */
+export function requireManager(request: FastifyRequest) {
   const identity = identityOf(request)
   if (!hasPermission(identity.permissions, MANAGE_USERS)) {
     throw new GatehouseError('GH_FORBIDDEN', `Missing permission: ${MANAGE_USERS}`, {
@@ -28,7 +33,7 @@ export async function adminRoutes(app: FastifyInstance, { runtime }: { runtime: 
   app.get<{ Querystring: { limit?: string; cursor?: string } }>(
     '/auth/admin/users',
     {
-      config: { access: 'session' },
+      config: { access: 'admin' },
       schema: { querystring: schemas.pageQuery, response: { 200: schemas.adminUserPage, ...schemas.errorResponses } },
     },
     async (request) => {
@@ -41,7 +46,7 @@ export async function adminRoutes(app: FastifyInstance, { runtime }: { runtime: 
   app.get<{ Params: { id: string } }>(
     '/auth/admin/users/:id',
     {
-      config: { access: 'session' },
+      config: { access: 'admin' },
       schema: { params: schemas.idParams, response: { 200: { $ref: 'AdminUser#' }, ...schemas.errorResponses } },
     },
     async (request) => {
@@ -55,7 +60,7 @@ export async function adminRoutes(app: FastifyInstance, { runtime }: { runtime: 
   app.patch<{ Params: { id: string }; Body: { roles?: string[]; disabled?: boolean } }>(
     '/auth/admin/users/:id',
     {
-      config: { access: 'session' },
+      config: { access: 'admin' },
       schema: {
         params: schemas.idParams,
         body: schemas.adminPatchBody,
@@ -78,7 +83,7 @@ export async function adminRoutes(app: FastifyInstance, { runtime }: { runtime: 
   app.delete<{ Params: { id: string } }>(
     '/auth/admin/users/:id',
     {
-      config: { access: 'session' },
+      config: { access: 'admin' },
       schema: { params: schemas.idParams, response: { 204: schemas.noContent, ...schemas.errorResponses } },
     },
     async (request, reply) => {

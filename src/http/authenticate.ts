@@ -40,6 +40,7 @@ export function createAuthenticator(runtime: Runtime, cookieName: string, onAtte
       via,
       expiresAt: active.expiresAt,
       tokenId: null,
+      explicitPermissions: false,
     }
   }
 
@@ -58,6 +59,7 @@ export function createAuthenticator(runtime: Runtime, cookieName: string, onAtte
         via: 'header',
         expiresAt: pat.expiresAt,
         tokenId: pat.patId,
+        explicitPermissions: pat.explicitPermissions,
       }
     }
     if (header?.kind === 'session') {
