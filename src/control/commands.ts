@@ -7,7 +7,7 @@
 import type { AuditEntry, AuditLog } from '../core/audit.js'
 import { normalizeEmail } from '../core/email.js'
 import type { CreatedPat, PatInfo, PatService, RoleMap } from '../core/pats.js'
-import { ALL_PERMISSIONS, permissionsFor } from '../core/permissions.js'
+import { knownPermissions, permissionsFor } from '../core/permissions.js'
 import type { SessionService } from '../core/sessions.js'
 import type { ManagedUser, User, UserService } from '../core/users.js'
 import { GatehouseError } from '../errors.js'
@@ -29,6 +29,8 @@ export interface ControlServices {
   audit: AuditLog
   /** `roles` of the configuration in use. */
   roles: RoleMap
+  /** The permissions that configuration knows (core/permissions.ts knownPermissions). */
+  permissions: ReadonlySet<string>
   /** Applies pending migrations to the database in use. */
   migrate(): Promise<{ applied: number[] }>
 }
@@ -41,6 +43,7 @@ export function servicesOf(runtime: Runtime): ControlServices {
     pats: runtime.pats,
     audit: runtime.audit,
     roles: runtime.config.roles,
+    permissions: knownPermissions(runtime.config),
     migrate: () => migrate(runtime.db),
   }
 }
@@ -153,7 +156,7 @@ const handlers: { [C in CommandName]: Handler<C> } = {
       permissions: optional(a, 'permissions', textList),
     }),
     run: async (s, a) => {
-      if (a.permissions !== null) refuseUngranted(a.permissions, s.roles)
+      if (a.permissions !== null) refuseUnknown(a.permissions, s.permissions)
       const owner = await requireUser(s, a.email)
       if (owner.disabled) throw new CommandFailure(`${owner.email} is disabled`)
       return s.pats.create(
@@ -224,14 +227,13 @@ function emailOf(email: string): string {
 }
 
 /**
- * A permission that no role grants is a typo, never a token's right: refused (SPEC §8), even
- * for an owner holding `*`, whose token would otherwise carry a name nothing checks.
+ * A permission that no role grants (by name) and nothing checks is a typo, never a token's
+ * right: refused (SPEC §8), even for an owner holding `*`, who holds every name.
  */
-function refuseUngranted(permissions: readonly string[], roles: RoleMap): void {
-  const granted = new Set(Object.values(roles).flat())
-  const unknown = permissions.filter((permission) => permission !== ALL_PERMISSIONS && !granted.has(permission))
+function refuseUnknown(permissions: readonly string[], known: ReadonlySet<string>): void {
+  const unknown = permissions.filter((permission) => !known.has(permission))
   if (unknown.length > 0) {
-    throw new GatehouseError('GH_VALIDATION', `No role grants ${unknown.join(', ')}`, {
+    throw new GatehouseError('GH_VALIDATION', `Unknown permission (no role grants it, no route needs it): ${unknown.join(', ')}`, {
       details: { field: 'permissions', unknown },
     })
   }

@@ -4,13 +4,13 @@
  * their PATs from every replica's cache at once.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { hasPermission } from '../core/permissions.js'
+import { hasPermission, MANAGE_USERS } from '../core/permissions.js'
 import { GatehouseError } from '../errors.js'
 import type { Runtime } from '../runtime.js'
 import { identityOf } from './access.js'
 import * as schemas from './schemas.js'
 
-export const MANAGE_USERS = 'users:manage'
+export { MANAGE_USERS }
 
 /**
  * The caller's identity when it holds `users:manage`, else GH_FORBIDDEN. For a PAT (see the
