@@ -21,6 +21,8 @@ const BOT = 'bot@example.com'
 const postgres = databaseBackends().find((backend) => backend.name === 'postgres')
 if (postgres === undefined && requireBackends()) throw new Error('GATEHOUSE_REQUIRE_BACKENDS=1 but TEST_DATABASE_URL is not set')
 const redisServer = haveRedisServer('the CLI test against PostgreSQL')
+// A dozen node processes one after another: minutes on a loaded machine.
+t.setTimeout(300_000)
 
 t.test(
   'the gatehouse command with PostgreSQL, while serve runs',

@@ -34,11 +34,15 @@ function config(overrides: (raw: RawConfig) => void = () => {}): string {
       { name: 'public', match: '/public', upstream: 'http://127.0.0.1:9', auth: 'public' },
     ],
     metrics: { port: 0 },
-    logging: { level: 'warn' },
+    // info: the control socket's command lines are checked (and that no password is among them).
+    logging: { level: 'info' },
   }
   overrides(raw)
   return yaml.dump(raw)
 }
+
+// Some forty node processes, most opening PGlite one after another: minutes on a loaded machine.
+t.setTimeout(480_000)
 
 t.test('the gatehouse command', async (t) => {
   // Embedded databases are copies of the shared templates (no initdb here), moved under each

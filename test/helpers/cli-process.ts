@@ -24,12 +24,12 @@ export interface RunOptions {
   input?: string
 }
 
-/** Runs the CLI to completion (at most 60 s). GATEHOUSE_CONFIG is unset unless `env` sets it. */
+/** Runs the CLI to completion (at most 180 s: a loaded machine starts node slowly). GATEHOUSE_CONFIG is unset unless `env` sets it. */
 export async function run(args: string[], options: RunOptions): Promise<Run> {
   const env: NodeJS.ProcessEnv = { ...process.env, ...options.env }
   if (options.env?.GATEHOUSE_CONFIG === undefined) delete env.GATEHOUSE_CONFIG
   const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd, env, stdio: ['pipe', 'pipe', 'pipe'] })
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
+  const timer = setTimeout(() => child.kill('SIGKILL'), 180_000)
   let stdout = ''
   let stderr = ''
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
@@ -53,7 +53,7 @@ export async function serve(t: Test, cwd: string): Promise<{ child: ChildProcess
   let output = ''
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk))
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start within 20 s: ${output}`)), 20_000)
+    const timer = setTimeout(() => reject(new Error(`serve did not start within 120 s: ${output}`)), 20_000)
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
       output += chunk
       const found = /listening on (https?:\/\/\S+)/i.exec(output)
