@@ -53,7 +53,7 @@ export async function serve(t: Test, cwd: string): Promise<{ child: ChildProcess
   let output = ''
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk))
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start within 120 s: ${output}`)), 20_000)
+    const timer = setTimeout(() => reject(new Error(`serve did not start within 120 s: ${output}`)), 120_000)
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
       output += chunk
       const found = /listening on (https?:\/\/\S+)/i.exec(output)
