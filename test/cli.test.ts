@@ -42,7 +42,7 @@ function config(overrides: (raw: RawConfig) => void = () => {}): string {
 }
 
 // Some forty node processes, most opening PGlite one after another: minutes on a loaded machine.
-t.setTimeout(480_000)
+t.setTimeout(900_000)
 
 t.test('the gatehouse command', async (t) => {
   // Embedded databases are copies of the shared templates (no initdb here), moved under each
