@@ -13,6 +13,7 @@ import { accessHook } from './http/access.js'
 import { accountRoutes } from './http/account-routes.js'
 import { addAccessLog, type AccessLog } from './http/access-log.js'
 import { adminRoutes } from './http/admin-routes.js'
+import { auditRoutes } from './http/audit-routes.js'
 import { authRoutes } from './http/auth-routes.js'
 import { createAuthenticator } from './http/authenticate.js'
 import { addAuthCors } from './http/cors.js'
@@ -179,6 +180,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
       passwordMinLength: config.auth.password.min_length,
       bodyLimit: config.server.body_limit,
     })
+    await auth.register(auditRoutes, { audit })
   })
 
   app.get('/.well-known/jwks.json', async (_request, reply) => {

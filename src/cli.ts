@@ -1,9 +1,15 @@
 /**
  * The `gatehouse` command (SPEC §8). Errors go to stderr; exit 1 on failure, 2 on bad usage.
  */
-import { Command, CommanderError, Option } from 'commander'
-import { checkConfigFiles, ConfigError, loadConfig, resolveConfigPath } from './config/index.js'
-import type { GatewayConfig } from './config/types.js'
+import { Command, CommanderError } from 'commander'
+import { addAuditCommands } from './cli/audit-commands.js'
+import { execute } from './cli/execute.js'
+import { addTokenCommands } from './cli/token-commands.js'
+import { addUserCommands } from './cli/user-commands.js'
+import { configOption, loadCommandConfig, resolveConfigPath, UsageError, type ConfigOptions } from './cli/usage.js'
+import { checkConfigFiles, ConfigError, loadConfig } from './config/index.js'
+import { CommandFailure } from './control/commands.js'
+import { openGatewayControl } from './control/gateway-control.js'
 import { systemClock } from './core/clock.js'
 import { rotateKeys } from './core/identity-keys.js'
 import type { Identity } from './core/identity.js'
@@ -12,45 +18,8 @@ import { explain } from './core/pipeline/index.js'
 import { RouteTable } from './core/route-table.js'
 import { GatehouseError } from './errors.js'
 import { formatExplanation } from './explain-format.js'
-import { openRuntime, type Runtime } from './runtime.js'
 import { closeOnSignals, startGateway } from './server.js'
-import { migrate } from './storage/migrate.js'
-import { openDatabase } from './storage/open.js'
 import { version } from './version.js'
-
-/** The command line itself is wrong: exit 2, like commander's own usage errors. */
-class UsageError extends Error {}
-/** The command could not do what was asked: printed as is, exit 1. */
-class CommandFailure extends Error {}
-
-const collect = (value: string, previous: string[]) => [...previous, value]
-
-async function readStdin(): Promise<string> {
-  if (process.stdin.isTTY) throw new UsageError('--password-stdin reads the password from standard input; pipe it in')
-  const chunks: Buffer[] = []
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '')
-}
-
-async function config(options: { config?: string }): Promise<GatewayConfig> {
-  return loadConfig(resolveConfigPath(options.config))
-}
-
-/** Opens the stores for one command and always closes them. */
-async function withRuntime<T>(options: { config?: string }, fn: (runtime: Runtime) => Promise<T>): Promise<T> {
-  const runtime = await openRuntime(await config(options))
-  try {
-    return await fn(runtime)
-  } finally {
-    await runtime.close()
-  }
-}
-
-async function requireUser(runtime: Runtime, email: string) {
-  const user = await runtime.users.getByEmail(email)
-  if (user === null) throw new CommandFailure(`no user with email ${email}`)
-  return user
-}
 
 export function buildProgram(state: { serving: boolean } = { serving: false }): Command {
   const program = new Command('gatehouse')
@@ -58,17 +27,22 @@ export function buildProgram(state: { serving: boolean } = { serving: false }): 
     .version(version)
     .exitOverride()
     .showHelpAfterError()
-  const configOption = () =>
-    new Option('--config <file>', 'gateway.yml to use (default: $GATEHOUSE_CONFIG, then ./gateway.yml)')
 
   program
     .command('serve')
     .description('run the gateway')
     .addOption(configOption())
-    .action(async (options: { config?: string }) => {
-      const gateway = await startGateway(await config(options))
+    .action(async (options: ConfigOptions) => {
+      const gateway = await startGateway(await loadCommandConfig(options))
       closeOnSignals(gateway)
       state.serving = true
+      try {
+        const control = await openGatewayControl(gateway)
+        // A process that exits leaves no socket behind (the next start would replace it anyway).
+        if (control !== null) process.once('exit', () => control.removeSync())
+      } catch (err) {
+        gateway.app.log.error({ err }, 'the control socket could not be opened: CLI commands cannot reach this gateway while it runs')
+      }
       const users = await gateway.runtime.users.count()
       // For the person at the terminal, on stderr: stdout carries the JSON log only (jq-able).
       process.stderr.write(`\nGatehouse ${version} is listening on ${gateway.url}\n`)
@@ -77,8 +51,7 @@ export function buildProgram(state: { serving: boolean } = { serving: false }): 
         process.stderr.write(
           `\nNo users yet. Register one with the API:\n` +
             `  curl -k ${gateway.url}/auth/register -H 'content-type: application/json' -d '{"email":"you@example.com","password":"fifteen or more characters"}'\n` +
-            `or create the first admin ` +
-            `(with embedded storage, stop the gateway first):\n` +
+            `or create the first admin (this works while the gateway runs):\n` +
             `  printf '%s' 'a-long-passphrase-here' | npm run -s gatehouse -- user create --email admin@example.com --role admin --password-stdin\n\n`,
         )
       }
@@ -100,114 +73,24 @@ export function buildProgram(state: { serving: boolean } = { serving: false }): 
     .command('migrate')
     .description('apply pending database migrations')
     .addOption(configOption())
-    .action(async (options: { config?: string }) => {
-      const db = await openDatabase((await config(options)).storage.database)
-      try {
-        const { applied } = await migrate(db)
-        process.stdout.write(applied.length === 0 ? 'database is up to date\n' : `applied migrations ${applied.join(', ')}\n`)
-      } finally {
-        await db.close()
-      }
+    .action(async (options: ConfigOptions) => {
+      const { applied } = await execute(options, 'migrate', {})
+      process.stdout.write(applied.length === 0 ? 'database is up to date\n' : `applied migrations ${applied.join(', ')}\n`)
     })
 
-  const user = program.command('user').description('manage users')
-  user
-    .command('create')
-    .description('create a user (with --password-stdin, the password is read from standard input)')
-    .requiredOption('--email <email>', 'email address')
-    .option('--name <name>', 'display name')
-    .option('--role <role>', 'a role (repeatable; default: default_roles)', collect, [])
-    .option('--password-stdin', 'read the password from standard input')
-    .addOption(configOption())
-    .action(async (options: { email: string; name?: string; role: string[]; passwordStdin?: boolean; config?: string }) => {
-      const password = options.passwordStdin ? await readStdin() : null
-      await withRuntime(options, async ({ users }) => {
-        const created = await users.register(
-          { email: options.email, password, name: options.name ?? null },
-          options.role.length > 0 ? { roles: options.role } : {},
-        )
-        process.stdout.write(`created ${created.email} (${created.id}) with roles: ${created.roles.join(', ') || '(none)'}\n`)
-      })
-    })
-
-  user
-    .command('set-roles')
-    .description("replace a user's roles")
-    .requiredOption('--email <email>', 'email address')
-    .option('--role <role>', 'a role (repeatable)', collect, [])
-    .addOption(configOption())
-    .action(async (options: { email: string; role: string[]; config?: string }) => {
-      if (options.role.length === 0) throw new UsageError('give at least one --role')
-      await withRuntime(options, async (runtime) => {
-        const target = await requireUser(runtime, options.email)
-        const updated = await runtime.users.setRoles(target.id, options.role)
-        process.stdout.write(`${updated.email}: roles ${updated.roles.join(', ')}\n`)
-      })
-    })
-
-  user
-    .command('disable')
-    .description('disable a user and end their sessions')
-    .requiredOption('--email <email>', 'email address')
-    .addOption(configOption())
-    .action(async (options: { email: string; config?: string }) => {
-      await withRuntime(options, async (runtime) => {
-        const target = await requireUser(runtime, options.email)
-        await runtime.users.setDisabled(target.id, true)
-        const ended = await runtime.sessions.revokeAll(target.id)
-        process.stdout.write(`${target.email}: disabled, ${ended} session(s) ended\n`)
-      })
-    })
-
-  user
-    .command('list')
-    .description('list users')
-    .addOption(configOption())
-    .action(async (options: { config?: string }) => {
-      await withRuntime(options, async ({ users }) => {
-        let cursor: string | null = null
-        process.stdout.write('id\temail\troles\tdisabled\tcreated_at\n')
-        do {
-          const page = await users.list({ limit: 100, cursor })
-          for (const u of page.items) {
-            process.stdout.write(`${u.id}\t${u.email}\t${u.roles.join(',')}\t${u.disabled}\t${u.created_at}\n`)
-          }
-          cursor = page.next_cursor
-        } while (cursor !== null)
-      })
-    })
-
-  const token = program.command('token').description('manage personal access tokens')
-  token
-    .command('create')
-    .description('create a personal access token for a user; prints only the token')
-    .requiredOption('--email <email>', "the owner's email address")
-    .requiredOption('--name <name>', 'a name for the token')
-    .option('--expires-days <days>', 'days until it expires (default: never)')
-    .option('--permission <permission>', 'a permission the token carries (repeatable; default: all of the owner\'s)', collect, [])
-    .addOption(configOption())
-    .action(async (options: { email: string; name: string; expiresDays?: string; permission: string[]; config?: string }) => {
-      const days = options.expiresDays === undefined ? null : Number(options.expiresDays)
-      if (days !== null && !(Number.isInteger(days) && days > 0)) throw new UsageError('--expires-days takes a whole number of days')
-      await withRuntime(options, async (runtime) => {
-        const owner = await requireUser(runtime, options.email)
-        if (owner.disabled) throw new CommandFailure(`${owner.email} is disabled`)
-        const created = await runtime.pats.create(
-          { id: owner.id, permissions: permissionsFor(owner.roles, runtime.config.roles) },
-          { name: options.name, expires_in_days: days, permissions: options.permission.length > 0 ? options.permission : null },
-        )
-        process.stdout.write(`${created.token}\n`)
-      })
-    })
+  addUserCommands(program)
+  addTokenCommands(program)
+  addAuditCommands(program)
 
   program
     .command('keys')
     .description('manage the identity signing keys')
     .command('rotate')
     .description('start signing with a new key; the previous one stays published until its assertions expire')
+    .option('--signing', 'rotate the identity signing key (the default)')
     .addOption(configOption())
-    .action(async (options: { config?: string }) => {
-      const loaded = await config(options)
+    .action(async (options: ConfigOptions & { signing?: boolean }) => {
+      const loaded = await loadCommandConfig(options)
       const result = await rotateKeys(loaded.identity.signing_key_file, {
         clock: systemClock,
         assertionTtlMs: loaded.identity.assertion_ttl,
@@ -231,26 +114,24 @@ export function buildProgram(state: { serving: boolean } = { serving: false }): 
       if ((options.email === undefined) === (options.anonymous !== true)) {
         throw new UsageError('give exactly one of --email E and --anonymous')
       }
-      const loaded = await config(options)
+      const loaded = await loadCommandConfig(options)
       // As the edge sees them: a forward-auth-only route is not there.
       const table = new RouteTable(loaded.routes.filter((route) => route.upstream !== null))
       let identity: Identity | null = null
       if (options.email !== undefined) {
-        const email = options.email
-        identity = await withRuntime(options, async (runtime) => {
-          const user = await requireUser(runtime, email)
-          if (user.disabled) throw new CommandFailure(`${user.email} is disabled: every request of theirs is refused`)
-          return {
-            user,
-            permissions: permissionsFor(user.roles, loaded.roles),
-            method: 'session',
-            amr: 'pwd',
-            session: null,
-            via: 'header',
-            expiresAt: null,
-            tokenId: null,
-          } satisfies Identity
-        })
+        const user = await execute(options, 'user.get', { email: options.email })
+        if (user.disabled) throw new CommandFailure(`${user.email} is disabled: every request of theirs is refused`)
+        identity = {
+          user,
+          permissions: permissionsFor(user.roles, loaded.roles),
+          method: 'session',
+          amr: 'pwd',
+          session: null,
+          via: 'header',
+          expiresAt: null,
+          tokenId: null,
+          explicitPermissions: false,
+        }
       }
       const host = options.host ?? new URL(loaded.server.public_url).host
       const explanation = await explain(table, options.path, options.method, identity, { host, publicUrl: loaded.server.public_url })

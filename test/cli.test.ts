@@ -1,61 +1,24 @@
 /**
  * The built `gatehouse` command as a real process (SPEC §8): `node dist/src/bin.js …` in a
  * temporary directory holding a gateway.yml and its embedded database. Exit codes (0 ok,
- * 1 failure, 2 bad usage), stdout for results, stderr for errors; the embedded-storage lock
- * against a running `serve`; and `serve` stopping with 0 on SIGTERM.
+ * 1 failure, 2 bad usage), stdout for results, stderr for errors; every operator command
+ * against a running `serve` through its control socket; and `serve` stopping with 0 on SIGTERM.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import yaml from 'js-yaml'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { systemClock } from '../src/core/clock.js'
 import { KeyRing } from '../src/core/identity-keys.js'
 import { databaseBackends } from './helpers/backends.js'
+import { lines, PAT_LINE, run, serve, type Run } from './helpers/cli-process.js'
 import type { RawConfig } from './helpers/gateway.js'
 
-const BIN = fileURLToPath(new URL('../src/bin.js', import.meta.url))
-const PAT_LINE = /^pat_[0-9A-Za-z]{49}\n$/
 const PASSWORD = 'correct horse battery staple'
 const ADMIN = 'admin@example.com'
 const VIEWER = 'viewer@example.com'
-
-interface Run {
-  code: number | null
-  signal: NodeJS.Signals | null
-  stdout: string
-  stderr: string
-}
-
-interface RunOptions {
-  cwd: string
-  env?: Record<string, string>
-  /** Written to stdin, which is then closed; without it stdin is empty and closed. */
-  input?: string
-}
-
-/** Runs the CLI to completion (at most 60 s). GATEHOUSE_CONFIG is unset unless `env` sets it. */
-async function run(args: string[], options: RunOptions): Promise<Run> {
-  const env: NodeJS.ProcessEnv = { ...process.env, ...options.env }
-  if (options.env?.GATEHOUSE_CONFIG === undefined) delete env.GATEHOUSE_CONFIG
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd, env, stdio: ['pipe', 'pipe', 'pipe'] })
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-  child.stdin.end(options.input ?? '')
-  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null]
-  clearTimeout(timer)
-  return { code, signal, stdout, stderr }
-}
-
-function lines(text: string): string[] {
-  return text.split('\n').filter((line) => line.trim() !== '')
-}
 
 function config(overrides: (raw: RawConfig) => void = () => {}): string {
   const raw: RawConfig = {
@@ -72,38 +35,15 @@ function config(overrides: (raw: RawConfig) => void = () => {}): string {
       { name: 'public', match: '/public', upstream: 'http://127.0.0.1:9', auth: 'public' },
     ],
     metrics: { port: 0 },
-    logging: { level: 'warn' },
+    // info: the control socket's command lines are checked (and that no password is among them).
+    logging: { level: 'info' },
   }
   overrides(raw)
   return yaml.dump(raw)
 }
 
-/** Starts `serve` and resolves its URL once it says it listens (rejects if it exits first). */
-async function serve(t: Test, cwd: string): Promise<{ child: ChildProcess; url: string; output: () => string }> {
-  const child = spawn(process.execPath, [BIN, 'serve'], { cwd, env: { ...process.env, GATEHOUSE_CONFIG: '' }, stdio: ['ignore', 'pipe', 'pipe'] })
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-  })
-  let output = ''
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk))
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start within 20 s: ${output}`)), 20_000)
-    // The banner is on stderr: stdout carries the JSON log only.
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      output += chunk
-      const found = /listening on (https?:\/\/\S+)/i.exec(output)
-      if (found?.[1]) {
-        clearTimeout(timer)
-        resolve(found[1])
-      }
-    })
-    child.once('exit', (code) => {
-      clearTimeout(timer)
-      reject(new Error(`serve exited with ${code} before listening: ${output}`))
-    })
-  })
-  return { child, url, output: () => output }
-}
+// Some forty node processes, most opening PGlite one after another: minutes on a loaded machine.
+t.setTimeout(900_000)
 
 t.test('the gatehouse command', async (t) => {
   // Embedded databases are copies of the shared templates (no initdb here), moved under each
@@ -243,19 +183,25 @@ t.test('the gatehouse command', async (t) => {
     t.ok(kids.includes(before.current.kid) && kids.includes(after.current.kid), 'both are published')
   })
 
-  await t.test('while serve holds the embedded database, other commands refuse; SIGTERM exits 0', async (t) => {
+  await t.test('while serve holds the embedded database, every command goes through its control socket; SIGTERM exits 0', async (t) => {
     const server = await serve(t, work)
-    const listed = await run(['user', 'list'], inWork)
-    t.equal(listed.code, 1, 'user list while the gateway runs: 1')
-    t.match(listed.stderr, /in use/i, 'the database is in use')
-    t.equal(listed.stdout, '', 'nothing on stdout')
+    const socketPath = path.join(work, 'data', 'db.control', 'gatehouse.sock')
+    t.equal((await stat(socketPath)).mode & 0o777, 0o600, 'the control socket is 0600')
+    t.equal((await stat(path.dirname(socketPath))).mode & 0o777, 0o700, 'in a 0700 directory')
+    const ok = (result: Run, what: string) => t.equal(result.code, 0, what, { stderr: result.stderr })
+
+    const listed = await run(['user', 'list', '--json'], inWork)
+    ok(listed, 'user list --json while the gateway runs: 0')
+    const users = JSON.parse(listed.stdout) as { email: string; disabled: boolean; roles: string[] }[]
+    t.match(users.find((u) => u.email === ADMIN), { roles: ['admin'], disabled: false }, 'the admin, as JSON')
+    t.match(users.find((u) => u.email === VIEWER), { disabled: true })
 
     // What the CLI made works through the gateway it serves.
-    const login = async (email: string) =>
+    const login = async (email: string, password = PASSWORD) =>
       fetch(`${server.url}/auth/login`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ email, password: PASSWORD }),
+        body: JSON.stringify({ email, password }),
       })
     t.equal((await login(ADMIN)).status, 200, 'the admin created with --password-stdin logs in')
     t.equal((await login(VIEWER)).status, 401, 'the user disabled by the CLI cannot')
@@ -266,11 +212,77 @@ t.test('the gatehouse command', async (t) => {
     const current = (await KeyRing.open(keyFile, { clock: systemClock, assertionTtlMs: 60_000 })).current.kid
     t.ok(jwks.keys.some((key) => key.kid === current), 'the served JWKS has the rotated kid')
 
+    // Users, while it runs.
+    const NEW_PASSWORD = 'a freshly reset passphrase'
+    const BOT = 'bot@example.com'
+    ok(await run(['user', 'enable', '--email', VIEWER], inWork), 'user enable')
+    ok(await run(['user', 'reset-password', '--email', VIEWER, '--password-stdin'], { ...inWork, input: `${NEW_PASSWORD}\n` }), 'user reset-password')
+    t.equal((await login(VIEWER, PASSWORD)).status, 401, 'the old password no longer works')
+    t.equal((await login(VIEWER, NEW_PASSWORD)).status, 200, 'the enabled user logs in with the new password')
+    ok(await run(['user', 'create', '--email', BOT, '--no-password', '--role', 'operator'], inWork), 'user create --no-password')
+    t.equal((await login(BOT, PASSWORD)).status, 401, 'a user without a password has none to log in with')
+    const noChoice = await run(['user', 'create', '--email', 'x@example.com'], inWork)
+    t.equal(noChoice.code, 2, 'user create without --password-stdin or --no-password: bad usage')
+    const both = await run(['user', 'create', '--email', 'x@example.com', '--password-stdin', '--no-password'], { ...inWork, input: PASSWORD })
+    t.equal(both.code, 2, 'user create with both: bad usage')
+    t.equal((await run(['user', 'reset-password', '--email', VIEWER], inWork)).code, 2, 'reset-password without --password-stdin: bad usage')
+
+    // Tokens, while it runs: an automation token reaches the admin API; revoked, it stops at once.
+    const automation = await run(['token', 'create', '--email', ADMIN, '--name', 'automation', '--permission', 'users:manage'], inWork)
+    ok(automation, 'token create --permission users:manage')
+    t.match(automation.stdout, PAT_LINE, 'only the token on stdout')
+    const pat = automation.stdout.trim()
+    const adminUsers = async () => (await fetch(`${server.url}/auth/admin/users`, { headers: { authorization: `Bearer ${pat}` } })).status
+    t.equal(await adminUsers(), 200, 'the automation token lists users')
+    const unknown = await run(['token', 'create', '--email', ADMIN, '--name', 'typo', '--permission', 'app:raed'], inWork)
+    t.equal(unknown.code, 1, 'a permission no role grants: 1')
+    t.match(unknown.stderr, /app:raed/, 'named on stderr')
+    t.equal(unknown.stdout, '', 'and no token')
+    const tokens = await run(['token', 'list', '--email', ADMIN, '--json'], inWork)
+    ok(tokens, 'token list --json')
+    const listedTokens = JSON.parse(tokens.stdout) as { id: string; name: string; token: string; permissions: string[] | null }[]
+    const listedAutomation = listedTokens.find((p) => p.name === 'automation')
+    t.match(listedAutomation, { token: `${pat.slice(0, 8)}…${pat.slice(-4)}`, permissions: ['users:manage'] }, 'masked, with its permissions')
+    t.notOk(tokens.stdout.includes(pat), 'never the token itself')
+    const table = await run(['token', 'list', '--email', ADMIN], inWork)
+    ok(table, 'token list')
+    t.match(table.stdout, /automation/)
+    ok(await run(['token', 'revoke', '--id', listedAutomation!.id], inWork), 'token revoke')
+    t.equal(await adminUsers(), 401, 'the revoked token is refused at once by the running gateway')
+    t.equal((await run(['token', 'revoke', '--id', listedAutomation!.id], inWork)).code, 1, 'revoking it again: 1')
+
+    // The audit trail, while it runs.
+    const audit = await run(['audit', 'list', '--email', ADMIN, '--type', 'token', '--json'], inWork)
+    ok(audit, 'audit list --json')
+    const events = JSON.parse(audit.stdout) as { type: string; email: string }[]
+    t.same(events.slice(0, 2).map((e) => e.type), ['token.revoked', 'token.created'], 'newest first')
+    t.ok(events.every((e) => e.email === ADMIN && e.type.startsWith('token.')), 'filtered')
+    const failures = await run(['audit', 'list', '--type', 'login.failed', '--limit', '1'], inWork)
+    ok(failures, 'audit list as a table')
+    t.equal(lines(failures.stdout).length, 2, 'a header and one event')
+    t.match(failures.stdout, /no_password/, 'with the reason (the password-less user’s attempt)')
+    t.equal((await run(['audit', 'list', '--limit', '0'], inWork)).code, 2, '--limit 0: bad usage')
+
+    // And the rest.
+    ok(await run(['user', 'delete', '--email', BOT], inWork), 'user delete')
+    const again = await run(['user', 'delete', '--email', BOT], inWork)
+    t.equal(again.code, 1, 'deleting a user who is gone: 1')
+    t.match(again.stderr, /no user/)
+    const explained = await run(['explain', '--method', 'GET', '--path', '/admin/x', '--email', ADMIN], inWork)
+    ok(explained, 'explain --email')
+    t.match(explained.stdout, /\ballow\b/i)
+    const migrated = await run(['migrate'], inWork)
+    ok(migrated, 'migrate')
+    t.match(migrated.stdout, /up to date/)
+    t.notOk(server.output().includes(NEW_PASSWORD), 'the gateway never logs a password it was sent')
+    t.match(server.output(), /control socket command/, 'it logs the commands it ran')
+
     const exited = once(server.child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
     server.child.kill('SIGTERM')
     const [code, signal] = await exited
     t.equal(code, 0, 'serve exits 0 on SIGTERM', { output: server.output().slice(-2000) })
     t.equal(signal, null)
+    await t.rejects(stat(socketPath), { code: 'ENOENT' }, 'and removes its control socket')
   })
 
   await t.test('check-config, usage errors, explain --anonymous, migrate and keys rotate (run alongside the rest)', async (t) => {

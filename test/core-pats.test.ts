@@ -204,10 +204,12 @@ for (const backend of databaseBackends()) {
         userId: alice.id,
         user: { id: alice.id, email: 'alice@example.com', name: null, roles: ['operator'], email_verified: false, created_at: identity?.user.created_at },
         permissions: ['app:read', 'app:write'],
+        explicitPermissions: false,
         expiresAt: null,
       })
       t.match(identity?.user.created_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
       t.same((await h.pats.authenticate(readOnly.token))?.permissions, ['app:read'])
+      t.equal((await h.pats.authenticate(readOnly.token))?.explicitPermissions, true, 'a list given at creation is explicit')
       t.same((await h.pats.authenticate(writeOnly.token))?.permissions, ['app:write'])
 
       // Demoted to viewer: the tokens keep only what the owner still holds.
@@ -230,6 +232,7 @@ for (const backend of databaseBackends()) {
       const admin = { id: alice.id, permissions: ['*'] }
       const star = await h.pats.create(admin, { name: 'star', permissions: ['*'] })
       t.same((await h.pats.authenticate(star.token))?.permissions, ['*'])
+      t.equal((await h.pats.authenticate(star.token))?.explicitPermissions, true, "['*'] given explicitly is explicit")
       await h.raw.query(`UPDATE users SET roles = '{viewer,auditor}' WHERE id = $1`, [alice.id])
       await h.pats.invalidateUser(alice.id)
       t.same((await h.pats.authenticate(star.token))?.permissions, ['app:read', 'audit:read'], "'*' means all of the owner's")

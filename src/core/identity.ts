@@ -25,4 +25,9 @@ export interface Identity {
   expiresAt: number | null
   /** The PAT's id when method is 'pat' (sent as X-Auth-Token-Id). */
   tokenId: string | null
+  /**
+   * A PAT whose permission list was given explicitly at its creation (automation): it may use
+   * the admin API, with `permissions` as the actor's (SPEC §3). False for sessions.
+   */
+  explicitPermissions: boolean
 }

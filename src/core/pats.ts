@@ -75,6 +75,11 @@ export interface AuthenticatedPat {
    * owner's current ones, sorted. Frozen: shared with the cache.
    */
   permissions: string[]
+  /**
+   * Whether the token's own permission list was given at its creation (not null): only such a
+   * token may be used for automation of the admin API (SPEC §3).
+   */
+  explicitPermissions: boolean
   /** Epoch milliseconds; null when the token never expires. */
   expiresAt: number | null
 }
@@ -286,6 +291,16 @@ export class PatService {
     return result.rows.map((row) => this.#info(row, now))
   }
 
+  /** The id of the token's owner, revoked or not; null when there is no such token. */
+  async ownerOf(id: string): Promise<string | null> {
+    if (!UUID.test(id)) return null
+    const result = await this.#db.query<{ user_id: string }>(
+      'SELECT user_id::text AS user_id FROM personal_access_tokens WHERE id = $1',
+      [id],
+    )
+    return result.rows[0]?.user_id ?? null
+  }
+
   /**
    * Revokes one of the user's own tokens; false when there is no such unrevoked token of
    * theirs. The revocation is committed, and this replica's cache cleared, before the other
@@ -347,7 +362,14 @@ export class PatService {
       entry.permissions = effectivePermissions(entry.patPermissions, entry.user.roles, this.#roleMap)
       entry.roleMap = this.#roleMap
     }
-    return { patId: entry.patId, userId: entry.user.id, user: entry.user, permissions: entry.permissions, expiresAt: entry.expiresAt }
+    return {
+      patId: entry.patId,
+      userId: entry.user.id,
+      user: entry.user,
+      permissions: entry.permissions,
+      explicitPermissions: entry.patPermissions !== null,
+      expiresAt: entry.expiresAt,
+    }
   }
 
   /**

@@ -1,5 +1,18 @@
 /** The permission that grants every other. */
 export const ALL_PERMISSIONS = '*'
+/** The permission the gateway's own admin API needs (SPEC §5). */
+export const MANAGE_USERS = 'users:manage'
+
+/**
+ * Every permission a configuration gives meaning to: named by a role, needed by a route, or
+ * the gateway's own. A name outside it is a typo that nothing would ever check.
+ */
+export function knownPermissions(config: {
+  roles: Readonly<Record<string, readonly string[]>>
+  routes: readonly { permissions: readonly string[] }[]
+}): Set<string> {
+  return new Set([MANAGE_USERS, ALL_PERMISSIONS, ...Object.values(config.roles).flat(), ...config.routes.flatMap((r) => r.permissions)])
+}
 
 /** The permissions granted by `roles` under `roleMap`, sorted and unique; unknown roles grant nothing. */
 export function permissionsFor(roles: readonly string[], roleMap: Readonly<Record<string, readonly string[]>>): string[] {

@@ -440,6 +440,27 @@ export class UserService {
   }
 
   /**
+   * Sets a new password without the current one (an operator's reset from the CLI), checked
+   * against the policy (GH_VALIDATION), and clears the account's lockout. GH_NOT_FOUND when the
+   * user is absent. The caller ends the user's sessions.
+   */
+  async setPassword(id: string, password: string, context: AuditContext = {}): Promise<void> {
+    const row = await this.#findById(id)
+    if (row === null) throw notFound()
+    this.#checkNewPassword(password, row.email)
+    const passwordHash = await this.#hasher.hash(password)
+    await this.#db.transaction(async (tx) => {
+      await this.#update(tx, 'password_hash = $2', [id, passwordHash])
+      await this.#audit.record(
+        'password.reset',
+        { userId: id, email: row.email, ip: context.ip, details: withActor({}, context) },
+        tx,
+      )
+    })
+    await this.#throttle.clear(row.email)
+  }
+
+  /**
    * Replaces the user's roles; each must exist in the role map (else GH_VALIDATION). With
    * `mayGrant`, a role the user does not hold yet and that it refuses is GH_FORBIDDEN, decided
    * on the locked row so that no concurrent change slips between the check and the update.

@@ -1,7 +1,8 @@
 /**
  * Who may call each /auth endpoint, declared per route as `config.access`, and the hook that
  * enforces it before the body is even read: authentication, the PAT restriction of SPEC §3
- * (a PAT may only call GET /auth/me) and the CSRF origin check.
+ * (a PAT may call GET /auth/me, and the admin API when its permission list was explicit) and
+ * the CSRF origin check.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Identity } from '../core/identity.js'
@@ -15,9 +16,12 @@ import { checkSameOrigin, isUnsafeMethod } from '../core/origin-check.js'
  * - `anonymous`: credentials are not read (login);
  * - `optional`: an identity when a valid credential is sent (register, for admins);
  * - `session`: a browser or API session, never a PAT;
- * - `any`: a session or a PAT.
+ * - `any`: a session or a PAT;
+ * - `admin`: a session, or a PAT whose own permission list was given at its creation (the
+ *   admin API: automation acts with that list ∩ its owner's current permissions, which is what
+ *   the identity carries; the route still checks the permission it needs).
  */
-export type Access = 'anonymous' | 'optional' | 'session' | 'any'
+export type Access = 'anonymous' | 'optional' | 'session' | 'any' | 'admin'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -43,14 +47,25 @@ export function accessHook(authenticator: Authenticator, allowedOrigins: OriginM
       if (unsafe) checkOriginWhenSent(request, allowedOrigins)
       return
     }
-    if (identity.method === 'pat' && access !== 'any') {
-      throw new GatehouseError('GH_FORBIDDEN', 'A personal access token may only call GET /auth/me', {
-        details: { reason: 'pat_not_allowed' },
-      })
+    if (identity.method === 'pat' && !patMayCall(access, identity)) {
+      throw new GatehouseError(
+        'GH_FORBIDDEN',
+        'A personal access token may call only GET /auth/me, and the admin API when it was created with an explicit permission list',
+        { details: { reason: 'pat_not_allowed' } },
+      )
     }
     if (unsafe && identity.via === 'cookie') checkSameOrigin(request.headers, allowedOrigins)
     request.identity = identity
   }
+}
+
+/**
+ * A PAT with all of its owner's permissions (none listed) stays a key for upstreams: only one
+ * made for automation, with a list that says so, reaches the admin API.
+ */
+function patMayCall(access: Access, identity: Identity): boolean {
+  if (access === 'any') return true
+  return access === 'admin' && identity.explicitPermissions
 }
 
 /** The signed-in identity of a route whose access is `session` or `any`. */

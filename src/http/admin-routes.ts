@@ -4,16 +4,21 @@
  * their PATs from every replica's cache at once.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { hasPermission, mayGrantRole } from '../core/permissions.js'
+import { hasPermission, MANAGE_USERS, mayGrantRole } from '../core/permissions.js'
 import { GatehouseError } from '../errors.js'
 import type { SessionService } from '../core/sessions.js'
 import type { UserService } from '../core/users.js'
 import { identityOf } from './access.js'
 import * as schemas from './schemas.js'
 
-export const MANAGE_USERS = 'users:manage'
+export { MANAGE_USERS }
 
-function requireManager(request: FastifyRequest) {
+/**
+ * The caller's identity when it holds `users:manage`, else GH_FORBIDDEN. For a PAT (see the
+ * `admin` access) its `permissions` are the token's list ∩ its owner's current permissions:
+ * what the actor may do and grant.
+ */
+export function requireManager(request: FastifyRequest) {
   const identity = identityOf(request)
   if (!hasPermission(identity.permissions, MANAGE_USERS)) {
     throw new GatehouseError('GH_FORBIDDEN', `Missing permission: ${MANAGE_USERS}`, {
@@ -40,7 +45,7 @@ export async function adminRoutes(app: FastifyInstance, { users, sessions, roles
   app.get<{ Querystring: { limit?: string; cursor?: string } }>(
     '/auth/admin/users',
     {
-      config: { access: 'session' },
+      config: { access: 'admin' },
       schema: { querystring: schemas.pageQuery, response: { 200: schemas.adminUserPage, ...schemas.errorResponses } },
     },
     async (request) => {
@@ -53,7 +58,7 @@ export async function adminRoutes(app: FastifyInstance, { users, sessions, roles
   app.get<{ Params: { id: string } }>(
     '/auth/admin/users/:id',
     {
-      config: { access: 'session' },
+      config: { access: 'admin' },
       schema: { params: schemas.idParams, response: { 200: { $ref: 'AdminUser#' }, ...schemas.errorResponses } },
     },
     async (request) => {
@@ -67,7 +72,7 @@ export async function adminRoutes(app: FastifyInstance, { users, sessions, roles
   app.patch<{ Params: { id: string }; Body: { roles?: string[]; disabled?: boolean } }>(
     '/auth/admin/users/:id',
     {
-      config: { access: 'session' },
+      config: { access: 'admin' },
       schema: {
         params: schemas.idParams,
         body: schemas.adminPatchBody,
@@ -94,7 +99,7 @@ export async function adminRoutes(app: FastifyInstance, { users, sessions, roles
   app.delete<{ Params: { id: string } }>(
     '/auth/admin/users/:id',
     {
-      config: { access: 'session' },
+      config: { access: 'admin' },
       schema: { params: schemas.idParams, response: { 204: schemas.noContent, ...schemas.errorResponses } },
     },
     async (request, reply) => {

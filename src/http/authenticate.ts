@@ -51,6 +51,7 @@ export function createAuthenticator(services: AuthenticatorServices, cookieName:
       via,
       expiresAt: active.expiresAt,
       tokenId: null,
+      explicitPermissions: false,
     }
   }
 
@@ -69,6 +70,7 @@ export function createAuthenticator(services: AuthenticatorServices, cookieName:
         via: 'header',
         expiresAt: pat.expiresAt,
         tokenId: pat.patId,
+        explicitPermissions: pat.explicitPermissions,
       }
       if (cookie !== null) await refuseOtherUsersCookie(cookie, identity)
       return identity

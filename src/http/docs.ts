@@ -49,6 +49,7 @@ const SUMMARIES: Record<string, string> = {
   'GET /auth/admin/users/{id}': 'One user (needs users:manage)',
   'PATCH /auth/admin/users/{id}': 'Change roles or disable (needs users:manage)',
   'DELETE /auth/admin/users/{id}': 'Delete a user (needs users:manage)',
+  'GET /auth/admin/audit': 'The audit trail, newest first: sign-ins, failures with their reason, lockouts, user and token changes (needs users:manage)',
   'GET /auth/oidc/{name}/start': 'Start signing in with an OpenID Connect provider',
   'GET /auth/oidc/{name}/callback': "The provider's answer: starts a session and answers 303 to `next`",
   [`GET ${JWKS_PATH}`]: 'The public keys that verify X-Auth-Assertion',
@@ -119,7 +120,8 @@ async function docsPlugin(app: FastifyInstance, { publicUrl, cookieDomain = null
         description:
           'The gateway\'s own endpoints. Errors are `{statusCode, code, error, message}` with a stable `code`. ' +
           'Cookie-authenticated POST, PATCH and DELETE need an Origin equal to the gateway\'s own; ' +
-          'a personal access token may only call GET /auth/me.',
+          'a personal access token may call only GET /auth/me, and the admin API when it was created with an explicit ' +
+          'permission list naming users:manage or *.',
       },
       tags: TAGS,
       components: {
@@ -134,7 +136,8 @@ async function docsPlugin(app: FastifyInstance, { publicUrl, cookieDomain = null
             type: 'http',
             scheme: 'bearer',
             description:
-              'A personal access token (`pat_…`, only GET /auth/me under /auth) or a session token from POST /auth/login',
+              'A personal access token (`pat_…`: under /auth only GET /auth/me, and /auth/admin/* for a token with an ' +
+              'explicit permission list) or a session token from POST /auth/login',
           },
         },
       },

@@ -223,7 +223,44 @@ export const tokenList = {
   additionalProperties: false,
 } as const
 
-export const sharedSchemas = [errorSchema, userSchema, meSchema, sessionSchema, adminUserSchema, tokenSchema] as const
+export const auditEventSchema = {
+  $id: 'AuditEvent',
+  type: 'object',
+  required: ['id', 'type', 'user_id', 'email', 'ip', 'details', 'created_at'],
+  properties: {
+    id: { type: 'string', description: 'increasing with time' },
+    type: { type: 'string', description: 'login.succeeded, login.failed (details.reason), login.locked, user.roles_changed, token.created, …' },
+    user_id: { type: ['string', 'null'], description: 'the user the event is about; null for an unknown email' },
+    email: { type: ['string', 'null'] },
+    ip: { type: ['string', 'null'] },
+    details: { type: 'object', additionalProperties: true, description: 'what changed; `actor_id` when an administrator did it' },
+    created_at: { type: 'string', format: 'date-time' },
+  },
+  additionalProperties: false,
+} as const
+
+export const auditPage = {
+  type: 'object',
+  required: ['items', 'next_cursor'],
+  properties: {
+    items: { type: 'array', items: { $ref: 'AuditEvent#' } },
+    next_cursor: { type: ['string', 'null'] },
+  },
+  additionalProperties: false,
+} as const
+
+export const auditQuery = {
+  type: 'object',
+  properties: {
+    user: { type: 'string', minLength: 1, maxLength: 1024, description: 'a user id, or an email' },
+    type: { type: 'string', minLength: 1, maxLength: 100, description: 'an event type (login.failed) or a family (login)' },
+    cursor: { type: 'string', minLength: 1, maxLength: 64 },
+    limit: { type: 'string', pattern: '^(100|[1-9][0-9]?)$' },
+  },
+  additionalProperties: false,
+} as const
+
+export const sharedSchemas = [errorSchema, userSchema, meSchema, sessionSchema, adminUserSchema, tokenSchema, auditEventSchema] as const
 
 // Answers that are not JSON objects, and the error answers every endpoint shares; used as
 // route response schemas, so they also serialise (the Error schema keeps documented extras

@@ -14,6 +14,13 @@ export interface OpenDatabaseOptions {
 
 const EMBEDDED_PREFIX = 'embedded:'
 
+/** The absolute directory of an `embedded:` database URL (resolved as openDatabase does), else null. */
+export function embeddedDataDir(url: string): string | null {
+  if (!url.startsWith(EMBEDDED_PREFIX)) return null
+  const dir = url.slice(EMBEDDED_PREFIX.length)
+  return dir.trim() === '' ? null : path.resolve(dir)
+}
+
 /**
  * Opens the database named by `storage.database`: `embedded:<directory>` (PGlite, locked
  * against other processes: DatabaseInUseError) or `postgres://…` / `postgresql://…` (a pool
@@ -22,9 +29,9 @@ const EMBEDDED_PREFIX = 'embedded:'
  */
 export async function openDatabase(url: string, options: OpenDatabaseOptions = {}): Promise<Database> {
   if (url.startsWith(EMBEDDED_PREFIX)) {
-    const dir = url.slice(EMBEDDED_PREFIX.length)
-    if (dir.trim() === '') throw new Error('storage.database "embedded:" needs a directory, e.g. embedded:./data/db')
-    return PgliteDatabase.open(path.resolve(dir))
+    const dir = embeddedDataDir(url)
+    if (dir === null) throw new Error('storage.database "embedded:" needs a directory, e.g. embedded:./data/db')
+    return PgliteDatabase.open(dir)
   }
   if (/^postgres(ql)?:\/\//i.test(url)) {
     return new PgDatabase({ connectionString: url, poolSize: options.poolSize, connectionTimeoutMs: options.connectionTimeoutMs })

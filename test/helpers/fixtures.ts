@@ -42,6 +42,7 @@ export function testIdentity(overrides: Partial<Identity> = {}, user: Partial<Id
     via: 'cookie',
     expiresAt: null,
     tokenId: null,
+    explicitPermissions: false,
     ...overrides,
   }
 }
