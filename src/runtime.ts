@@ -127,7 +127,12 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
   let retired: Promise<void> | undefined
   let closed: Promise<void> | undefined
   const oidc = new OidcProviders(config.auth.oidc, { publicUrl: config.server.public_url })
-  const oidcAccounts = new OidcAccounts({ db, audit, defaultRoles: config.default_roles })
+  const oidcAccounts = new OidcAccounts({
+    db,
+    audit,
+    defaultRoles: config.default_roles,
+    onUserChanged: (userId) => invalidation.publish({ kind: 'user', userId }),
+  })
   const retire = () => (retired ??= (oidc.close(), pats.close().catch(() => undefined)))
   return {
     config,

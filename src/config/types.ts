@@ -45,6 +45,24 @@ export interface OidcProviderConfig {
   create_users: boolean
   link_existing_users: boolean
   trust_unverified_email: boolean
+  /** Dotted path into the ID token claims to the user's groups; null: no mapping. */
+  roles_claim: string | null
+  /** Group → roles. */
+  role_map: Readonly<Record<string, readonly string[]>>
+  /** Sign-in needs one of these groups; null: any. */
+  allowed_groups: readonly string[] | null
+  /** Milliseconds; null: the provider is never asked again during a session. */
+  refresh_interval: number | null
+  provider_logout: boolean
+}
+
+/** An `auth.jwt_bearer` entry: an issuer whose access tokens are credentials (SPEC §3). */
+export interface JwtIssuerConfig {
+  issuer: string
+  audience: string
+  name: string
+  roles_claim: string | null
+  role_map: Readonly<Record<string, readonly string[]>>
 }
 
 export interface GatewayConfig {
@@ -70,12 +88,16 @@ export interface GatewayConfig {
   }
   identity: {
     signing_key_file: string
+    data_key_file: string
     assertion_ttl: number
     bind_to_request: boolean
   }
   sessions: {
     idle_timeout: number
     absolute_timeout: number
+    refresh_tokens: boolean
+    /** Milliseconds. */
+    refresh_ttl: number
   }
   auth: {
     registration: 'open' | 'closed'
@@ -84,6 +106,7 @@ export interface GatewayConfig {
     lockout: { max_failures: number; window: number }
     login_rate_limit: { max: number; window: number }
     oidc: readonly OidcProviderConfig[]
+    jwt_bearer: readonly JwtIssuerConfig[]
   }
   roles: Readonly<Record<string, readonly string[]>>
   default_roles: readonly string[]

@@ -122,12 +122,14 @@ export class ProviderClient {
       })
       const idToken = tokens.claims()
       if (idToken === undefined) throw new GatehouseError('GH_OIDC_INVALID', 'The provider sent no ID token', { details: { reason: 'id_token_missing' } })
-      const claims: OidcClaims = { sub: idToken.sub, email: idToken.email, email_verified: idToken.email_verified, name: idToken.name }
+      const claims: OidcClaims = { sub: idToken.sub, email: idToken.email, email_verified: idToken.email_verified, name: idToken.name, all: { ...idToken } }
       if (claims.email === undefined && config.serverMetadata().userinfo_endpoint !== undefined) {
         const info = await client.fetchUserInfo(config, tokens.access_token, idToken.sub)
         claims.email = info.email
         claims.email_verified = info.email_verified
         claims.name ??= info.name
+        // The ID token's claims win: userinfo only completes what it lacks.
+        claims.all = { ...info, ...idToken }
       }
       return claims
     } catch (err) {
