@@ -11,6 +11,7 @@ import { accessHook } from './http/access.js'
 import { addAccessLog, type AccessLog } from './http/access-log.js'
 import { adminRoutes } from './http/admin-routes.js'
 import { authRoutes } from './http/auth-routes.js'
+import { backchannelLogoutRoutes } from './http/backchannel-logout-routes.js'
 import { createAuthenticator } from './http/authenticate.js'
 import { addAuthCors } from './http/cors.js'
 import { sessionCookieName } from './http/credentials.js'
@@ -122,6 +123,14 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     auth.addHook('onRequest', accessHook(authenticator, allowedOrigins))
     await auth.register(loginRoutes, { runtime, cookie: sessionCookie, metrics })
     await auth.register(oidcRoutes, { runtime, cookie: sessionCookie, metrics })
+    await auth.register(backchannelLogoutRoutes, {
+      oidc: runtime.oidc,
+      verifier: runtime.logoutTokens,
+      oidcSessions: runtime.oidcSessions,
+      sessions: runtime.sessions,
+      audit: runtime.audit,
+      clock: runtime.clock,
+    })
     await auth.register(authRoutes, { runtime, cookie: sessionCookie })
     await auth.register(tokenRoutes, { runtime })
     await auth.register(adminRoutes, { runtime })

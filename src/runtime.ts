@@ -15,6 +15,8 @@ import { RouteTable } from './core/route-table.js'
 import { SessionService } from './core/sessions.js'
 import { UserService } from './core/users.js'
 import { OidcAccounts } from './core/oidc-accounts.js'
+import { oidcSessionKey, OidcSessions } from './core/oidc-sessions.js'
+import { LogoutTokenVerifier } from './oidc/logout-token.js'
 import { OidcProviders } from './oidc/providers.js'
 import type { InvalidationBus } from './sessions/invalidation.js'
 import { openInvalidationBus } from './sessions/open-invalidation.js'
@@ -51,6 +53,10 @@ export interface Runtime {
   readonly oidc: OidcProviders
   /** Which local user an OIDC sign-in is (user_identities). */
   readonly oidcAccounts: OidcAccounts
+  /** The provider session behind each OIDC session (sid, sub, ID token, refresh token). */
+  readonly oidcSessions: OidcSessions
+  /** Back-channel logout tokens, verified against each provider's JWKS. */
+  readonly logoutTokens: LogoutTokenVerifier
   readonly keys: KeyRing
   readonly signer: AssertionSigner
   readonly routes: RouteTable
@@ -114,7 +120,9 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
     clock,
     idleTimeoutMs: config.sessions.idle_timeout,
     absoluteTimeoutMs: config.sessions.absolute_timeout,
+    companionKeys: [oidcSessionKey],
   })
+  const oidcSessions = new OidcSessions({ store, ttlMs: config.sessions.absolute_timeout })
   const pats = new PatService({ db, audit, clock, roles: config.roles, invalidation })
   const activeUsers = new ActiveUserCache({ users, bus: invalidation, clock })
   const signer = new AssertionSigner({
@@ -150,6 +158,8 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
     pats,
     oidc,
     oidcAccounts,
+    oidcSessions,
+    logoutTokens: new LogoutTokenVerifier({ clock }),
     keys,
     signer,
     routes: new RouteTable(config.routes),

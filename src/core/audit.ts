@@ -7,6 +7,7 @@ export type AuditEventType =
   | 'login.locked'
   | 'logout'
   | 'logout.all'
+  | 'logout.backchannel'
   | 'password.changed'
   | 'session.revoked'
   | 'user.updated'

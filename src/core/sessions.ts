@@ -34,6 +34,8 @@ export interface SessionServiceOptions {
   idleTimeoutMs: number
   /** `sessions.absolute_timeout`, milliseconds. */
   absoluteTimeoutMs: number
+  /** Keys of records kept beside a session (e.g. its OIDC link), deleted with it. */
+  companionKeys?: readonly ((sessionId: string) => string)[]
 }
 
 /** Longest user agent kept with a session. */
@@ -63,6 +65,7 @@ export class SessionService {
   readonly #idle: number
   readonly #absolute: number
   readonly #refreshInterval: number
+  readonly #companions: readonly ((sessionId: string) => string)[]
 
   constructor(options: SessionServiceOptions) {
     if (!(options.idleTimeoutMs > 0) || !(options.absoluteTimeoutMs > 0)) {
@@ -73,6 +76,7 @@ export class SessionService {
     this.#idle = options.idleTimeoutMs
     this.#absolute = options.absoluteTimeoutMs
     this.#refreshInterval = Math.min(MAX_REFRESH_INTERVAL_MS, Math.floor(options.idleTimeoutMs / 10))
+    this.#companions = options.companionKeys ?? []
   }
 
   /** Starts a session with a brand-new token (never reusing one, so no fixation). */
@@ -172,6 +176,14 @@ export class SessionService {
     return this.#remove(session)
   }
 
+  /** Ends a session by its id, whoever it belongs to (back-channel logout); resolves the ended session, or null. */
+  async end(sessionId: string): Promise<Session | null> {
+    if (!TOKEN_SHAPE.test(sessionId)) return null
+    const session = await this.#read(sessionId)
+    if (session === null) return null
+    return (await this.#remove(session)) ? session : null
+  }
+
   /** Ends all of the user's sessions, except `except` (a session id) when given; resolves how many ended. */
   async revokeAll(userId: string, options: { except?: string } = {}): Promise<number> {
     const indexKey = userIndexKey(userId)
@@ -180,7 +192,9 @@ export class SessionService {
     // Members are removed one by one rather than deleting the set, so that a session
     // created meanwhile stays indexed. Index before record: see resolve().
     await Promise.all(ids.map((id) => this.#store.setRemove(indexKey, id)))
-    return this.#store.deleteMany(ids.map(sessionKey))
+    const ended = await this.#store.deleteMany(ids.map(sessionKey))
+    await this.#deleteCompanions(ids)
+    return ended
   }
 
   async #read(id: string): Promise<Session | null> {
@@ -197,7 +211,14 @@ export class SessionService {
   /** Index member first, then the record: the order resolve()'s refresh check relies on. */
   async #remove(session: Session): Promise<boolean> {
     await this.#store.setRemove(userIndexKey(session.user_id), session.id)
-    return this.#store.delete(sessionKey(session.id))
+    const ended = await this.#store.delete(sessionKey(session.id))
+    await this.#deleteCompanions([session.id])
+    return ended
+  }
+
+  async #deleteCompanions(ids: readonly string[]): Promise<void> {
+    if (this.#companions.length === 0 || ids.length === 0) return
+    await this.#store.deleteMany(ids.flatMap((id) => this.#companions.map((key) => key(id))))
   }
 
   #isExpired(session: Session, now: number): boolean {

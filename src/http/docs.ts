@@ -50,6 +50,7 @@ const SUMMARIES: Record<string, string> = {
   'DELETE /auth/admin/users/{id}': 'Delete a user (needs users:manage)',
   'GET /auth/oidc/{name}/start': 'Start signing in with an OpenID Connect provider',
   'GET /auth/oidc/{name}/callback': "The provider's answer: starts a session and answers 303 to `next`",
+  'POST /auth/oidc/{name}/backchannel-logout': 'OIDC Back-Channel Logout: ends the sessions a signed logout token names',
   [`GET ${JWKS_PATH}`]: 'The public keys that verify X-Auth-Assertion',
   'GET /health': 'Health of the gateway and its dependencies',
   'GET /health/live': 'Liveness',

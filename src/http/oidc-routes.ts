@@ -17,10 +17,11 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import * as client from 'openid-client'
 import { constantTimeEqual } from '../core/crypto.js'
 import { PendingLogins } from '../core/oidc-pending.js'
+import type { OidcSessionLink } from '../core/oidc-sessions.js'
 import { safeNext } from '../core/redirects.js'
 import { GatehouseError, isGatehouseError } from '../errors.js'
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js'
-import type { ProviderClient } from '../oidc/provider-client.js'
+import type { ExchangeResult, ProviderClient } from '../oidc/provider-client.js'
 import type { Runtime } from '../runtime.js'
 import { sendError, toGatehouseError } from './error-handler.js'
 import { sendHtml } from './login-page.js'
@@ -47,6 +48,19 @@ const providerParams = {
 
 function invalid(reason: string, message: string): GatehouseError {
   return new GatehouseError('GH_OIDC_INVALID', message, { details: { reason } })
+}
+
+/** What the gateway keeps of the provider session: for back-channel logout, RP-initiated logout and re-checks. */
+function linkOf(provider: ProviderClient, exchanged: ExchangeResult): OidcSessionLink {
+  const sid = exchanged.claims.all?.sid
+  return {
+    provider: provider.name,
+    issuer: provider.provider.issuer,
+    sub: exchanged.claims.sub,
+    sid: typeof sid === 'string' && sid.length > 0 && sid.length <= 255 ? sid : null,
+    id_token: provider.provider.provider_logout && exchanged.idToken !== '' ? exchanged.idToken : null,
+    refresh: null,
+  }
 }
 
 /** A client that asks for JSON and not for a page gets the JSON error body. */
@@ -165,12 +179,13 @@ export async function oidcRoutes(app: FastifyInstance, { runtime, cookie, metric
         if (login.provider !== provider.name || typeof state !== 'string' || !constantTimeEqual(state, login.state)) {
           throw invalid('state_mismatch', 'The answer from the provider does not belong to the sign-in this browser started. Start again.')
         }
-        const claims = await provider.exchange(new URL(request.url, config.server.public_url), login)
+        const exchanged = await provider.exchange(new URL(request.url, config.server.public_url), login)
         audited = true
-        const { user } = await oidcAccounts.signIn(provider.provider, claims, { ip: request.ip })
+        const { user } = await oidcAccounts.signIn(provider.provider, exchanged.claims, { ip: request.ip })
         const previous = cookie.read(request)
         if (previous !== null) await sessions.revokeToken(previous)
         const session = await sessions.create(user.id, { amr: 'oidc', ip: request.ip, userAgent: request.headers['user-agent'] ?? null })
+        await runtime.oidcSessions.record(session.session.id, linkOf(provider, exchanged))
         cookie.set(reply, session.token)
         metrics.authAttempt('oidc', 'success')
         return reply.redirect(locationOf(safeNext(login.next)), 303)

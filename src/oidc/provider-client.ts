@@ -36,6 +36,15 @@ export interface DiscoveryListeners {
   onDiscovered?: () => void
 }
 
+/** What a successful code exchange yields. */
+export interface ExchangeResult {
+  claims: OidcClaims
+  /** The ID token as issued, for `id_token_hint` at RP-initiated logout. */
+  idToken: string
+  /** The provider's refresh token, when it issued one. */
+  refreshToken: string | null
+}
+
 export interface AuthorizationChecks {
   state: string
   nonce: string
@@ -111,7 +120,7 @@ export class ProviderClient {
    * resolves its claims, completed from userinfo when the ID token carries no email (as
    * providers do that follow OpenID Connect Core §5.4 strictly for the code flow).
    */
-  async exchange(callbackUrl: URL, checks: AuthorizationChecks): Promise<OidcClaims> {
+  async exchange(callbackUrl: URL, checks: AuthorizationChecks): Promise<ExchangeResult> {
     const config = this.#configuration()
     try {
       const tokens = await client.authorizationCodeGrant(config, callbackUrl, {
@@ -131,10 +140,26 @@ export class ProviderClient {
         // The ID token's claims win: userinfo only completes what it lacks.
         claims.all = { ...info, ...idToken }
       }
-      return claims
+      return { claims, idToken: tokens.id_token ?? '', refreshToken: tokens.refresh_token ?? null }
     } catch (err) {
       throw this.#mapError(err)
     }
+  }
+
+  /** The issuer's discovered metadata; GH_OIDC_UNAVAILABLE until discovery succeeded. */
+  metadata(): client.ServerMetadata {
+    return this.#configuration().serverMetadata()
+  }
+
+  /**
+   * Where to send the browser to end its provider session too (RP-initiated logout), or null
+   * when the provider has no end_session_endpoint or is not discovered yet.
+   */
+  endSessionUrl(idTokenHint: string | null, postLogoutRedirectUri: string): URL | null {
+    if (this.#config === null || this.#config.serverMetadata().end_session_endpoint === undefined) return null
+    const parameters: Record<string, string> = { post_logout_redirect_uri: postLogoutRedirectUri, client_id: this.provider.client_id }
+    if (idTokenHint) parameters.id_token_hint = idTokenHint
+    return client.buildEndSessionUrl(this.#config, parameters)
   }
 
   #configuration(): client.Configuration {
