@@ -5,6 +5,7 @@ import { Command, CommanderError, Option } from 'commander'
 import { ConfigError, loadConfig, resolveConfigPath } from './config/index.js'
 import type { GatewayConfig } from './config/types.js'
 import { systemClock } from './core/clock.js'
+import { rotateDataKeys } from './core/data-keys.js'
 import { rotateKeys } from './core/identity-keys.js'
 import type { Identity } from './core/identity.js'
 import { permissionsFor } from './core/permissions.js'
@@ -201,18 +202,27 @@ export function buildProgram(state: { serving: boolean } = { serving: false }): 
     .command('keys')
     .description('manage the identity signing keys')
     .command('rotate')
-    .description('start signing with a new key; the previous one stays published until its assertions expire')
+    .description('start signing with a new key (the previous one stays published until its assertions expire) and/or encrypting with a new data key (old ones keep decrypting); without a flag, both')
+    .option('--signing', 'rotate the identity signing key (identity.signing_key_file)')
+    .option('--data', 'rotate the data encryption key (identity.data_key_file)')
     .addOption(configOption())
-    .action(async (options: { config?: string }) => {
+    .action(async (options: { config?: string; signing?: boolean; data?: boolean }) => {
       const loaded = await config(options)
-      const result = await rotateKeys(loaded.identity.signing_key_file, {
-        clock: systemClock,
-        assertionTtlMs: loaded.identity.assertion_ttl,
-      })
-      process.stdout.write(
-        `new signing key ${result.kid}; still published: ${result.retained.join(', ') || 'none'}; removed: ${result.removed.join(', ') || 'none'}\n` +
-          'Send SIGHUP to every running gateway (or restart it) so that it signs with the new key.\n',
-      )
+      const both = options.signing !== true && options.data !== true
+      if (both || options.signing === true) {
+        const result = await rotateKeys(loaded.identity.signing_key_file, {
+          clock: systemClock,
+          assertionTtlMs: loaded.identity.assertion_ttl,
+        })
+        process.stdout.write(
+          `new signing key ${result.kid}; still published: ${result.retained.join(', ') || 'none'}; removed: ${result.removed.join(', ') || 'none'}\n`,
+        )
+      }
+      if (both || options.data === true) {
+        const result = await rotateDataKeys(loaded.identity.data_key_file)
+        process.stdout.write(`new data key ${result.kid}; still decrypting with: ${result.retained.join(', ') || 'none'}\n`)
+      }
+      process.stdout.write('Send SIGHUP to every running gateway (or restart it) so that it uses the new key.\n')
     })
 
   program

@@ -16,7 +16,9 @@ import { SessionService } from './core/sessions.js'
 import { UserService } from './core/users.js'
 import { OidcAccounts } from './core/oidc-accounts.js'
 import { oidcSessionKey, OidcSessions } from './core/oidc-sessions.js'
+import { DataKeyRing } from './core/data-keys.js'
 import { LogoutTokenVerifier } from './oidc/logout-token.js'
+import { SessionRecheck } from './oidc/session-recheck.js'
 import { OidcProviders } from './oidc/providers.js'
 import type { InvalidationBus } from './sessions/invalidation.js'
 import { openInvalidationBus } from './sessions/open-invalidation.js'
@@ -57,6 +59,10 @@ export interface Runtime {
   readonly oidcSessions: OidcSessions
   /** Back-channel logout tokens, verified against each provider's JWKS. */
   readonly logoutTokens: LogoutTokenVerifier
+  /** AES-256-GCM keys for secrets at rest (identity.data_key_file). */
+  readonly dataKeys: DataKeyRing
+  /** Re-checks OIDC sessions with the provider's refresh token (refresh_interval). */
+  readonly sessionRecheck: SessionRecheck
   readonly keys: KeyRing
   readonly signer: AssertionSigner
   readonly routes: RouteTable
@@ -93,6 +99,7 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
   const db = new GuardedDatabase(deps.db, breakers.get('database', isDependencyOutage))
   const store = new GuardedSessionStore(deps.store, breakers.get('sessions', isDependencyOutage))
   const keys = await KeyRing.open(config.identity.signing_key_file, { clock, assertionTtlMs: config.identity.assertion_ttl })
+  const dataKeys = await openDataKeys(config)
   const invalidation = deps.invalidation ?? (await openInvalidationBus(config.storage.sessions))
   const audit = new AuditLog(db)
   const hasher = new PasswordHasher(config.auth.argon2, deps.hasher)
@@ -160,6 +167,8 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
     oidcAccounts,
     oidcSessions,
     logoutTokens: new LogoutTokenVerifier({ clock }),
+    dataKeys,
+    sessionRecheck: new SessionRecheck({ oidc, oidcSessions, oidcAccounts, sessions, store, keys: dataKeys, audit, clock }),
     keys,
     signer,
     routes: new RouteTable(config.routes),
@@ -175,6 +184,18 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
       return closed
     },
   }
+}
+
+/**
+ * The data key ring. Created on first start with embedded storage (SPEC §4); with shared
+ * storage every replica needs the same file, so a missing one is a start-up error when a
+ * feature stores secrets with it, and otherwise a ring in memory that nothing persists with.
+ */
+async function openDataKeys(config: GatewayConfig): Promise<DataKeyRing> {
+  const embedded = config.storage.database.startsWith('embedded:')
+  const needed = config.auth.oidc.some((provider) => provider.refresh_interval !== null)
+  if (embedded || needed) return DataKeyRing.open(config.identity.data_key_file, { create: embedded })
+  return DataKeyRing.open(config.identity.data_key_file, { create: false }).catch(() => DataKeyRing.ephemeral())
 }
 
 export interface OpenRuntimeOptions extends Pick<RuntimeDependencies, 'breakers' | 'onLockout'> {

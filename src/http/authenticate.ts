@@ -23,9 +23,11 @@ const unknownCredential = () => new GatehouseError('GH_UNAUTHENTICATED', 'The cr
 export type AttemptListener = (method: 'session' | 'pat', result: 'success' | 'failure') => void
 
 export function createAuthenticator(runtime: Runtime, cookieName: string, onAttempt: AttemptListener = () => {}): Authenticator {
-  const { sessions, activeUsers, pats, config } = runtime
+  const { sessions, activeUsers, pats, config, sessionRecheck } = runtime
 
   async function identityFor(active: ActiveSession, via: Identity['via']): Promise<Identity | null> {
+    // An OIDC session due for its provider re-check (refresh_interval) may end here.
+    if (!(await sessionRecheck.stillValid(active))) return null
     const user = await activeUsers.get(active.session.user_id)
     if (user === null) {
       await sessions.revoke(active.session.user_id, active.session.id)

@@ -185,7 +185,10 @@ export async function oidcRoutes(app: FastifyInstance, { runtime, cookie, metric
         const previous = cookie.read(request)
         if (previous !== null) await sessions.revokeToken(previous)
         const session = await sessions.create(user.id, { amr: 'oidc', ip: request.ip, userAgent: request.headers['user-agent'] ?? null })
-        await runtime.oidcSessions.record(session.session.id, linkOf(provider, exchanged))
+        await runtime.oidcSessions.record(session.session.id, {
+          ...linkOf(provider, exchanged),
+          refresh: runtime.sessionRecheck.initial(provider.name, session.session.id, exchanged.refreshToken),
+        })
         cookie.set(reply, session.token)
         metrics.authAttempt('oidc', 'success')
         return reply.redirect(locationOf(safeNext(login.next)), 303)

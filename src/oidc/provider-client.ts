@@ -45,6 +45,12 @@ export interface ExchangeResult {
   refreshToken: string | null
 }
 
+/** What a re-check with the refresh token found. */
+export type RefreshResult =
+  | { refused: true; error: string }
+  /** `claims` is null when the provider answered with neither an ID token nor a userinfo endpoint. */
+  | { refused: false; claims: OidcClaims | null; refreshToken: string | null }
+
 export interface AuthorizationChecks {
   state: string
   nonce: string
@@ -142,6 +148,38 @@ export class ProviderClient {
       }
       return { claims, idToken: tokens.id_token ?? '', refreshToken: tokens.refresh_token ?? null }
     } catch (err) {
+      throw this.#mapError(err)
+    }
+  }
+
+  /**
+   * Re-checks the user with the provider's refresh token (SPEC §2 `refresh_interval`): the
+   * refresh_token grant, then the claims of the new ID token (validated, and its `sub` the
+   * same user), else of userinfo. Resolves `refused` when the provider refused the grant
+   * (revoked, expired, user gone: any 4xx), and throws GH_OIDC_UNAVAILABLE when it could not
+   * answer, so that an outage never ends sessions.
+   */
+  async refresh(refreshToken: string, subject: string): Promise<RefreshResult> {
+    const config = this.#configuration()
+    let tokens: Awaited<ReturnType<typeof client.refreshTokenGrant>>
+    try {
+      tokens = await client.refreshTokenGrant(config, refreshToken)
+    } catch (err) {
+      if (err instanceof client.ResponseBodyError && err.status < 500) return { refused: true, error: safeCode(err.error) }
+      throw this.#mapError(err)
+    }
+    try {
+      const idToken = tokens.claims()
+      if (idToken !== undefined) {
+        if (idToken.sub !== subject) return { refused: true, error: 'subject_changed' }
+        return { refused: false, claims: { sub: idToken.sub, all: { ...idToken } }, refreshToken: tokens.refresh_token ?? null }
+      }
+      if (config.serverMetadata().userinfo_endpoint === undefined) return { refused: false, claims: null, refreshToken: tokens.refresh_token ?? null }
+      const info = await client.fetchUserInfo(config, tokens.access_token, subject)
+      return { refused: false, claims: { sub: info.sub, all: { ...info } }, refreshToken: tokens.refresh_token ?? null }
+    } catch (err) {
+      if (err instanceof client.ResponseBodyError && err.status < 500) return { refused: true, error: safeCode(err.error) }
+      if (err instanceof client.WWWAuthenticateChallengeError && err.status < 500) return { refused: true, error: 'userinfo_refused' }
       throw this.#mapError(err)
     }
   }
