@@ -12,6 +12,7 @@ import { addAccessLog, type AccessLog } from './http/access-log.js'
 import { adminRoutes } from './http/admin-routes.js'
 import { authRoutes } from './http/auth-routes.js'
 import { backchannelLogoutRoutes } from './http/backchannel-logout-routes.js'
+import { refreshRoutes } from './http/refresh-routes.js'
 import { createAuthenticator } from './http/authenticate.js'
 import { addAuthCors } from './http/cors.js'
 import { sessionCookieName } from './http/credentials.js'
@@ -132,6 +133,11 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
       clock: runtime.clock,
     })
     await auth.register(authRoutes, { runtime, cookie: sessionCookie })
+    await auth.register(refreshRoutes, {
+      refreshTokens: runtime.refreshTokens,
+      throttle: runtime.throttle,
+      enabled: config.sessions.refresh_tokens,
+    })
     await auth.register(tokenRoutes, { runtime })
     await auth.register(adminRoutes, { runtime })
   })

@@ -13,6 +13,7 @@ import { PasswordHasher, type PasswordHasherOptions } from './core/password-hash
 import { PatService } from './core/pats.js'
 import { RouteTable } from './core/route-table.js'
 import { SessionService } from './core/sessions.js'
+import { RefreshTokens } from './core/refresh-tokens.js'
 import { UserService } from './core/users.js'
 import { OidcAccounts } from './core/oidc-accounts.js'
 import { oidcSessionKey, OidcSessions } from './core/oidc-sessions.js'
@@ -59,6 +60,8 @@ export interface Runtime {
   readonly oidcSessions: OidcSessions
   /** Back-channel logout tokens, verified against each provider's JWKS. */
   readonly logoutTokens: LogoutTokenVerifier
+  /** Refresh token chains of JSON logins (sessions.refresh_tokens). */
+  readonly refreshTokens: RefreshTokens
   /** AES-256-GCM keys for secrets at rest (identity.data_key_file). */
   readonly dataKeys: DataKeyRing
   /** Re-checks OIDC sessions with the provider's refresh token (refresh_interval). */
@@ -167,6 +170,13 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
     oidcAccounts,
     oidcSessions,
     logoutTokens: new LogoutTokenVerifier({ clock }),
+    refreshTokens: new RefreshTokens({
+      store,
+      sessions,
+      clock,
+      ttlMs: config.sessions.refresh_ttl,
+      isActive: async (userId) => (await activeUsers.get(userId)) !== null,
+    }),
     dataKeys,
     sessionRecheck: new SessionRecheck({ oidc, oidcSessions, oidcAccounts, sessions, store, keys: dataKeys, audit, clock }),
     keys,

@@ -34,6 +34,7 @@ const SUMMARIES: Record<string, string> = {
   'POST /auth/login': 'Sign in: JSON answers the session token; a form post answers 303 to `next`',
   'POST /auth/register': 'Create an account (403 when registration is closed, 409 when the email is taken)',
   'POST /auth/logout': 'End this session and clear the cookie',
+  'POST /auth/refresh': 'Spend a refresh token: the next session token and refresh token (sessions.refresh_tokens)',
   'POST /auth/logout-all': "End all of the user's sessions",
   'GET /auth/me': 'The signed-in user, permissions and how they authenticated',
   'PATCH /auth/me': 'Change the display name',

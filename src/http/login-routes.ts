@@ -6,6 +6,7 @@
 import formbody from '@fastify/formbody'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { safeNext } from '../core/redirects.js'
+import { newChainId } from '../core/refresh-tokens.js'
 import { GatehouseError, isGatehouseError } from '../errors.js'
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js'
 import type { Runtime } from '../runtime.js'
@@ -51,7 +52,7 @@ export async function loginRoutes(app: FastifyInstance, { runtime, cookie, metri
   const providers = config.auth.oidc.map((p) => p.name)
   await app.register(formbody, { bodyLimit: config.server.body_limit })
 
-  async function signIn(request: FastifyRequest, reply: FastifyReply, body: LoginBody) {
+  async function signIn(request: FastifyRequest, reply: FastifyReply, body: LoginBody, refreshable = false) {
     const ip = request.ip
     await throttle.hitIp(ip)
     const user = await users.authenticate({ email: body.email, password: body.password, ip }).then(
@@ -66,7 +67,9 @@ export async function loginRoutes(app: FastifyInstance, { runtime, cookie, metri
     )
     const previous = cookie.read(request)
     if (previous !== null) await sessions.revokeToken(previous)
-    const session = await sessions.create(user.id, { amr: 'pwd', ip, userAgent: request.headers['user-agent'] ?? null })
+    // A JSON login with sessions.refresh_tokens starts a refresh chain (core/refresh-tokens.ts).
+    const chain = refreshable ? { chain: newChainId() } : {}
+    const session = await sessions.create(user.id, { amr: 'pwd', ip, userAgent: request.headers['user-agent'] ?? null, ...chain })
     cookie.set(reply, session.token)
     return { user, session }
   }
@@ -129,8 +132,10 @@ export async function loginRoutes(app: FastifyInstance, { runtime, cookie, metri
         throw err
       }
       if (!form) {
-        const { user, session } = await signIn(request, reply, request.body)
-        return { token: session.token, expires_at: new Date(session.expiresAt).toISOString(), user }
+        const refreshable = config.sessions.refresh_tokens
+        const { user, session } = await signIn(request, reply, request.body, refreshable)
+        const refresh = refreshable ? { refresh_token: await runtime.refreshTokens.start(session.session) } : {}
+        return { token: session.token, expires_at: new Date(session.expiresAt).toISOString(), user, ...refresh }
       }
       try {
         await signIn(request, reply, request.body)
