@@ -20,6 +20,7 @@ import { oidcSessionKey, OidcSessions } from './core/oidc-sessions.js'
 import { DataKeyRing } from './core/data-keys.js'
 import { LogoutTokenVerifier } from './oidc/logout-token.js'
 import { SessionRecheck } from './oidc/session-recheck.js'
+import { JwtBearer } from './oidc/jwt-bearer.js'
 import { OidcProviders } from './oidc/providers.js'
 import type { InvalidationBus } from './sessions/invalidation.js'
 import { openInvalidationBus } from './sessions/open-invalidation.js'
@@ -62,6 +63,8 @@ export interface Runtime {
   readonly logoutTokens: LogoutTokenVerifier
   /** Refresh token chains of JSON logins (sessions.refresh_tokens). */
   readonly refreshTokens: RefreshTokens
+  /** Access tokens of the auth.jwt_bearer issuers, verified against their JWKS. */
+  readonly jwtBearer: JwtBearer
   /** AES-256-GCM keys for secrets at rest (identity.data_key_file). */
   readonly dataKeys: DataKeyRing
   /** Re-checks OIDC sessions with the provider's refresh token (refresh_interval). */
@@ -93,6 +96,8 @@ export interface RuntimeDependencies {
   breakers?: BreakerRegistry
   /** Called each time an account gets locked out (the lockout metric). */
   onLockout?: () => void
+  /** Default: one for `auth.jwt_bearer`, on the runtime's clock (tests inject a fetch or cooldown). */
+  jwtBearer?: JwtBearer
 }
 
 /** Builds the services on stores that are already open; `close()` closes them. */
@@ -177,6 +182,7 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
       ttlMs: config.sessions.refresh_ttl,
       isActive: async (userId) => (await activeUsers.get(userId)) !== null,
     }),
+    jwtBearer: deps.jwtBearer ?? new JwtBearer(config.auth.jwt_bearer, { clock }),
     dataKeys,
     sessionRecheck: new SessionRecheck({ oidc, oidcSessions, oidcAccounts, sessions, store, keys: dataKeys, audit, clock }),
     keys,

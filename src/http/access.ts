@@ -42,6 +42,11 @@ export function accessHook(authenticator: Authenticator, allowedOrigins: Readonl
       if (unsafe) checkOriginWhenSent(request, allowedOrigins)
       return
     }
+    if (identity.method === 'jwt' && !(access === 'any' && request.method === 'GET')) {
+      throw new GatehouseError('GH_FORBIDDEN', 'A token of another issuer may only call GET /auth/me', {
+        details: { reason: 'jwt_not_allowed' },
+      })
+    }
     if (identity.method === 'pat' && access !== 'any') {
       throw new GatehouseError('GH_FORBIDDEN', 'A personal access token may only call GET /auth/me', {
         details: { reason: 'pat_not_allowed' },

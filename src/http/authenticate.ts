@@ -10,6 +10,7 @@ import type { ActiveSession } from '../core/sessions.js'
 import { GatehouseError } from '../errors.js'
 import type { Runtime } from '../runtime.js'
 import { readCredentials } from './credentials.js'
+import { jwtIdentity } from './jwt-identity.js'
 
 export interface Authenticator {
   /** The cookie that carries the session token. */
@@ -20,7 +21,7 @@ export interface Authenticator {
 const unknownCredential = () => new GatehouseError('GH_UNAUTHENTICATED', 'The credential is unknown or has expired')
 
 /** Told of every credential checked: a PAT or a session token, and whether it was good. */
-export type AttemptListener = (method: 'session' | 'pat', result: 'success' | 'failure') => void
+export type AttemptListener = (method: 'session' | 'pat' | 'jwt', result: 'success' | 'failure') => void
 
 export function createAuthenticator(runtime: Runtime, cookieName: string, onAttempt: AttemptListener = () => {}): Authenticator {
   const { sessions, activeUsers, pats, config, sessionRecheck } = runtime
@@ -61,6 +62,14 @@ export function createAuthenticator(runtime: Runtime, cookieName: string, onAtte
         expiresAt: pat.expiresAt,
         tokenId: pat.patId,
       }
+    }
+    if (header?.kind === 'jwt') {
+      // auth.jwt_bearer (oidc/jwt-bearer.ts); a JWT of an unlisted issuer is an unknown credential.
+      const identity = await jwtIdentity(runtime.jwtBearer, header.token, config.roles, onAttempt)
+      if (cookie !== null && (await sessions.resolve(cookie)) !== null) {
+        throw new GatehouseError('GH_AMBIGUOUS_CREDENTIALS', 'The cookie and the Authorization header name different users')
+      }
+      return identity
     }
     if (header?.kind === 'session') {
       const active = await sessions.resolve(header.token)

@@ -11,7 +11,7 @@ import type { BreakerRegistry } from '../resilience/breaker-registry.js'
 import type { BreakerState } from '../resilience/circuit-breaker.js'
 
 export type DecisionOutcome = 'allow' | 'unauthenticated' | 'forbidden' | 'rate_limited' | 'error'
-export type AuthAttemptMethod = 'password' | 'session' | 'pat' | 'oidc'
+export type AuthAttemptMethod = 'password' | 'session' | 'pat' | 'oidc' | 'jwt'
 export type AuthAttemptResult = 'success' | 'failure'
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
@@ -66,7 +66,7 @@ export class GatewayMetrics {
     })
     this.#authAttempts = new Counter({
       name: 'gatehouse_auth_attempts_total',
-      help: 'Credentials checked: method password, session, pat or oidc; result success or failure.',
+      help: 'Credentials checked: method password, session, pat, oidc or jwt; result success or failure.',
       labelNames: ['method', 'result'],
       registers,
     })
