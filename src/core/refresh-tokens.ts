@@ -45,6 +45,8 @@ export interface RefreshTokenOptions {
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/
 const tokenKey = (hash: string): string => `refresh-token:${hash}`
 const liveKey = (hash: string): string => `refresh-live:${hash}`
+/** Set when reuse ends a chain, so that a refresh racing with it cannot leave its new session alive. */
+const revokedKey = (chainId: string): string => `refresh-revoked:${chainId}`
 
 const invalid = (): GatehouseError => new GatehouseError('GH_INVALID_CREDENTIALS', 'The refresh token is unknown, spent or expired')
 
@@ -93,6 +95,11 @@ export class RefreshTokens {
     const session = await sessions.create(chain.user_id, { amr: chain.amr, ip: context.ip, userAgent: context.userAgent, chain: chainId })
     const refreshToken = await this.#issue(chainId, chain, session.session.id)
     await sessions.end(chain.session_id, { keepChain: true })
+    // Checked after writing, like sessions.ts: a reuse detected meanwhile ends what was just made.
+    if ((await store.get(revokedKey(chainId))) !== null) {
+      await sessions.end(session.session.id)
+      throw invalid()
+    }
     return { session, refreshToken }
   }
 
@@ -108,9 +115,18 @@ export class RefreshTokens {
     return token
   }
 
+  /**
+   * Ends the chain and its current session. The marker comes first and the chain is read
+   * again after it: a refresh that won the token meanwhile either sees the marker or has
+   * already written its new session into the chain, where this finds and ends it.
+   */
   async #endChain(chainId: string, chain: Chain): Promise<void> {
-    await this.#options.store.delete(refreshChainKey(chainId))
-    await this.#options.sessions.end(chain.session_id)
+    const { store, sessions, clock } = this.#options
+    await store.set(revokedKey(chainId), '1', Math.max(1, chain.created_at + this.#options.ttlMs - clock.now()))
+    const latest = await this.#read(chainId)
+    await store.delete(refreshChainKey(chainId))
+    await sessions.end(chain.session_id)
+    if (latest !== null && latest.session_id !== chain.session_id) await sessions.end(latest.session_id)
   }
 
   async #read(chainId: string): Promise<Chain | null> {

@@ -45,8 +45,11 @@ export class SessionRecheck {
   readonly #options: SessionRecheckOptions
   readonly #inFlight = new Map<string, Promise<boolean>>()
 
+  readonly #enabled: boolean
+
   constructor(options: SessionRecheckOptions) {
     this.#options = options
+    this.#enabled = options.oidc.names().some((name) => options.oidc.get(name)?.provider.refresh_interval != null)
   }
 
   /** The sealed refresh state for a new session, or null when the provider needs none. */
@@ -61,7 +64,8 @@ export class SessionRecheck {
 
   /** Resolves false when the session has just been ended by the check. */
   async stillValid(active: ActiveSession): Promise<boolean> {
-    if (active.session.amr !== 'oidc') return true
+    // Without any refresh_interval there is nothing to check: no extra store read per request.
+    if (active.session.amr !== 'oidc' || !this.#enabled) return true
     const id = active.session.id
     const running = this.#inFlight.get(id)
     if (running !== undefined) return running
