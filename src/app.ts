@@ -15,10 +15,13 @@ import { addAccessLog, type AccessLog } from './http/access-log.js'
 import { adminRoutes } from './http/admin-routes.js'
 import { auditRoutes } from './http/audit-routes.js'
 import { authRoutes } from './http/auth-routes.js'
+import { backchannelLogoutRoutes } from './http/backchannel-logout-routes.js'
+import { refreshRoutes } from './http/refresh-routes.js'
 import { createAuthenticator } from './http/authenticate.js'
 import { addAuthCors } from './http/cors.js'
 import { docs } from './http/docs.js'
 import { edge } from './http/edge.js'
+import { providerLogoutUrl } from './http/provider-logout.js'
 import { forwardAuthRoutes } from './http/forward-auth.js'
 import { emailRoutes } from './http/email-routes.js'
 import { frameworkErrorHandler, registerErrorHandlers } from './http/error-handler.js'
@@ -119,7 +122,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
   const sessionCookie = createSessionCookie(config.server.public_url, config.sessions.absolute_timeout, config.sessions.cookie_domain)
   const { users, sessions, throttle, audit } = runtime
   const authenticator = createAuthenticator(
-    { sessions, activeUsers: runtime.activeUsers, pats: runtime.pats, roles: config.roles },
+    { sessions, activeUsers: runtime.activeUsers, pats: runtime.pats, roles: config.roles, jwtBearer: runtime.jwtBearer, sessionRecheck: runtime.sessionRecheck },
     sessionCookie.name,
     (method, result) => metrics.authAttempt(method, result),
   )
@@ -137,6 +140,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
       providers,
       links: { register: config.auth.registration === 'open', forgot: config.email !== null },
       emailEnabled: config.email !== null,
+      refreshTokens: config.sessions.refresh_tokens ? runtime.refreshTokens : null,
       bodyLimit: config.server.body_limit,
       cookie: sessionCookie,
       metrics,
@@ -153,6 +157,8 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
       cookie: sessionCookie,
       metrics,
       cookieDomain: config.sessions.cookie_domain,
+      oidcSessions: runtime.oidcSessions,
+      sessionRecheck: runtime.sessionRecheck,
     })
     await auth.register(authRoutes, {
       users,
@@ -162,6 +168,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
       registration: config.auth.registration,
       cookie: sessionCookie,
       verifications: accounts.verifications,
+      providerLogout: (sessionId) => providerLogoutUrl({ oidc: runtime.oidc, oidcSessions: runtime.oidcSessions, config }, sessionId),
     })
     await auth.register(tokenRoutes, { pats: runtime.pats })
     await auth.register(adminRoutes, { users, sessions, roles: config.roles })
@@ -181,6 +188,19 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
       bodyLimit: config.server.body_limit,
     })
     await auth.register(auditRoutes, { audit })
+    await auth.register(backchannelLogoutRoutes, {
+      oidc: runtime.oidc,
+      verifier: runtime.logoutTokens,
+      oidcSessions: runtime.oidcSessions,
+      sessions: runtime.sessions,
+      audit: runtime.audit,
+      clock: runtime.clock,
+    })
+    await auth.register(refreshRoutes, {
+      refreshTokens: runtime.refreshTokens,
+      throttle: runtime.throttle,
+      enabled: config.sessions.refresh_tokens,
+    })
   })
 
   app.get('/.well-known/jwks.json', async (_request, reply) => {

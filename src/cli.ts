@@ -11,6 +11,7 @@ import { checkConfigFiles, ConfigError, loadConfig } from './config/index.js'
 import { CommandFailure } from './control/commands.js'
 import { openGatewayControl } from './control/gateway-control.js'
 import { systemClock } from './core/clock.js'
+import { rotateDataKeys } from './core/data-keys.js'
 import { rotateKeys } from './core/identity-keys.js'
 import type { Identity } from './core/identity.js'
 import { permissionsFor } from './core/permissions.js'
@@ -86,19 +87,27 @@ export function buildProgram(state: { serving: boolean } = { serving: false }): 
     .command('keys')
     .description('manage the identity signing keys')
     .command('rotate')
-    .description('start signing with a new key; the previous one stays published until its assertions expire')
-    .option('--signing', 'rotate the identity signing key (the default)')
+    .description('start signing with a new key (the previous one stays published until its assertions expire) and/or encrypting with a new data key (old ones keep decrypting); without a flag, both')
+    .option('--signing', 'rotate the identity signing key (identity.signing_key_file)')
+    .option('--data', 'rotate the data encryption key (identity.data_key_file)')
     .addOption(configOption())
-    .action(async (options: ConfigOptions & { signing?: boolean }) => {
+    .action(async (options: ConfigOptions & { signing?: boolean; data?: boolean }) => {
       const loaded = await loadCommandConfig(options)
-      const result = await rotateKeys(loaded.identity.signing_key_file, {
-        clock: systemClock,
-        assertionTtlMs: loaded.identity.assertion_ttl,
-      })
-      process.stdout.write(
-        `new signing key ${result.kid}; still published: ${result.retained.join(', ') || 'none'}; removed: ${result.removed.join(', ') || 'none'}\n` +
-          'Send SIGHUP to every running gateway (or restart it) so that it signs with the new key.\n',
-      )
+      const both = options.signing !== true && options.data !== true
+      if (both || options.signing === true) {
+        const result = await rotateKeys(loaded.identity.signing_key_file, {
+          clock: systemClock,
+          assertionTtlMs: loaded.identity.assertion_ttl,
+        })
+        process.stdout.write(
+          `new signing key ${result.kid}; still published: ${result.retained.join(', ') || 'none'}; removed: ${result.removed.join(', ') || 'none'}\n`,
+        )
+      }
+      if (both || options.data === true) {
+        const result = await rotateDataKeys(loaded.identity.data_key_file)
+        process.stdout.write(`new data key ${result.kid}; still decrypting with: ${result.retained.join(', ') || 'none'}\n`)
+      }
+      process.stdout.write('Send SIGHUP to every running gateway (or restart it) so that it uses the new key.\n')
     })
 
   program

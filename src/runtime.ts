@@ -13,8 +13,14 @@ import { PasswordHasher, type PasswordHasherOptions } from './core/password-hash
 import { PatService } from './core/pats.js'
 import { RouteTable } from './core/route-table.js'
 import { SessionService } from './core/sessions.js'
+import { RefreshTokens } from './core/refresh-tokens.js'
 import { UserService } from './core/users.js'
 import { OidcAccounts } from './core/oidc-accounts.js'
+import { oidcSessionKey, OidcSessions } from './core/oidc-sessions.js'
+import { DataKeyRing } from './core/data-keys.js'
+import { LogoutTokenVerifier } from './oidc/logout-token.js'
+import { SessionRecheck } from './oidc/session-recheck.js'
+import { JwtBearer } from './oidc/jwt-bearer.js'
 import { OidcProviders } from './oidc/providers.js'
 import type { InvalidationBus } from './sessions/invalidation.js'
 import { openInvalidationBus } from './sessions/open-invalidation.js'
@@ -52,6 +58,18 @@ export interface Runtime {
   readonly oidc: OidcProviders
   /** Which local user an OIDC sign-in is (user_identities). */
   readonly oidcAccounts: OidcAccounts
+  /** The provider session behind each OIDC session (sid, sub, ID token, refresh token). */
+  readonly oidcSessions: OidcSessions
+  /** Back-channel logout tokens, verified against each provider's JWKS. */
+  readonly logoutTokens: LogoutTokenVerifier
+  /** Refresh token chains of JSON logins (sessions.refresh_tokens). */
+  readonly refreshTokens: RefreshTokens
+  /** Access tokens of the auth.jwt_bearer issuers, verified against their JWKS. */
+  readonly jwtBearer: JwtBearer
+  /** AES-256-GCM keys for secrets at rest (identity.data_key_file). */
+  readonly dataKeys: DataKeyRing
+  /** Re-checks OIDC sessions with the provider's refresh token (refresh_interval). */
+  readonly sessionRecheck: SessionRecheck
   readonly keys: KeyRing
   readonly signer: AssertionSigner
   /** The routes the edge proxies: those with an upstream. */
@@ -82,6 +100,8 @@ export interface RuntimeDependencies {
   breakers?: BreakerRegistry
   /** Called each time an account gets locked out (the lockout metric). */
   onLockout?: () => void
+  /** Default: one for `auth.jwt_bearer`, on the runtime's clock (tests inject a fetch or cooldown). */
+  jwtBearer?: JwtBearer
 }
 
 /** Builds the services on stores that are already open; `close()` closes them. */
@@ -95,6 +115,7 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
     () => KeyRing.open(config.identity.signing_key_file, { clock, assertionTtlMs: config.identity.assertion_ttl }),
     (err) => safeMessage(err),
   )
+  const dataKeys = await openDataKeys(config)
   const invalidation = deps.invalidation ?? (await openInvalidationBus(config.storage.sessions))
   const audit = new AuditLog(db)
   const hasher = new PasswordHasher(config.auth.argon2, deps.hasher)
@@ -123,7 +144,9 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
     clock,
     idleTimeoutMs: config.sessions.idle_timeout,
     absoluteTimeoutMs: config.sessions.absolute_timeout,
+    companionKeys: [oidcSessionKey],
   })
+  const oidcSessions = new OidcSessions({ store, ttlMs: config.sessions.absolute_timeout })
   const pats = new PatService({ db, audit, clock, roles: config.roles, invalidation })
   const activeUsers = new ActiveUserCache({ users, bus: invalidation, clock })
   const signer = new AssertionSigner({
@@ -136,7 +159,12 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
   let retired: Promise<void> | undefined
   let closed: Promise<void> | undefined
   const oidc = new OidcProviders(config.auth.oidc, { publicUrl: config.server.public_url })
-  const oidcAccounts = new OidcAccounts({ db, audit, defaultRoles: config.default_roles })
+  const oidcAccounts = new OidcAccounts({
+    db,
+    audit,
+    defaultRoles: config.default_roles,
+    onUserChanged: (userId) => invalidation.publish({ kind: 'user', userId }),
+  })
   const retire = () => (retired ??= (oidc.close(), pats.close().catch(() => undefined)))
   return {
     config,
@@ -154,6 +182,18 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
     pats,
     oidc,
     oidcAccounts,
+    oidcSessions,
+    logoutTokens: new LogoutTokenVerifier({ clock }),
+    refreshTokens: new RefreshTokens({
+      store,
+      sessions,
+      clock,
+      ttlMs: config.sessions.refresh_ttl,
+      isActive: async (userId) => (await activeUsers.get(userId)) !== null,
+    }),
+    jwtBearer: deps.jwtBearer ?? new JwtBearer(config.auth.jwt_bearer, { clock }),
+    dataKeys,
+    sessionRecheck: new SessionRecheck({ oidc, oidcSessions, oidcAccounts, sessions, store, keys: dataKeys, audit, clock }),
     keys,
     signer,
     routes: new RouteTable(config.routes.filter((route) => route.upstream !== null)),
@@ -170,6 +210,18 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
       return closed
     },
   }
+}
+
+/**
+ * The data key ring. Created on first start with embedded storage (SPEC §4); with shared
+ * storage every replica needs the same file, so a missing one is a start-up error when a
+ * feature stores secrets with it, and otherwise a ring in memory that nothing persists with.
+ */
+async function openDataKeys(config: GatewayConfig): Promise<DataKeyRing> {
+  const embedded = config.storage.database.startsWith('embedded:')
+  const needed = config.auth.oidc.some((provider) => provider.refresh_interval !== null)
+  if (embedded || needed) return DataKeyRing.open(config.identity.data_key_file, { create: embedded })
+  return DataKeyRing.open(config.identity.data_key_file, { create: false }).catch(() => DataKeyRing.ephemeral())
 }
 
 export interface OpenRuntimeOptions extends Pick<RuntimeDependencies, 'breakers' | 'onLockout'> {

@@ -89,12 +89,12 @@ export class VerificationError extends Error {
 export interface VerifiedIdentity {
   /** The user's id (`sub`). */
   id: string
-  /** The user's email address, lower-case ASCII. */
+  /** The user's email address, lower-case ASCII; empty for a `jwt` identity whose token had none. */
   email: string
   /** The user's roles. */
   roles: string[]
-  /** `pat` for a personal access token, `session` for a browser or API session. */
-  method: 'session' | 'pat'
+  /** `pat` for a personal access token, `session` for a browser or API session, `jwt` for another issuer's token. */
+  method: 'session' | 'pat' | 'jwt'
   /** How the user authenticated: `['pwd']`, `['oidc']` or `['pat']`. */
   amr: string[]
   /**
@@ -183,7 +183,7 @@ export type Verifier = (request: VerifiableRequest) => Promise<VerifiedIdentity>
 const DEFAULT_CLOCK_TOLERANCE_SEC = 5
 const DEFAULT_COOLDOWN_MS = 1000
 const MAX_JWKS_BYTES = 1024 * 1024
-const AMR_VALUES = new Set(['pwd', 'oidc', 'pat'])
+const AMR_VALUES = new Set(['pwd', 'oidc', 'pat', 'jwt'])
 
 /**
  * Creates a verifier for the assertions one gateway makes for one upstream. Create it once
@@ -308,15 +308,15 @@ function fromJose(error: unknown): VerificationError {
 function identityFrom(payload: JWTPayload): VerifiedIdentity {
   const { sub, email, roles, amr, iat, exp } = payload
   if (typeof sub !== 'string' || sub === '') throw malformedClaim('sub')
-  if (typeof email !== 'string') throw malformedClaim('email')
+  if (typeof email !== 'string' && !(email === undefined && isStringArray(amr) && amr.includes('jwt'))) throw malformedClaim('email')
   if (!isStringArray(roles)) throw malformedClaim('roles')
   if (!isStringArray(amr) || amr.length === 0 || !amr.every((value) => AMR_VALUES.has(value))) throw malformedClaim('amr')
   if (typeof iat !== 'number' || typeof exp !== 'number') throw malformedClaim('iat')
   const identity: VerifiedIdentity = {
     id: sub,
-    email,
+    email: email ?? '',
     roles: [...roles],
-    method: amr.includes('pat') ? 'pat' : 'session',
+    method: amr.includes('pat') ? 'pat' : amr.includes('jwt') ? 'jwt' : 'session',
     amr: [...amr],
     issuedAt: iat,
     expiresAt: exp,

@@ -94,8 +94,13 @@ t.test('every default, from a file that sets almost nothing', async (t) => {
       cors: null,
     },
     storage: { database: 'embedded:/etc/gatehouse/data/db', pool: null, sessions: 'memory' },
-    identity: { signing_key_file: '/etc/gatehouse/certs/identity-keys.json', assertion_ttl: 60_000, bind_to_request: true },
-    sessions: { idle_timeout: 30 * 60_000, absolute_timeout: 24 * 3_600_000, cookie_domain: null },
+    identity: {
+      signing_key_file: '/etc/gatehouse/certs/identity-keys.json',
+      data_key_file: '/etc/gatehouse/certs/data-keys.json',
+      assertion_ttl: 60_000,
+      bind_to_request: true,
+    },
+    sessions: { idle_timeout: 30 * 60_000, absolute_timeout: 24 * 3_600_000, cookie_domain: null, refresh_tokens: false, refresh_ttl: 30 * 86_400_000 },
     auth: {
       registration: 'open',
       email_verification: 'off',
@@ -104,6 +109,7 @@ t.test('every default, from a file that sets almost nothing', async (t) => {
       lockout: { max_failures: 5, window: 15 * 60_000 },
       login_rate_limit: { max: 30, window: 60_000 },
       oidc: [],
+      jwt_bearer: [],
     },
     email: null,
     roles: { viewer: ['app:read'], operator: ['app:read', 'app:write'], admin: ['*'] },
@@ -141,6 +147,11 @@ t.test('defaults that depend on other keys', async (t) => {
     create_users: false,
     link_existing_users: false,
     trust_unverified_email: false,
+    roles_claim: null,
+    role_map: {},
+    allowed_groups: null,
+    refresh_interval: null,
+    provider_logout: false,
   })
 
   const [defaults] = parse({ routes: [route()] }).routes

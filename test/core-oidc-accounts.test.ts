@@ -22,6 +22,9 @@ function policy(overrides: Partial<OidcAccountPolicy> = {}): OidcAccountPolicy {
     create_users: true,
     link_existing_users: false,
     trust_unverified_email: false,
+    roles_claim: null,
+    role_map: {},
+    allowed_groups: null,
     ...overrides,
   }
 }

@@ -31,6 +31,11 @@ function providerConfig(issuer: string): OidcProviderConfig {
     create_users: false,
     link_existing_users: false,
     trust_unverified_email: false,
+    roles_claim: null,
+    role_map: {},
+    allowed_groups: null,
+    refresh_interval: null,
+    provider_logout: false,
   }
 }
 

@@ -10,7 +10,7 @@ import { derived, list, map, nullable, obj, optional, required, textOrMapping, t
 import type { GatewayConfig, RouteConfig } from './types.js'
 import { DAY, HOUR, SECOND } from './units.js'
 import {
-  cidr, cookieDomain, databaseUrl, routeHost, duration, emailDomain, filePath, host, issuerUrl, method, name, origin, pathPrefix,
+  cidr, claimPath, cookieDomain, databaseUrl, routeHost, duration, emailDomain, filePath, host, issuerUrl, method, name, origin, pathPrefix,
   permission, port, roleName, scope, sessionStoreUrl, size, smtpUrl, upstreamUrl,
 } from './values.js'
 
@@ -66,6 +66,8 @@ const storage = obj({
 const identity = obj({
   signing_key_file: optional(filePath(), 'certs/identity-keys.json', 'Private JWK set signing identity assertions, created on first start.'),
   assertion_ttl: optional(duration({ min: SECOND, max: HOUR }), '60s', 'Lifetime of an X-Auth-Assertion.'),
+  data_key_file: optional(filePath(), 'certs/data-keys.json',
+    'AES-256-GCM key ring for secrets at rest (provider refresh tokens, TOTP secrets); created on first start with embedded storage.'),
   bind_to_request: optional(bool(), true,
     'Whether each assertion names its request (jti, rid, htm, htu); false reuses one per identity and route for half its ttl.'),
 })
@@ -76,6 +78,8 @@ const sessions = obj({
   cookie_domain: optional(nullable(cookieDomain()), null,
     'One sign-in for every host under this domain (forward auth, several hosts): the cookie becomes __Secure-gh_session with Domain set. Every host under it receives the session cookie.',
     'none (a host-only __Host-gh_session cookie)'),
+  refresh_tokens: optional(bool(), false, 'Whether JSON logins also get a rotating refresh token (POST /auth/refresh).'),
+  refresh_ttl: optional(duration({ min: SECOND, max: YEAR }), '30d', 'Longest life of a refresh token chain, from its login.'),
 }, {
   check(parts, report) {
     if (parts.idle_timeout !== undefined && parts.absolute_timeout !== undefined && parts.idle_timeout > parts.absolute_timeout) {
@@ -83,6 +87,14 @@ const sessions = obj({
     }
   },
 })
+
+/** Provider groups to roles, shared by auth.oidc and auth.jwt_bearer. */
+const roleMapping = {
+  roles_claim: optional(nullable(claimPath()), null,
+    'Dotted path into the claims to an array (or string) of group names, e.g. groups or realm_access.roles.', 'none'),
+  role_map: optional(map(str('group name'), list(reference('role', roleName())), { entry: 'Roles given to holders of this group.' }), {},
+    'Groups to roles; the user\'s roles are default_roles plus the mapped roles (jwt_bearer: the mapped roles only).'),
+}
 
 const oidcProvider = obj({
   name: required(unique('OIDC provider name', name('provider name')), 'Shown on the login page and used in /auth/oidc/<name>/start.'),
@@ -95,10 +107,34 @@ const oidcProvider = obj({
   create_users: optional(bool(), false, 'Whether a first sign-in creates a local user with default_roles.'),
   link_existing_users: optional(bool(), false, 'Whether a first sign-in may attach to the local user with the same verified email.'),
   trust_unverified_email: optional(bool(), false, 'Whether to accept a token without an email_verified claim.'),
+  ...roleMapping,
+  allowed_groups: optional(nullable(list(str('group name'), { min: 1 })), null,
+    'Groups (from roles_claim) of which the user must hold one to sign in.', 'any group'),
+  refresh_interval: optional(nullable(duration({ min: SECOND, max: MAX_TIMER })), null,
+    "How often a session re-checks the user with the provider's refresh token; a refusal ends the session.", 'never'),
+  provider_logout: optional(bool(), false, "Whether logout also ends the provider's session (RP-initiated logout)."),
 }, {
   type: 'OIDC provider',
   check(parts, report) {
     if (parts.scopes !== undefined && !parts.scopes.includes('openid')) report('scopes', 'must include openid')
+    if (parts.allowed_groups != null && parts.roles_claim == null) report('allowed_groups', 'needs roles_claim, the claim the groups are read from')
+    if (parts.role_map !== undefined && Object.keys(parts.role_map).length > 0 && parts.roles_claim == null) {
+      report('role_map', 'needs roles_claim, the claim the groups are read from')
+    }
+  },
+})
+
+const jwtIssuer = obj({
+  issuer: required(issuerUrl(), 'Issuer URL, https unless its host is loopback; its JWKS is discovered from it.'),
+  audience: required(str(), 'The aud the tokens must carry.'),
+  name: required(unique('JWT issuer name', name('issuer name')), 'Used in X-Auth-User-Id as <name>|<sub>.'),
+  ...roleMapping,
+}, {
+  type: 'JWT issuer',
+  check(parts, report) {
+    if (parts.role_map !== undefined && Object.keys(parts.role_map).length > 0 && parts.roles_claim == null) {
+      report('role_map', 'needs roles_claim, the claim the groups are read from')
+    }
   },
 })
 
@@ -124,6 +160,7 @@ const auth = obj({
     window: optional(duration(), '1m', 'Length of the window.'),
   }), {}, 'Per-IP limit on login, register, password reset, verification emails and /auth/oidc/*.'),
   oidc: optional(list(oidcProvider), [], 'OpenID Connect providers offered on the login page.'),
+  jwt_bearer: optional(list(jwtIssuer), [], 'Issuers whose access tokens are accepted as Authorization: Bearer credentials.'),
 })
 
 const email = obj({

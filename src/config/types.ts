@@ -55,6 +55,24 @@ export interface OidcProviderConfig {
   create_users: boolean
   link_existing_users: boolean
   trust_unverified_email: boolean
+  /** Dotted path into the ID token claims to the user's groups; null: no mapping. */
+  roles_claim: string | null
+  /** Group → roles. */
+  role_map: Readonly<Record<string, readonly string[]>>
+  /** Sign-in needs one of these groups; null: any. */
+  allowed_groups: readonly string[] | null
+  /** Milliseconds; null: the provider is never asked again during a session. */
+  refresh_interval: number | null
+  provider_logout: boolean
+}
+
+/** An `auth.jwt_bearer` entry: an issuer whose access tokens are credentials (SPEC §3). */
+export interface JwtIssuerConfig {
+  issuer: string
+  audience: string
+  name: string
+  roles_claim: string | null
+  role_map: Readonly<Record<string, readonly string[]>>
 }
 
 export interface GatewayConfig {
@@ -84,6 +102,7 @@ export interface GatewayConfig {
   }
   identity: {
     signing_key_file: string
+    data_key_file: string
     assertion_ttl: number
     bind_to_request: boolean
   }
@@ -92,6 +111,9 @@ export interface GatewayConfig {
     absolute_timeout: number
     /** Lower-case, no leading dot; null: a host-only cookie. */
     cookie_domain: string | null
+    refresh_tokens: boolean
+    /** Milliseconds. */
+    refresh_ttl: number
   }
   auth: {
     registration: 'open' | 'closed'
@@ -101,6 +123,7 @@ export interface GatewayConfig {
     lockout: { max_failures: number; window: number }
     login_rate_limit: { max: number; window: number }
     oidc: readonly OidcProviderConfig[]
+    jwt_bearer: readonly JwtIssuerConfig[]
   }
   /** Null: no email is sent (reset and verification links cannot be mailed). */
   email: { smtp: string; from: string } | null

@@ -210,6 +210,11 @@ export function name(type: string): Node<string> {
   return matching(type, NAME, 'a name of letters, digits, _, . and - starting with a letter or digit')
 }
 
+/** A claim, or a dotted path to one inside nested objects: `groups`, `realm_access.roles`. */
+export function claimPath(): Node<string> {
+  return matching('claim path', /^[^.\s]+(?:\.[^.\s]+)*$/, 'a claim name or dotted path like realm_access.roles')
+}
+
 export function roleName(): Node<string> {
   return matching('role name', /^[^\s,]+$/, 'a role name without spaces or commas')
 }

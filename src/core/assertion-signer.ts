@@ -77,7 +77,7 @@ export class AssertionSigner {
       iss: this.#issuer,
       aud: request.audience,
       sub: user.id,
-      email: user.email,
+      ...(user.email === '' ? {} : { email: user.email }),
       roles: user.roles,
       amr: [identity.amr],
       iat,

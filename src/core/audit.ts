@@ -8,6 +8,7 @@ export type AuditEventType =
   | 'login.locked'
   | 'logout'
   | 'logout.all'
+  | 'logout.backchannel'
   | 'password.changed'
   | 'password.reset'
   | 'password.reset_requested'

@@ -25,10 +25,11 @@ export function identityHeaders(identity: Identity, assertion: string, tokenId?:
   }
   const headers: Record<string, string> = {
     'x-auth-user-id': checked('x-auth-user-id', user.id),
-    'x-auth-email': checked('x-auth-email', user.email),
     'x-auth-roles': user.roles.join(','),
     'x-auth-method': identity.method,
   }
+  // A jwt_bearer token without an email claim: no X-Auth-Email at all (SPEC §3).
+  if (user.email !== '') headers['x-auth-email'] = checked('x-auth-email', user.email)
   if (identity.method === 'pat' && tokenId !== undefined) headers['x-auth-token-id'] = checked('x-auth-token-id', tokenId)
   headers['x-auth-assertion'] = checked('x-auth-assertion', assertion)
   return headers

@@ -3,6 +3,7 @@ import type { ActiveSession } from './sessions.js'
 
 export interface IdentityUser {
   id: string
+  /** Empty for a `jwt_bearer` identity whose token has no email (X-Auth-Email is then absent). */
   email: string
   name: string | null
   roles: readonly string[]
@@ -14,9 +15,9 @@ export interface Identity {
   user: IdentityUser
   /** The permissions this credential carries (a PAT's may be a subset of its owner's). */
   permissions: readonly string[]
-  method: 'session' | 'pat'
+  method: 'session' | 'pat' | 'jwt'
   /** How the user proved who they are, for the assertion's `amr`. */
-  amr: 'pwd' | 'oidc' | 'pat'
+  amr: 'pwd' | 'oidc' | 'pat' | 'jwt'
   /** Set when method is 'session'. */
   session: ActiveSession | null
   /** Where the credential came from: a cookie needs the CSRF check, a header does not. */

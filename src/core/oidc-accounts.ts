@@ -9,10 +9,11 @@ import { GatehouseError } from '../errors.js'
 import { isUniqueViolation, type Database, type Queryable } from '../storage/database.js'
 import type { AuditLog } from './audit.js'
 import { normalizeEmail } from './email.js'
+import { groupsOf, holdsAllowedGroup, rolesFor, sameRoles, type RoleMapping } from './provider-roles.js'
 import { MAX_NAME_LENGTH, NAME_FORBIDDEN, toUser, type User } from './users.js'
 
-/** The parts of an `auth.oidc` entry that decide who may sign in. */
-export interface OidcAccountPolicy {
+/** The parts of an `auth.oidc` entry that decide who may sign in, and with which roles. */
+export interface OidcAccountPolicy extends RoleMapping {
   /** The provider's name in gateway.yml, for messages and the audit trail. */
   name: string
   issuer: string
@@ -20,6 +21,8 @@ export interface OidcAccountPolicy {
   create_users: boolean
   link_existing_users: boolean
   trust_unverified_email: boolean
+  /** Sign-in needs one of these groups (read at `roles_claim`); null: any. */
+  allowed_groups: readonly string[] | null
 }
 
 /** The claims of a validated ID token (completed from userinfo when it lacks the email). */
@@ -28,6 +31,8 @@ export interface OidcClaims {
   email?: unknown
   email_verified?: unknown
   name?: unknown
+  /** Every claim, for `roles_claim` (a dotted path may reach into nested claims). */
+  all?: Readonly<Record<string, unknown>>
 }
 
 export type OidcRefusal =
@@ -41,6 +46,7 @@ export type OidcRefusal =
   | 'link_unverified'
   | 'already_linked'
   | 'no_account'
+  | 'group_not_allowed'
 
 /** How the sign-in found its user. */
 export type OidcOutcome = 'existing' | 'linked' | 'created'
@@ -55,6 +61,8 @@ export interface OidcAccountsOptions {
   audit: AuditLog
   /** `default_roles`, given to users created by a first sign-in (validated with the config). */
   defaultRoles: readonly string[]
+  /** Told after a sign-in changed a user's roles, so that every replica's caches drop the user. */
+  onUserChanged?: (userId: string) => void | Promise<void>
 }
 
 /** Longest `sub` kept: OpenID Connect Core §2 caps it at 255 ASCII characters. */
@@ -99,11 +107,25 @@ export class OidcAccounts {
   readonly #db: Database
   readonly #audit: AuditLog
   readonly #defaultRoles: string[]
+  readonly #onUserChanged: (userId: string) => void | Promise<void>
 
   constructor(options: OidcAccountsOptions) {
     this.#db = options.db
     this.#audit = options.audit
     this.#defaultRoles = [...new Set(options.defaultRoles)]
+    this.#onUserChanged = options.onUserChanged ?? (() => undefined)
+  }
+
+  /**
+   * Sets the user's roles to default_roles + the roles `role_map` gives the groups in
+   * `claims` (nothing when the provider has no `roles_claim`), auditing a change as
+   * `user.roles_changed`. Resolves the roles the user has now, or null when the user is gone.
+   * Used at sign-in and when a session re-checks the user with the provider.
+   */
+  async applyRoles(policy: OidcAccountPolicy, userId: string, claims: OidcClaims, context: { ip?: string | null } = {}): Promise<string[] | null> {
+    const roles = await this.#db.transaction((tx) => this.#applyRolesIn(tx, policy, userId, claims, context.ip ?? null))
+    if (roles?.changed) await this.#onUserChanged(userId)
+    return roles?.roles ?? null
   }
 
   /**
@@ -127,8 +149,10 @@ export class OidcAccounts {
       }
       email = this.#emailOf(policy, claims)
       this.#checkEmail(policy, claims, email)
+      this.#checkGroups(policy, claims)
       const verified = emailVerifiedOf(claims.email_verified) === true
-      const result = await this.#resolve(policy, sub, email, verified, displayNameOf(claims.name), ip)
+      const resolved = await this.#resolve(policy, sub, email, verified, displayNameOf(claims.name), ip)
+      const result = await this.#withMappedRoles(policy, resolved, claims, ip)
       await this.#audit.record('login.succeeded', {
         userId: result.user.id,
         email: result.user.email,
@@ -155,6 +179,43 @@ export class OidcAccounts {
       [userId],
     )
     return result.rows
+  }
+
+  #checkGroups(policy: OidcAccountPolicy, claims: OidcClaims): void {
+    const groups = groupsOf(claims.all ?? {}, policy.roles_claim)
+    if (!holdsAllowedGroup(groups, policy.allowed_groups)) {
+      const needed = (policy.allowed_groups ?? []).join(', ')
+      throw refused('group_not_allowed', `Signing in here with ${policy.name} needs membership of one of these groups: ${needed}. Ask your administrator for access.`)
+    }
+  }
+
+  async #withMappedRoles(policy: OidcAccountPolicy, signIn: OidcSignIn, claims: OidcClaims, ip: string | null): Promise<OidcSignIn> {
+    if (policy.roles_claim === null) return signIn
+    const roles = await this.applyRoles(policy, signIn.user.id, claims, { ip })
+    return roles === null ? signIn : { ...signIn, user: { ...signIn.user, roles } }
+  }
+
+  async #applyRolesIn(
+    tx: Queryable,
+    policy: OidcAccountPolicy,
+    userId: string,
+    claims: OidcClaims,
+    ip: string | null,
+  ): Promise<{ roles: string[]; changed: boolean } | null> {
+    const current = await tx.query<{ email: string; roles: string[] }>('SELECT email, roles FROM users WHERE id = $1 FOR UPDATE', [userId])
+    const row = current.rows[0]
+    if (row === undefined) return null
+    if (policy.roles_claim === null) return { roles: row.roles, changed: false }
+    const groups = groupsOf(claims.all ?? {}, policy.roles_claim)
+    const roles = rolesFor(this.#defaultRoles, groups, policy.role_map)
+    if (sameRoles(roles, row.roles)) return { roles: row.roles, changed: false }
+    await tx.query('UPDATE users SET roles = $2, updated_at = now() WHERE id = $1', [userId, roles])
+    await this.#audit.record(
+      'user.roles_changed',
+      { userId, email: row.email, ip, details: { from: row.roles, to: roles, via: 'oidc', provider: policy.name, groups } },
+      tx,
+    )
+    return { roles, changed: true }
   }
 
   #emailOf(policy: OidcAccountPolicy, claims: OidcClaims): string {

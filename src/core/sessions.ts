@@ -14,6 +14,8 @@ export interface Session {
   last_seen_at: number
   ip: string | null
   user_agent: string | null
+  /** The refresh token chain this session belongs to (sessions.refresh_tokens), if any. */
+  chain?: string
 }
 
 export interface ActiveSession {
@@ -34,6 +36,8 @@ export interface SessionServiceOptions {
   idleTimeoutMs: number
   /** `sessions.absolute_timeout`, milliseconds. */
   absoluteTimeoutMs: number
+  /** Keys of records kept beside a session (e.g. its OIDC link), deleted with it. */
+  companionKeys?: readonly ((sessionId: string) => string)[]
 }
 
 /** Longest user agent kept with a session. */
@@ -45,6 +49,8 @@ export const MAX_REFRESH_INTERVAL_MS = 60_000
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/
 
 const sessionKey = (id: string): string => `session:${id}`
+/** A refresh token chain (core/refresh-tokens.ts); revoking one of its sessions deletes it. */
+export const refreshChainKey = (chainId: string): string => `refresh-chain:${chainId}`
 const userIndexKey = (userId: string): string => `user-sessions:${userId}`
 
 /**
@@ -63,6 +69,7 @@ export class SessionService {
   readonly #idle: number
   readonly #absolute: number
   readonly #refreshInterval: number
+  readonly #companions: readonly ((sessionId: string) => string)[]
 
   constructor(options: SessionServiceOptions) {
     if (!(options.idleTimeoutMs > 0) || !(options.absoluteTimeoutMs > 0)) {
@@ -73,12 +80,13 @@ export class SessionService {
     this.#idle = options.idleTimeoutMs
     this.#absolute = options.absoluteTimeoutMs
     this.#refreshInterval = Math.min(MAX_REFRESH_INTERVAL_MS, Math.floor(options.idleTimeoutMs / 10))
+    this.#companions = options.companionKeys ?? []
   }
 
   /** Starts a session with a brand-new token (never reusing one, so no fixation). */
   async create(
     userId: string,
-    options: { amr: AuthMethod; ip?: string | null; userAgent?: string | null },
+    options: { amr: AuthMethod; ip?: string | null; userAgent?: string | null; chain?: string },
   ): Promise<CreatedSession> {
     const token = randomToken(32)
     const now = this.#clock.now()
@@ -90,6 +98,7 @@ export class SessionService {
       last_seen_at: now,
       ip: options.ip ?? null,
       user_agent: options.userAgent?.slice(0, MAX_USER_AGENT_LENGTH) ?? null,
+      ...(options.chain === undefined ? {} : { chain: options.chain }),
     }
     // Index first: a session that fails to be written leaves only a dead index member,
     // which list() prunes; the reverse would leave a live session that revokeAll misses.
@@ -110,7 +119,7 @@ export class SessionService {
     if (session === null) return null
     const now = this.#clock.now()
     if (this.#isExpired(session, now)) {
-      await this.#remove(session)
+      await this.#remove(session, 'expired')
       return null
     }
     if (now - session.last_seen_at >= this.#refreshInterval) {
@@ -138,7 +147,7 @@ export class SessionService {
         if (session === null || session.user_id !== userId) {
           await this.#store.setRemove(indexKey, id)
         } else if (this.#isExpired(session, now)) {
-          await this.#remove(session)
+          await this.#remove(session, 'expired')
         } else {
           live.push({ session, expiresAt: this.#expiresAt(session) })
         }
@@ -161,7 +170,7 @@ export class SessionService {
     if (!TOKEN_SHAPE.test(sessionId)) return false
     const session = await this.#read(sessionId)
     if (session === null || session.user_id !== userId) return false
-    return this.#remove(session)
+    return this.#remove(session, 'revoked')
   }
 
   /** Ends the session a token belongs to (logout); false when there is none. */
@@ -169,7 +178,27 @@ export class SessionService {
     if (!TOKEN_SHAPE.test(token)) return false
     const session = await this.#read(sha256(token))
     if (session === null) return false
-    return this.#remove(session)
+    return this.#remove(session, 'revoked')
+  }
+
+  /**
+   * Ends a session by its id, whoever it belongs to (back-channel logout), and its refresh
+   * chain unless `keepChain` (a refresh replacing the session by the chain's next one);
+   * resolves the ended session, or null.
+   */
+  async end(sessionId: string, options: { keepChain?: boolean } = {}): Promise<Session | null> {
+    if (!TOKEN_SHAPE.test(sessionId)) return null
+    const session = await this.#read(sessionId)
+    if (session === null) return null
+    return (await this.#remove(session, options.keepChain ? 'expired' : 'revoked')) ? session : null
+  }
+
+  /** A live session by its id (not refreshed), or null. */
+  async get(sessionId: string): Promise<ActiveSession | null> {
+    if (!TOKEN_SHAPE.test(sessionId)) return null
+    const session = await this.#read(sessionId)
+    if (session === null || this.#isExpired(session, this.#clock.now())) return null
+    return { session, expiresAt: this.#expiresAt(session) }
   }
 
   /** Ends all of the user's sessions, except `except` (a session id) when given; resolves how many ended. */
@@ -180,7 +209,12 @@ export class SessionService {
     // Members are removed one by one rather than deleting the set, so that a session
     // created meanwhile stays indexed. Index before record: see resolve().
     await Promise.all(ids.map((id) => this.#store.setRemove(indexKey, id)))
-    return this.#store.deleteMany(ids.map(sessionKey))
+    // Read before deleting, for their refresh chains: ending a session ends its chain.
+    const chains = (await Promise.all(ids.map((id) => this.#read(id)))).flatMap((session) => (session?.chain ? [refreshChainKey(session.chain)] : []))
+    const ended = await this.#store.deleteMany(ids.map(sessionKey))
+    await this.#deleteCompanions(ids)
+    if (chains.length > 0) await this.#store.deleteMany(chains)
+    return ended
   }
 
   async #read(id: string): Promise<Session | null> {
@@ -194,10 +228,22 @@ export class SessionService {
     }
   }
 
-  /** Index member first, then the record: the order resolve()'s refresh check relies on. */
-  async #remove(session: Session): Promise<boolean> {
+  /**
+   * Index member first, then the record: the order resolve()'s refresh check relies on. A
+   * revoked session takes its refresh chain with it; an expired one leaves it (renewing an
+   * expired session is what refresh tokens are for).
+   */
+  async #remove(session: Session, how: 'revoked' | 'expired'): Promise<boolean> {
     await this.#store.setRemove(userIndexKey(session.user_id), session.id)
-    return this.#store.delete(sessionKey(session.id))
+    const ended = await this.#store.delete(sessionKey(session.id))
+    await this.#deleteCompanions([session.id])
+    if (how === 'revoked' && session.chain !== undefined) await this.#store.delete(refreshChainKey(session.chain))
+    return ended
+  }
+
+  async #deleteCompanions(ids: readonly string[]): Promise<void> {
+    if (this.#companions.length === 0 || ids.length === 0) return
+    await this.#store.deleteMany(ids.flatMap((id) => this.#companions.map((key) => key(id))))
   }
 
   #isExpired(session: Session, now: number): boolean {

@@ -47,6 +47,11 @@ export function accessHook(authenticator: Authenticator, allowedOrigins: OriginM
       if (unsafe) checkOriginWhenSent(request, allowedOrigins)
       return
     }
+    if (identity.method === 'jwt' && !(access === 'any' && request.method === 'GET')) {
+      throw new GatehouseError('GH_FORBIDDEN', 'A token of another issuer may only call GET /auth/me', {
+        details: { reason: 'jwt_not_allowed' },
+      })
+    }
     if (identity.method === 'pat' && !patMayCall(access, identity)) {
       throw new GatehouseError(
         'GH_FORBIDDEN',

@@ -28,6 +28,8 @@ export interface AuthRoutesOptions {
   cookie: SessionCookie
   /** Mails a verification link to users who register themselves. */
   verifications?: EmailVerifications
+  /** Where a signed-out browser goes to end its provider session too (RP-initiated logout), or null. */
+  providerLogout?: (sessionId: string) => Promise<string | null>
 }
 
 const iso = (ms: number) => new Date(ms).toISOString()
@@ -85,18 +87,22 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
   await app.register(async (signOut) => {
     signOut.addContentTypeParser(FORM, { parseAs: 'string' }, (_request, _body, done) => done(null, undefined))
     const answers = () => ({ response: { 204: schemas.noContent, 303: schemas.signOutRedirect, ...schemas.errorResponses } })
-    const signedOut = (request: FastifyRequest, reply: FastifyReply) => {
+    // A form post of an OIDC session whose provider has provider_logout goes on to the
+    // provider's end_session_endpoint, which sends the browser back to the login page.
+    const signedOut = (request: FastifyRequest, reply: FastifyReply, location = '/auth/login') => {
       cookie.clear(reply)
-      if ((request.headers['content-type'] ?? '').toLowerCase().startsWith(FORM)) return reply.redirect('/auth/login', 303)
+      if ((request.headers['content-type'] ?? '').toLowerCase().startsWith(FORM)) return reply.redirect(location, 303)
       return noContent(reply)
     }
 
     signOut.post('/auth/logout', { config: { access: 'session' }, schema: answers() }, async (request, reply) => {
       const identity = identityOf(request)
       const session = identity.session?.session
+      // Read before the session ends: ending it deletes its provider link.
+      const providerLogout = session ? await (options.providerLogout?.(session.id) ?? null) : null
       if (session) await sessions.revoke(identity.user.id, session.id)
       await audit.record('logout', { userId: identity.user.id, email: identity.user.email, ip: request.ip })
-      return signedOut(request, reply)
+      return signedOut(request, reply, providerLogout ?? undefined)
     })
 
     signOut.post('/auth/logout-all', { config: { access: 'session' }, schema: answers() }, async (request, reply) => {

@@ -13,6 +13,9 @@ import type { ActiveUserCache } from '../core/active-users.js'
 import type { PatService } from '../core/pats.js'
 import type { SessionService } from '../core/sessions.js'
 import { readCredentials } from './credentials.js'
+import { jwtIdentity } from './jwt-identity.js'
+import type { JwtBearer } from '../oidc/jwt-bearer.js'
+import type { SessionRecheck } from '../oidc/session-recheck.js'
 
 export interface Authenticator extends CredentialResolver {
   /** The cookie that carries the session token. */
@@ -23,7 +26,7 @@ export interface Authenticator extends CredentialResolver {
 const unknownCredential = () => new GatehouseError('GH_UNAUTHENTICATED', 'The credential is unknown or has expired')
 
 /** Told of every credential checked: a PAT or a session token, and whether it was good. */
-export type AttemptListener = (method: 'session' | 'pat', result: 'success' | 'failure') => void
+export type AttemptListener = (method: 'session' | 'pat' | 'jwt', result: 'success' | 'failure') => void
 
 export interface AuthenticatorServices {
   sessions: SessionService
@@ -31,12 +34,18 @@ export interface AuthenticatorServices {
   pats: Pick<PatService, 'authenticate'>
   /** `roles` of the configuration: a session's permissions come from its user's roles. */
   roles: Readonly<Record<string, readonly string[]>>
+  /** `auth.jwt_bearer`: access tokens of other issuers. */
+  jwtBearer: JwtBearer
+  /** OIDC sessions due for their provider re-check (`refresh_interval`). */
+  sessionRecheck: Pick<SessionRecheck, 'stillValid'>
 }
 
 export function createAuthenticator(services: AuthenticatorServices, cookieName: string, onAttempt: AttemptListener = () => {}): Authenticator {
-  const { sessions, activeUsers, pats, roles } = services
+  const { sessions, activeUsers, pats, roles, jwtBearer, sessionRecheck } = services
 
   async function identityFor(active: ActiveSession, via: Identity['via']): Promise<Identity | null> {
+    // An OIDC session due for its provider re-check (refresh_interval) may end here.
+    if (!(await sessionRecheck.stillValid(active))) return null
     const user = await activeUsers.get(active.session.user_id)
     if (user === null) {
       await sessions.revoke(active.session.user_id, active.session.id)
@@ -73,6 +82,14 @@ export function createAuthenticator(services: AuthenticatorServices, cookieName:
         explicitPermissions: pat.explicitPermissions,
       }
       if (cookie !== null) await refuseOtherUsersCookie(cookie, identity)
+      return identity
+    }
+    if (header?.kind === 'jwt') {
+      // auth.jwt_bearer (oidc/jwt-bearer.ts); a JWT of an unlisted issuer is an unknown credential.
+      const identity = await jwtIdentity(jwtBearer, header.token, roles, onAttempt)
+      if (cookie !== null && (await sessions.resolve(cookie)) !== null) {
+        throw new GatehouseError('GH_AMBIGUOUS_CREDENTIALS', 'The cookie and the Authorization header name different users')
+      }
       return identity
     }
     if (header?.kind === 'session') {

@@ -8,7 +8,9 @@ import { GatehouseError } from '../errors.js'
 export const SESSION_TOKEN_PATTERN = /^[A-Za-z0-9_-]{43}$/
 const BEARER = /^Bearer +(\S+) *$/i
 
-export type HeaderCredential = { kind: 'pat' | 'session'; token: string }
+/** `jwt`: shaped like a JWT; whether its issuer is listed in auth.jwt_bearer is decided later. */
+export type HeaderCredential = { kind: 'pat' | 'session' | 'jwt'; token: string }
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
 
 export interface RequestCredentials {
   /** From the Authorization header, when there is one. */
@@ -52,6 +54,7 @@ function parseAuthorization(value: string): HeaderCredential {
   const token = BEARER.exec(value)?.[1]
   if (token?.startsWith('pat_')) return { kind: 'pat', token }
   if (token !== undefined && SESSION_TOKEN_PATTERN.test(token)) return { kind: 'session', token }
+  if (token !== undefined && JWT_SHAPE.test(token)) return { kind: 'jwt', token }
   throw new GatehouseError('GH_UNAUTHENTICATED', 'The Authorization header is not a gateway credential')
 }
 

@@ -6,6 +6,7 @@
 import formbody from '@fastify/formbody'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { safeNext } from '../core/redirects.js'
+import { newChainId, type RefreshTokens } from '../core/refresh-tokens.js'
 import { GatehouseError, isGatehouseError } from '../errors.js'
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js'
 import type { LoginThrottle } from '../core/login-throttle.js'
@@ -69,13 +70,15 @@ export interface LoginRoutesOptions {
   links: { register: boolean; forgot: boolean }
   /** Whether mail can be sent (`email` configured): an unverified user is offered a new link. */
   emailEnabled: boolean
+  /** With `sessions.refresh_tokens`, JSON logins start a refresh chain; null: off. */
+  refreshTokens: Pick<RefreshTokens, 'start'> | null
 }
 
 export async function loginRoutes(app: FastifyInstance, options: LoginRoutesOptions) {
-  const { users, sessions, throttle, providers, cookie, metrics, links, emailEnabled } = options
+  const { users, sessions, throttle, providers, cookie, metrics, links, emailEnabled, refreshTokens } = options
   await app.register(formbody, { bodyLimit: options.bodyLimit })
 
-  async function signIn(request: FastifyRequest, reply: FastifyReply, body: LoginBody) {
+  async function signIn(request: FastifyRequest, reply: FastifyReply, body: LoginBody, refreshable = false) {
     const ip = request.ip
     const user = await throttle.hitIp(ip).then(() => users.authenticate({ email: body.email, password: body.password, ip })).then(
       (user) => {
@@ -90,7 +93,9 @@ export async function loginRoutes(app: FastifyInstance, options: LoginRoutesOpti
     )
     const previous = cookie.read(request)
     if (previous !== null) await sessions.revokeToken(previous)
-    const session = await sessions.create(user.id, { amr: 'pwd', ip, userAgent: request.headers['user-agent'] ?? null })
+    // A JSON login with sessions.refresh_tokens starts a refresh chain (core/refresh-tokens.ts).
+    const chain = refreshable ? { chain: newChainId() } : {}
+    const session = await sessions.create(user.id, { amr: 'pwd', ip, userAgent: request.headers['user-agent'] ?? null, ...chain })
     cookie.set(reply, session.token)
     return { user, session }
   }
@@ -160,8 +165,10 @@ export async function loginRoutes(app: FastifyInstance, options: LoginRoutesOpti
         throw err
       }
       if (!form) {
-        const { user, session } = await signIn(request, reply, request.body)
-        return { token: session.token, expires_at: new Date(session.expiresAt).toISOString(), user }
+        const refreshable = refreshTokens !== null
+        const { user, session } = await signIn(request, reply, request.body, refreshable)
+        const refresh = refreshTokens !== null ? { refresh_token: await refreshTokens.start(session.session) } : {}
+        return { token: session.token, expires_at: new Date(session.expiresAt).toISOString(), user, ...refresh }
       }
       try {
         await signIn(request, reply, request.body)

@@ -26,6 +26,9 @@ import type { GatewayMetrics } from '../metrics/gateway-metrics.js'
 import type { ProviderClient } from '../oidc/provider-client.js'
 import type { SessionService } from '../core/sessions.js'
 import type { OidcProviders } from '../oidc/providers.js'
+import type { OidcSessionLink, OidcSessions } from '../core/oidc-sessions.js'
+import type { SessionRecheck } from '../oidc/session-recheck.js'
+import type { ExchangeResult } from '../oidc/provider-client.js'
 import { sendError, toGatehouseError } from './error-handler.js'
 import { sendHtml } from './login-page.js'
 import { locationOf } from './login-routes.js'
@@ -45,6 +48,10 @@ export interface OidcRoutesOptions {
   metrics: GatewayMetrics
   /** `sessions.cookie_domain`: `next` may also be an https URL on it. */
   cookieDomain?: string | null
+  /** Which provider session each gateway session belongs to (back-channel and RP-initiated logout). */
+  oidcSessions: Pick<OidcSessions, 'record'>
+  /** The provider refresh token kept for `refresh_interval`. */
+  sessionRecheck: Pick<SessionRecheck, 'initial'>
 }
 
 /** The pending-login cookie: `__Host-gh_oidc` over TLS, `gh_oidc` when public_url is plain http. */
@@ -60,6 +67,19 @@ const providerParams = {
 
 function invalid(reason: string, message: string): GatehouseError {
   return new GatehouseError('GH_OIDC_INVALID', message, { details: { reason } })
+}
+
+/** What the gateway keeps of the provider session: for back-channel logout, RP-initiated logout and re-checks. */
+function linkOf(provider: ProviderClient, exchanged: ExchangeResult): OidcSessionLink {
+  const sid = exchanged.claims.all?.sid
+  return {
+    provider: provider.name,
+    issuer: provider.provider.issuer,
+    sub: exchanged.claims.sub,
+    sid: typeof sid === 'string' && sid.length > 0 && sid.length <= 255 ? sid : null,
+    id_token: provider.provider.provider_logout && exchanged.idToken !== '' ? exchanged.idToken : null,
+    refresh: null,
+  }
 }
 
 /** A client that asks for JSON and not for a page gets the JSON error body. */
@@ -177,12 +197,16 @@ export async function oidcRoutes(app: FastifyInstance, options: OidcRoutesOption
         if (login.provider !== provider.name || typeof state !== 'string' || !constantTimeEqual(state, login.state)) {
           throw invalid('state_mismatch', 'The answer from the provider does not belong to the sign-in this browser started. Start again.')
         }
-        const claims = await provider.exchange(new URL(request.url, publicUrl), login)
+        const exchanged = await provider.exchange(new URL(request.url, publicUrl), login)
         audited = true
-        const { user } = await oidcAccounts.signIn(provider.provider, claims, { ip: request.ip })
+        const { user } = await oidcAccounts.signIn(provider.provider, exchanged.claims, { ip: request.ip })
         const previous = cookie.read(request)
         if (previous !== null) await sessions.revokeToken(previous)
         const session = await sessions.create(user.id, { amr: 'oidc', ip: request.ip, userAgent: request.headers['user-agent'] ?? null })
+        await options.oidcSessions.record(session.session.id, {
+          ...linkOf(provider, exchanged),
+          refresh: options.sessionRecheck.initial(provider.name, session.session.id, exchanged.refreshToken),
+        })
         cookie.set(reply, session.token)
         metrics.authAttempt('oidc', 'success')
         return reply.redirect(locationOf(safeNext(login.next, options.cookieDomain)), 303)

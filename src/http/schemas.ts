@@ -98,6 +98,25 @@ export const loginResponse = {
     token: { type: 'string' },
     expires_at: { type: 'string', format: 'date-time' },
     user: { $ref: 'User#' },
+    refresh_token: { type: 'string', description: 'With sessions.refresh_tokens: spend it at POST /auth/refresh' },
+  },
+  additionalProperties: false,
+} as const
+
+export const refreshBody = {
+  type: 'object',
+  required: ['refresh_token'],
+  properties: { refresh_token: { type: 'string', maxLength: 256 } },
+  additionalProperties: false,
+} as const
+
+export const refreshResponse = {
+  type: 'object',
+  required: ['token', 'expires_at', 'refresh_token'],
+  properties: {
+    token: { type: 'string' },
+    expires_at: { type: 'string', format: 'date-time' },
+    refresh_token: { type: 'string', description: 'The next refresh token; the one sent is spent' },
   },
   additionalProperties: false,
 } as const

@@ -78,7 +78,7 @@ export class GatewayMetrics {
     })
     this.#authAttempts = new Counter({
       name: 'gatehouse_auth_attempts_total',
-      help: 'Credentials checked: method password, session, pat or oidc; result success or failure.',
+      help: 'Credentials checked: method password, session, pat, oidc or jwt; result success or failure.',
       labelNames: ['method', 'result'],
       registers,
     })

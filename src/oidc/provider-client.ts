@@ -36,6 +36,21 @@ export interface DiscoveryListeners {
   onDiscovered?: () => void
 }
 
+/** What a successful code exchange yields. */
+export interface ExchangeResult {
+  claims: OidcClaims
+  /** The ID token as issued, for `id_token_hint` at RP-initiated logout. */
+  idToken: string
+  /** The provider's refresh token, when it issued one. */
+  refreshToken: string | null
+}
+
+/** What a re-check with the refresh token found. */
+export type RefreshResult =
+  | { refused: true; error: string }
+  /** `claims` is null when the provider answered with neither an ID token nor a userinfo endpoint. */
+  | { refused: false; claims: OidcClaims | null; refreshToken: string | null }
+
 export interface AuthorizationChecks {
   state: string
   nonce: string
@@ -111,7 +126,7 @@ export class ProviderClient {
    * resolves its claims, completed from userinfo when the ID token carries no email (as
    * providers do that follow OpenID Connect Core §5.4 strictly for the code flow).
    */
-  async exchange(callbackUrl: URL, checks: AuthorizationChecks): Promise<OidcClaims> {
+  async exchange(callbackUrl: URL, checks: AuthorizationChecks): Promise<ExchangeResult> {
     const config = this.#configuration()
     try {
       const tokens = await client.authorizationCodeGrant(config, callbackUrl, {
@@ -122,17 +137,67 @@ export class ProviderClient {
       })
       const idToken = tokens.claims()
       if (idToken === undefined) throw new GatehouseError('GH_OIDC_INVALID', 'The provider sent no ID token', { details: { reason: 'id_token_missing' } })
-      const claims: OidcClaims = { sub: idToken.sub, email: idToken.email, email_verified: idToken.email_verified, name: idToken.name }
+      const claims: OidcClaims = { sub: idToken.sub, email: idToken.email, email_verified: idToken.email_verified, name: idToken.name, all: { ...idToken } }
       if (claims.email === undefined && config.serverMetadata().userinfo_endpoint !== undefined) {
         const info = await client.fetchUserInfo(config, tokens.access_token, idToken.sub)
         claims.email = info.email
         claims.email_verified = info.email_verified
         claims.name ??= info.name
+        // The ID token's claims win: userinfo only completes what it lacks.
+        claims.all = { ...info, ...idToken }
       }
-      return claims
+      return { claims, idToken: tokens.id_token ?? '', refreshToken: tokens.refresh_token ?? null }
     } catch (err) {
       throw this.#mapError(err)
     }
+  }
+
+  /**
+   * Re-checks the user with the provider's refresh token (SPEC §2 `refresh_interval`): the
+   * refresh_token grant, then the claims of the new ID token (validated, and its `sub` the
+   * same user), else of userinfo. Resolves `refused` when the provider refused the grant
+   * (revoked, expired, user gone: any 4xx), and throws GH_OIDC_UNAVAILABLE when it could not
+   * answer, so that an outage never ends sessions.
+   */
+  async refresh(refreshToken: string, subject: string): Promise<RefreshResult> {
+    const config = this.#configuration()
+    let tokens: Awaited<ReturnType<typeof client.refreshTokenGrant>>
+    try {
+      tokens = await client.refreshTokenGrant(config, refreshToken)
+    } catch (err) {
+      if (err instanceof client.ResponseBodyError && err.status < 500) return { refused: true, error: safeCode(err.error) }
+      throw this.#mapError(err)
+    }
+    try {
+      const idToken = tokens.claims()
+      if (idToken !== undefined) {
+        if (idToken.sub !== subject) return { refused: true, error: 'subject_changed' }
+        return { refused: false, claims: { sub: idToken.sub, all: { ...idToken } }, refreshToken: tokens.refresh_token ?? null }
+      }
+      if (config.serverMetadata().userinfo_endpoint === undefined) return { refused: false, claims: null, refreshToken: tokens.refresh_token ?? null }
+      const info = await client.fetchUserInfo(config, tokens.access_token, subject)
+      return { refused: false, claims: { sub: info.sub, all: { ...info } }, refreshToken: tokens.refresh_token ?? null }
+    } catch (err) {
+      if (err instanceof client.ResponseBodyError && err.status < 500) return { refused: true, error: safeCode(err.error) }
+      if (err instanceof client.WWWAuthenticateChallengeError && err.status < 500) return { refused: true, error: 'userinfo_refused' }
+      throw this.#mapError(err)
+    }
+  }
+
+  /** The issuer's discovered metadata; GH_OIDC_UNAVAILABLE until discovery succeeded. */
+  metadata(): client.ServerMetadata {
+    return this.#configuration().serverMetadata()
+  }
+
+  /**
+   * Where to send the browser to end its provider session too (RP-initiated logout), or null
+   * when the provider has no end_session_endpoint or is not discovered yet.
+   */
+  endSessionUrl(idTokenHint: string | null, postLogoutRedirectUri: string): URL | null {
+    if (this.#config === null || this.#config.serverMetadata().end_session_endpoint === undefined) return null
+    const parameters: Record<string, string> = { post_logout_redirect_uri: postLogoutRedirectUri, client_id: this.provider.client_id }
+    if (idTokenHint) parameters.id_token_hint = idTokenHint
+    return client.buildEndSessionUrl(this.#config, parameters)
   }
 
   #configuration(): client.Configuration {

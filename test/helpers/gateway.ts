@@ -41,7 +41,10 @@ export function baseConfig(): RawConfig {
     },
     roles: { viewer: ['app:read'], operator: ['app:read', 'app:write'], admin: ['*'] },
     default_roles: ['viewer'],
-    identity: { signing_key_file: path.join(os.tmpdir(), `gatehouse-test-keys-${process.pid}`, 'identity-keys.json') },
+    identity: {
+      signing_key_file: path.join(os.tmpdir(), `gatehouse-test-keys-${process.pid}`, 'identity-keys.json'),
+      data_key_file: path.join(os.tmpdir(), `gatehouse-test-keys-${process.pid}`, 'data-keys.json'),
+    },
     logging: { level: 'silent' },
   }
 }

@@ -21,6 +21,10 @@ export interface TestAccount {
   email?: string
   email_verified?: boolean | string
   name?: string
+  /** Group names (scope `groups`); any shape, to test what the gateway accepts. */
+  groups?: unknown
+  /** Keycloak's shape: `{ roles: [...] }` (scope `roles`). */
+  realm_access?: unknown
 }
 
 export interface TestProviderOptions {
@@ -28,6 +32,12 @@ export interface TestProviderOptions {
   clientSecret?: string
   redirectUris: string[]
   accounts?: Record<string, TestAccount>
+  /** Put the scope claims into the ID token too (oidc-provider's conformIdTokenClaims: false). */
+  claimsInIdToken?: boolean
+  /** Register the client for the refresh_token grant and issue refresh tokens at every code exchange. */
+  refreshTokens?: boolean
+  /** Register the client's back-channel logout URI (the provider never calls it in tests; they sign logout tokens with signAsProvider). */
+  backchannelLogoutUri?: string
 }
 
 export interface TestProvider {
@@ -46,6 +56,10 @@ export interface TestProvider {
   replayNextTokenRequest: boolean
   /** Token requests the proxy forwarded, for assertions. */
   tokenRequests: number
+  /** Refresh-token grants among them. */
+  refreshRequests: number
+  /** Signs `claims` with the provider's own key (as an ID token or a logout token is). */
+  signAsProvider(claims: JWTPayload, header?: { typ?: string; kid?: string }): Promise<string>
   /**
    * Plays the browser at the provider: follows `authorizationUrl`, signs in as `account` and
    * consents in the development interactions, and resolves the URL the provider finally
@@ -106,12 +120,13 @@ export async function startTestProvider(t: Test, options: TestProviderOptions): 
   const proxyPort = await listen(proxy)
   const issuer = `http://${INTERNAL}:${proxyPort}`
 
-  const control: Omit<TestProvider, 'issuer' | 'clientId' | 'clientSecret' | 'accounts' | 'authorize'> = {
+  const control: Omit<TestProvider, 'issuer' | 'clientId' | 'clientSecret' | 'accounts' | 'authorize' | 'signAsProvider'> = {
     down: false,
     codeTtlSeconds: 60,
     tamperNextIdToken: null,
     replayNextTokenRequest: false,
     tokenRequests: 0,
+    refreshRequests: 0,
   }
 
   const provider = new Provider(issuer, {
@@ -120,14 +135,22 @@ export async function startTestProvider(t: Test, options: TestProviderOptions): 
         client_id: clientId,
         client_secret: clientSecret,
         redirect_uris: options.redirectUris,
-        grant_types: ['authorization_code'],
+        grant_types: options.refreshTokens ? ['authorization_code', 'refresh_token'] : ['authorization_code'],
         response_types: ['code'],
         token_endpoint_auth_method: 'client_secret_basic',
+        ...(options.backchannelLogoutUri ? { backchannel_logout_uri: options.backchannelLogoutUri, backchannel_logout_session_required: true } : {}),
+        post_logout_redirect_uris: options.redirectUris.map((uri) => new URL('/auth/login', uri).href),
       },
     ],
+    ...(options.claimsInIdToken ? { conformIdTokenClaims: false } : {}),
+    ...(options.refreshTokens ? { issueRefreshToken: (_ctx: unknown, client: { grantTypeAllowed(type: string): boolean }) => client.grantTypeAllowed('refresh_token') } : {}),
+    features: {
+      rpInitiatedLogout: { enabled: true },
+      ...(options.backchannelLogoutUri ? { backchannelLogout: { enabled: true } } : {}),
+    },
     jwks: { keys: [jwk] },
     cookies: { keys: ['test cookie signing key'] },
-    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
+    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'], groups: ['groups'], roles: ['realm_access'] },
     ttl: { AuthorizationCode: () => control.codeTtlSeconds },
     findAccount: (_ctx, id) => {
       const account = accounts.get(id)
@@ -142,6 +165,10 @@ export async function startTestProvider(t: Test, options: TestProviderOptions): 
     return new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: 'test-key' }).sign(privateKey)
   }
 
+  async function signAsProvider(claims: JWTPayload, header: { typ?: string; kid?: string } = {}): Promise<string> {
+    return new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: header.kid ?? 'test-key', ...(header.typ ? { typ: header.typ } : {}) }).sign(privateKey)
+  }
+
   proxy.on('request', (incoming: IncomingMessage, outgoing: ServerResponse) => {
     if (control.down) {
       incoming.socket.destroy()
@@ -151,6 +178,7 @@ export async function startTestProvider(t: Test, options: TestProviderOptions): 
       const body = await readBody(incoming)
       const isToken = incoming.method === 'POST' && (incoming.url ?? '').startsWith('/token')
       if (isToken) control.tokenRequests++
+      if (isToken && body.toString('utf8').includes('grant_type=refresh_token')) control.refreshRequests++
       if (isToken && control.replayNextTokenRequest) {
         control.replayNextTokenRequest = false
         control.tokenRequests++
@@ -217,5 +245,5 @@ export async function startTestProvider(t: Test, options: TestProviderOptions): 
     throw new Error('too many redirects at the provider')
   }
 
-  return Object.assign(control, { issuer, clientId, clientSecret, accounts, authorize })
+  return Object.assign(control, { issuer, clientId, clientSecret, accounts, authorize, signAsProvider })
 }
