@@ -64,6 +64,14 @@ const SPEC_METRICS: Record<string, { labels: string[]; histogram?: true; values?
   gatehouse_rate_limited_total: { labels: ['route'] },
   gatehouse_circuit_state: { labels: ['breaker'] },
   gatehouse_active_sessions: { labels: [] },
+  gatehouse_forward_auth_total: {
+    labels: ['outcome'],
+    values: { outcome: ['allow', 'unauthenticated', 'forbidden', 'rate_limited', 'error'] },
+  },
+  gatehouse_emails_total: {
+    labels: ['kind', 'result'],
+    values: { kind: ['reset', 'verification', 'password_changed'], result: ['sent', 'failed'] },
+  },
   gatehouse_build_info: { labels: ['version', 'node'] },
 }
 const SCRAPE_LABELS = ['instance', 'job']

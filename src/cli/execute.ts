@@ -22,13 +22,22 @@ export async function execute<C extends CommandName>(
   try {
     return await runHere(config, command, args)
   } catch (err) {
-    // Only opening the embedded database throws this: nothing of the command has run.
-    if (err instanceof DatabaseInUseError && err.pid !== null && err.pid !== process.pid) {
+    // Only opening the embedded database throws this (as the cause of the start-up error that
+    // names storage.database): nothing of the command has run.
+    const inUse = databaseInUse(err)
+    if (inUse !== null && inUse.pid !== null && inUse.pid !== process.pid) {
       // The gateway runs the same version of these commands and answers their result types.
-      return (await sendControlRequest(controlSocketPath(err.dataDir), command, args)) as Result<C>
+      return (await sendControlRequest(controlSocketPath(inUse.dataDir), command, args)) as Result<C>
     }
     throw err
   }
+}
+
+function databaseInUse(err: unknown): DatabaseInUseError | null {
+  for (let cause = err; cause instanceof Error; cause = cause.cause) {
+    if (cause instanceof DatabaseInUseError) return cause
+  }
+  return null
 }
 
 async function runHere<C extends CommandName>(config: GatewayConfig, command: C, args: ControlCommands[C]['args']): Promise<Result<C>> {
