@@ -113,6 +113,12 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     components: { database: () => runtime.db.ping(), sessions: () => runtime.store.ping() },
   })
 
+  const stopFlushReports = runtime.pats.lastUsed.onFlushError((err) => {
+    app.log.warn({ err }, 'PAT last-used times could not be written; they are kept for the next flush')
+    metrics.patLastUsedFlushFailed()
+  })
+  app.addHook('onClose', async () => stopFlushReports())
+
   const sessionCookie = createSessionCookie(config.server.public_url, config.sessions.absolute_timeout)
   const { users, sessions, throttle, audit } = runtime
   const authenticator = createAuthenticator(

@@ -128,7 +128,7 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
   let closed: Promise<void> | undefined
   const oidc = new OidcProviders(config.auth.oidc, { publicUrl: config.server.public_url })
   const oidcAccounts = new OidcAccounts({ db, audit, defaultRoles: config.default_roles })
-  const retire = () => (retired ??= (oidc.close(), pats.close().catch(() => undefined)))
+  const retire = () => (retired ??= (oidc.close(), activeUsers.close(), pats.close().catch(() => undefined)))
   return {
     config,
     clock,

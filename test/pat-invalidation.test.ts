@@ -70,6 +70,8 @@ interface Replicas {
   /** Statements B ran. */
   bQueries: CountingDatabase
   addUser(email: string, userRoles: string[]): Promise<{ id: string; permissions: string[] }>
+  /** What UserService does on A after changing a user: tell every replica through A's bus. */
+  announceUserChange(userId: string): Promise<void>
 }
 
 async function replicas(t: Test, db: Database, buses: [InvalidationBus, InvalidationBus]): Promise<Replicas> {
@@ -86,7 +88,8 @@ async function replicas(t: Test, db: Database, buses: [InvalidationBus, Invalida
     ])
     return { id: result.rows[0]!.id, permissions: permissionsFor(userRoles, roles) }
   }
-  return { raw: db, a, b, bQueries, addUser }
+  const announceUserChange = (userId: string) => buses[0].publish({ kind: 'user', userId })
+  return { raw: db, a, b, bQueries, addUser, announceUserChange }
 }
 
 /** Polls `done` every 20 ms; resolves the milliseconds since `start` when it holds, rejects past `limitMs`. */
@@ -149,7 +152,7 @@ for (const backend of databaseBackends()) {
         for (const token of [...tokens, bobs]) await cacheInB(t, r, token)
         const start = performance.now()
         await r.raw.query('UPDATE users SET disabled = true WHERE id = $1', [alice.id])
-        await r.a.invalidateUser(alice.id)
+        await r.announceUserChange(alice.id)
         const refused = async (): Promise<boolean> =>
           (await Promise.all(tokens.map((token) => r.b.authenticate(token)))).every((result) => result === null)
         report(t, `${backend.name}/${flavour.name} disable`, await until(start, refused, LIMIT_MS, 'disable'))
@@ -165,7 +168,7 @@ for (const backend of databaseBackends()) {
         await cacheInB(t, r, token)
         const start = performance.now()
         await r.raw.query('DELETE FROM users WHERE id = $1', [alice.id])
-        await r.a.invalidateUser(alice.id)
+        await r.announceUserChange(alice.id)
         report(t, `${backend.name}/${flavour.name} delete`, await until(start, async () => (await r.b.authenticate(token)) === null, LIMIT_MS, 'delete'))
       })
 
@@ -177,7 +180,7 @@ for (const backend of databaseBackends()) {
         t.same((await r.b.authenticate(token))?.permissions, ['app:read', 'app:write'])
         const start = performance.now()
         await r.raw.query(`UPDATE users SET roles = '{viewer}' WHERE id = $1`, [alice.id])
-        await r.a.invalidateUser(alice.id)
+        await r.announceUserChange(alice.id)
         const demoted = async (): Promise<boolean> => {
           const permissions = (await r.b.authenticate(token))?.permissions
           return permissions?.length === 1 && permissions[0] === 'app:read'

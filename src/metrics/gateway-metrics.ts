@@ -40,6 +40,7 @@ export class GatewayMetrics {
   readonly #lockouts: Counter
   readonly #reloads: Counter<'result'>
   readonly #rateLimited: Counter<'route'>
+  readonly #patLastUsedFlushFailures: Counter
   #sources: MetricsSources = {}
 
   constructor() {
@@ -92,6 +93,11 @@ export class GatewayMetrics {
       name: 'gatehouse_rate_limited_total',
       help: 'Requests refused with 429 by a rate limit, by route name.',
       labelNames: ['route'],
+      registers,
+    })
+    this.#patLastUsedFlushFailures = new Counter({
+      name: 'gatehouse_pat_last_used_flush_failures_total',
+      help: 'Failed writes of PAT last-used times (the times are kept and written with the next flush).',
       registers,
     })
     // The gauges read their sources at scrape time.
@@ -166,6 +172,10 @@ export class GatewayMetrics {
 
   rateLimited(route: string): void {
     this.#rateLimited.inc({ route })
+  }
+
+  patLastUsedFlushFailed(): void {
+    this.#patLastUsedFlushFailures.inc()
   }
 
   exposition(): Promise<string> {
