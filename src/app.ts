@@ -14,7 +14,7 @@ import { adminRoutes } from './http/admin-routes.js'
 import { authRoutes } from './http/auth-routes.js'
 import { createAuthenticator } from './http/authenticate.js'
 import { addAuthCors } from './http/cors.js'
-import { sessionCookieName } from './http/credentials.js'
+import { SESSION_COOKIE_SPELLINGS } from './http/credentials.js'
 import { docs } from './http/docs.js'
 import { edge } from './http/edge.js'
 import { frameworkErrorHandler, registerErrorHandlers } from './http/error-handler.js'
@@ -162,8 +162,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     proxies: trustedProxies(config.server.trust_proxy),
     publicUrl: config.server.public_url,
     allowedOrigins,
-    // Both spellings: a cookie of the other scheme's name is still the gateway's, never the upstream's.
-    sessionCookieNames: [sessionCookie.name, sessionCookieName(sessionCookie.name.startsWith('__Host-') ? 'http:' : 'https:')],
+    sessionCookieNames: SESSION_COOKIE_SPELLINGS,
     protocol: options.https ? 'https' : 'http',
     metrics,
     breakers: runtime.breakers,

@@ -17,6 +17,13 @@ export interface RequestCredentials {
   cookie: string | null
 }
 
+/**
+ * Every spelling of the gateway's session cookie, whatever the current configuration uses: a
+ * cookie of another scheme's (or a `cookie_domain`'s) name is still the gateway's, never an
+ * upstream's, and is stripped from what upstreams receive.
+ */
+export const SESSION_COOKIE_SPELLINGS: readonly string[] = ['gh_session', '__Host-gh_session', '__Secure-gh_session']
+
 export function sessionCookieName(publicUrl: string): string {
   return publicUrl.startsWith('https:') ? '__Host-gh_session' : 'gh_session'
 }

@@ -62,13 +62,15 @@ export function upstreamHeaders(incoming: IncomingHttpHeaders, options: Upstream
   return headers
 }
 
+/** Names compared case-insensitively (SPEC §3): `GH_SESSION` is the gateway's cookie too. */
 function withoutCookies(header: string, names: readonly string[]): string {
+  const gateway = new Set(names.map((name) => name.toLowerCase()))
   return header
     .split(';')
     .filter((pair) => {
       const eq = pair.indexOf('=')
       const name = (eq === -1 ? pair : pair.slice(0, eq)).trim()
-      return name !== '' && !names.includes(name)
+      return name !== '' && !gateway.has(name.toLowerCase())
     })
     .map((pair) => pair.trim())
     .join('; ')
