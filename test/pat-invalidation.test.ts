@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import net, { type AddressInfo } from 'node:net'
+import net from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
@@ -23,6 +23,7 @@ import { RedisInvalidationBus } from '../src/sessions/redis-invalidation.js'
 import type { Database } from '../src/storage/database.js'
 import { databaseBackends, requireBackends } from './helpers/backends.js'
 import { CountingDatabase } from './helpers/counting-database.js'
+import { freePort } from './helpers/ports.js'
 
 const roles = { viewer: ['app:read'], operator: ['app:read', 'app:write'], admin: ['*'] }
 const LIMIT_MS = 1_000
@@ -354,14 +355,6 @@ class PrivateRedis {
   stop(): Promise<void> {
     return this.kill()
   }
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
 }
 
 function answersPing(port: number): Promise<boolean> {

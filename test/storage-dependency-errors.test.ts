@@ -4,20 +4,12 @@
  * read driver messages. Real drivers: PGlite, PostgreSQL, Redis and the memory store, each
  * closed (or pointed at a port nobody listens on) under a caller. A bug stays a bug.
  */
-import { createServer } from 'node:net'
 import t from 'tap'
 import { DependencyUnavailableError } from '../src/dependency-error.js'
 import { isDependencyOutage } from '../src/resilience/outage.js'
 import { PgDatabase } from '../src/storage/pg.js'
 import { databaseBackends, sessionStoreBackends } from './helpers/backends.js'
-
-async function deadPort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
-}
+import { freePort } from './helpers/ports.js'
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
   try {
@@ -49,7 +41,7 @@ for (const backend of databaseBackends()) {
 }
 
 t.test('postgres: a server nobody listens on is unavailable', async (t) => {
-  const db = new PgDatabase({ connectionString: `postgres://postgres@127.0.0.1:${await deadPort()}/none`, connectionTimeoutMs: 2_000 })
+  const db = new PgDatabase({ connectionString: `postgres://postgres@127.0.0.1:${await freePort()}/none`, connectionTimeoutMs: 2_000 })
   t.teardown(() => db.close())
   for (const call of [() => db.query('SELECT 1'), () => db.transaction(async () => 1), () => db.ping()]) {
     const err = await rejection(call())
