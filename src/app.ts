@@ -19,6 +19,7 @@ import { backchannelLogoutRoutes } from './http/backchannel-logout-routes.js'
 import { refreshRoutes } from './http/refresh-routes.js'
 import { createAuthenticator } from './http/authenticate.js'
 import { addAuthCors } from './http/cors.js'
+import { SESSION_COOKIE_SPELLINGS } from './http/credentials.js'
 import { docs } from './http/docs.js'
 import { edge } from './http/edge.js'
 import { providerLogoutUrl } from './http/provider-logout.js'
@@ -118,6 +119,12 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
   app.addHook('onClose', async () => {
     await accounts.outbox?.idle()
   })
+
+  const stopFlushReports = runtime.pats.lastUsed.onFlushError((err) => {
+    app.log.warn({ err }, 'PAT last-used times could not be written; they are kept for the next flush')
+    metrics.patLastUsedFlushFailed()
+  })
+  app.addHook('onClose', async () => stopFlushReports())
 
   const sessionCookie = createSessionCookie(config.server.public_url, config.sessions.absolute_timeout, config.sessions.cookie_domain)
   const { users, sessions, throttle, audit } = runtime
@@ -228,9 +235,9 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     proxies: trustedProxies(config.server.trust_proxy),
     publicUrl: config.server.public_url,
     allowedOrigins,
-    // Compared in any case and with any prefix (gateway-cookies.ts): a cookie of the other
-    // scheme's name is still the gateway's, never the upstream's.
-    sessionCookieNames: [sessionCookie.name, flowCookieName(config.server.public_url)],
+    // Compared in any case and with any prefix (gateway-cookies.ts): every spelling of the
+    // session cookie, whatever this configuration uses, and the OIDC flow cookie.
+    sessionCookieNames: [...SESSION_COOKIE_SPELLINGS, flowCookieName(config.server.public_url)],
     protocol: options.https ? 'https' : 'http',
     metrics,
     breakers: runtime.breakers,

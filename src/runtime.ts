@@ -165,7 +165,7 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
     defaultRoles: config.default_roles,
     onUserChanged: (userId) => invalidation.publish({ kind: 'user', userId }),
   })
-  const retire = () => (retired ??= (oidc.close(), pats.close().catch(() => undefined)))
+  const retire = () => (retired ??= (oidc.close(), activeUsers.close(), pats.close().catch(() => undefined)))
   return {
     config,
     clock,

@@ -49,7 +49,8 @@ t.test('a user invalidation, from any replica, drops the entry at once', async (
   t.equal(await cache.get(ALICE.id), null, 'the disabled user is refused on the next request')
   t.equal(reads.length, 2)
   await bus.publish({ kind: 'token', patId: 'x' })
-  t.equal(cache.size, 0, 'an inactive user is never cached')
+  t.equal(await cache.get(ALICE.id), null)
+  t.equal(reads.length, 3, 'an inactive user is never cached')
 })
 
 t.test('a lookup that raced an invalidation is not cached', async (t) => {
@@ -77,8 +78,12 @@ t.test('nothing is cached or served from the cache while the bus may miss messag
 t.test('the cache is bounded', async (t) => {
   const clock = new ManualClock()
   const bus = new MemoryInvalidationBus()
-  const cache = new ActiveUserCache({ users: { isActive: async (id) => ({ ...ALICE, id }) }, bus, clock, max: 3 })
+  const reads: string[] = []
+  const cache = new ActiveUserCache({ users: { isActive: async (id) => (reads.push(id), { ...ALICE, id }) }, bus, clock, max: 3 })
   t.teardown(() => cache.close())
   for (let i = 0; i < 10; i++) await cache.get(`user-${i}`)
-  t.equal(cache.size, 3)
+  for (const id of ['user-9', 'user-8', 'user-7']) await cache.get(id)
+  t.equal(reads.length, 10, 'the three most recent are served from the cache')
+  await cache.get('user-6')
+  t.same(reads.slice(10), ['user-6'], 'an older one was evicted')
 })

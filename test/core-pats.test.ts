@@ -191,7 +191,7 @@ for (const backend of databaseBackends()) {
       t.equal((await h.pats.list(alice.id)).length, MAX_TOKENS_PER_USER)
     })
 
-    t.test('authenticate: identity, effective permissions, role changes after invalidateUser', async (t) => {
+    t.test('authenticate: identity, effective permissions, role changes after a user invalidation', async (t) => {
       const h = await harness(t, backend)
       const alice = await h.addUser('alice@example.com', ['operator'])
       const all = await h.pats.create(alice, { name: 'all' })
@@ -215,7 +215,7 @@ for (const backend of databaseBackends()) {
       // Demoted to viewer: the tokens keep only what the owner still holds.
       await h.raw.query(`UPDATE users SET roles = '{viewer}' WHERE id = $1`, [alice.id])
       t.same((await h.pats.authenticate(writeOnly.token))?.permissions, ['app:write'], 'cached until invalidated')
-      await h.pats.invalidateUser(alice.id)
+      await h.bus.publish({ kind: 'user', userId: alice.id })
       t.same((await h.pats.authenticate(all.token))?.permissions, ['app:read'])
       t.same((await h.pats.authenticate(readOnly.token))?.permissions, ['app:read'])
       const demoted = await h.pats.authenticate(writeOnly.token)
@@ -224,7 +224,7 @@ for (const backend of databaseBackends()) {
 
       // Promoted to admin: a token limited to app:read stays limited; the unlimited one gets '*'.
       await h.raw.query(`UPDATE users SET roles = '{admin}' WHERE id = $1`, [alice.id])
-      await h.pats.invalidateUser(alice.id)
+      await h.bus.publish({ kind: 'user', userId: alice.id })
       t.same((await h.pats.authenticate(all.token))?.permissions, ['*'])
       t.same((await h.pats.authenticate(readOnly.token))?.permissions, ['app:read'])
       t.same((await h.pats.authenticate(writeOnly.token))?.permissions, ['app:write'])
@@ -234,12 +234,13 @@ for (const backend of databaseBackends()) {
       t.same((await h.pats.authenticate(star.token))?.permissions, ['*'])
       t.equal((await h.pats.authenticate(star.token))?.explicitPermissions, true, "['*'] given explicitly is explicit")
       await h.raw.query(`UPDATE users SET roles = '{viewer,auditor}' WHERE id = $1`, [alice.id])
-      await h.pats.invalidateUser(alice.id)
+      await h.bus.publish({ kind: 'user', userId: alice.id })
       t.same((await h.pats.authenticate(star.token))?.permissions, ['app:read', 'audit:read'], "'*' means all of the owner's")
 
-      // A replaced role map applies without any invalidation.
-      h.pats.setRoleMap({ ...roles, viewer: ['app:read', 'app:list'] })
-      t.same((await h.pats.authenticate(all.token))?.permissions, ['app:list', 'app:read', 'audit:read'])
+      // A reload builds a new service: its role map applies at once.
+      const reloaded = new PatService({ db: h.db, audit: h.audit, clock: h.clock, roles: { ...roles, viewer: ['app:read', 'app:list'] }, invalidation: h.bus })
+      t.teardown(() => reloaded.close())
+      t.same((await reloaded.authenticate(all.token))?.permissions, ['app:list', 'app:read', 'audit:read'])
     })
 
     t.test('the identity handed out cannot corrupt the cache', async (t) => {
@@ -281,12 +282,12 @@ for (const backend of databaseBackends()) {
       const { token } = await h.pats.create(alice, { name: 'x' })
       t.ok(await h.pats.authenticate(token))
       await h.raw.query('UPDATE users SET disabled = true WHERE id = $1', [alice.id])
-      await h.pats.invalidateUser(alice.id)
+      await h.bus.publish({ kind: 'user', userId: alice.id })
       t.equal(await h.pats.authenticate(token), null, 'disabled')
       await h.raw.query('UPDATE users SET disabled = false WHERE id = $1', [alice.id])
       t.ok(await h.pats.authenticate(token), 'enabled again: a disabled owner is never cached as refused')
       await h.raw.query('DELETE FROM users WHERE id = $1', [alice.id])
-      await h.pats.invalidateUser(alice.id)
+      await h.bus.publish({ kind: 'user', userId: alice.id })
       t.equal(await h.pats.authenticate(token), null, 'deleted (with its tokens, by cascade)')
       t.equal(await h.pats.authenticate(token), null)
     })
@@ -354,11 +355,16 @@ for (const backend of databaseBackends()) {
       const tokens = []
       for (let i = 0; i < 8; i++) tokens.push((await h.pats.create(alice, { name: `t${i}` })).token)
       for (const token of tokens) t.ok(await h.pats.authenticate(token))
-      t.equal(h.pats.cacheSize.valid, 5)
-      for (let i = 0; i < 200; i++) await h.pats.authenticate(generatePat())
-      t.same(h.pats.cacheSize, { valid: 5, refused: 5 })
+      const unknown = Array.from({ length: 200 }, () => generatePat())
+      for (const token of unknown) t.equal(await h.pats.authenticate(token), null)
+      // Refused tokens: the five most recent are remembered, the older ones looked up again.
+      let before = h.db.count
+      for (const token of unknown.slice(-5)) await h.pats.authenticate(token)
+      t.equal(h.db.count, before, 'the last five refused are remembered')
+      await h.pats.authenticate(unknown[0]!)
+      t.equal(h.db.count, before + 1, 'an older refused one was evicted')
       // The most recently used stay: the last five are hits, the first is evicted.
-      const before = h.db.count
+      before = h.db.count
       for (const token of tokens.slice(3)) await h.pats.authenticate(token)
       t.equal(h.db.count, before)
       await h.pats.authenticate(tokens[0]!)
@@ -386,7 +392,7 @@ for (const backend of databaseBackends()) {
       t.same(await stored(), { one: null, two: null, unused: null }, 'nothing written per request')
 
       const before = h.db.count
-      await h.pats.flush()
+      await h.pats.lastUsed.flush()
       t.equal(h.db.count, before + 1, 'one statement for all of them')
       const expected = {
         one: new Date(startedAt + 2_000).toISOString(),
@@ -396,14 +402,14 @@ for (const backend of databaseBackends()) {
       t.same(await stored(), expected)
       const listed = await h.pats.list(alice.id)
       t.same(Object.fromEntries(listed.map((pat) => [pat.name, pat.last_used_at])), expected)
-      await h.pats.flush()
+      await h.pats.lastUsed.flush()
       t.equal(h.db.count, before + 2, 'nothing pending: no statement')
 
       // An older time (another replica flushing late) never moves it backwards.
       const late = new PatService({ db: h.db, audit: h.audit, clock: new ManualClock(startedAt), roles, invalidation: h.bus })
       t.teardown(() => late.close())
       await late.authenticate(one.token)
-      await late.flush()
+      await late.lastUsed.flush()
       t.same(await stored(), expected)
       t.ok(unused)
     })
@@ -422,10 +428,13 @@ for (const backend of databaseBackends()) {
       }
       const pats = new PatService({ db: flaky, audit: h.audit, clock: h.clock, roles, invalidation: h.bus })
       t.teardown(() => pats.close())
+      const reported: unknown[] = []
+      pats.lastUsed.onFlushError((error) => reported.push(error))
       await pats.authenticate(token)
-      await t.rejects(pats.flush(), /connection lost/)
+      await t.rejects(pats.lastUsed.flush(), /connection lost/)
+      t.match(reported, [/connection lost/], 'the failure is reported (the app logs and counts it), not dropped')
       fail = false
-      await pats.flush()
+      await pats.lastUsed.flush()
       t.equal((await h.pats.list(alice.id))[0]?.last_used_at, new Date(h.clock.now()).toISOString())
     })
 

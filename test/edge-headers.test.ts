@@ -237,6 +237,7 @@ t.test('the edge: what an upstream receives and what a client gets', async (t) =
       { what: 'alone', path: '/req/c', cookies: [`__Host-gh_session=${session}`], expected: [], identity: true },
       { what: 'without spaces', path: '/req/c', cookies: [`a=1;__Host-gh_session=${session};b=2`], expected: ['a=1', 'b=2'], identity: true },
       { what: 'with gh_session too', path: '/req/c', cookies: [`a=1; gh_session=other; __Host-gh_session=${session}; z=9`], expected: ['a=1', 'z=9'], identity: true },
+      { what: 'any spelling, any case (SPEC §3)', path: '/pub/c', cookies: ['a=1; GH_SESSION=x; __secure-gh_session=y; __Secure-gh_session=z; __HOST-GH_SESSION=w; b=2'], expected: ['a=1', 'b=2'], identity: false },
       { what: 'on a public route', path: '/pub/c', cookies: [`a=1; __Host-gh_session=${session}; gh_session=x; b=2`], expected: ['a=1', 'b=2'], identity: false },
       { what: 'on an optional route', path: '/opt/c', cookies: [`__Host-gh_session=${session}; a=1`], expected: ['a=1'], identity: true },
       {

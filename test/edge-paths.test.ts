@@ -14,6 +14,7 @@ import { PASSWORD, bearer, login, register, uniqueEmail } from './helpers/auth-c
 import { startTestGateway, testCertificate, type TestGateway } from './helpers/gateway.js'
 import { rawCall, rawRequest, type RawResponse } from './helpers/raw-http.js'
 import { startUpstream, type RecordingUpstream } from './helpers/upstream.js'
+import { freePort } from './helpers/ports.js'
 
 interface Caller {
   name: string
@@ -29,14 +30,6 @@ async function createPat(gw: TestGateway, email: string): Promise<{ token: strin
   const created = await gw.call('POST', '/auth/tokens', { json: { name: 'paths' }, headers: bearer(session.token) })
   if (created.status !== 201) throw new Error(`token: ${created.status} ${created.text}`)
   return { token: created.json<{ token: string }>().token, userId: session.user.id }
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
 }
 
 /** An upstream that answers by path: /slow waits, /status answers 201 with headers, /big sends 3 MB, /hash hashes the body. */

@@ -3,22 +3,13 @@
  * with exponential back-off while the issuer is down, answering 503 GH_OIDC_UNAVAILABLE with
  * a Retry-After meanwhile, and stopped for good by close().
  */
-import { createServer } from 'node:net'
 import t from 'tap'
 import type { OidcProviderConfig } from '../src/config/types.js'
 import { GatehouseError } from '../src/errors.js'
 import { isLoopbackHost, ProviderClient } from '../src/oidc/provider-client.js'
 import { OidcProviders, redirectUriOf } from '../src/oidc/providers.js'
 import { startTestProvider } from './helpers/oidc-provider.js'
-
-/** A loopback port nobody listens on. */
-async function deadPort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
-}
+import { freePort } from './helpers/ports.js'
 
 function providerConfig(issuer: string): OidcProviderConfig {
   return {
@@ -47,7 +38,7 @@ t.test('loopback hosts', async (t) => {
 })
 
 t.test('while the issuer is down: 503 with Retry-After, retries that back off, nothing after close()', async (t) => {
-  const port = await deadPort()
+  const port = await freePort()
   const client = new ProviderClient(providerConfig(`http://127.0.0.1:${port}`), {
     redirectUri: 'https://gatehouse.test/auth/oidc/corp/callback',
     backoff: { initialMs: 20, maxMs: 80 },

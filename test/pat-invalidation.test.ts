@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import net, { type AddressInfo } from 'node:net'
+import net from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
@@ -23,6 +23,7 @@ import { RedisInvalidationBus } from '../src/sessions/redis-invalidation.js'
 import type { Database } from '../src/storage/database.js'
 import { databaseBackends, requireBackends } from './helpers/backends.js'
 import { CountingDatabase } from './helpers/counting-database.js'
+import { freePort } from './helpers/ports.js'
 
 const roles = { viewer: ['app:read'], operator: ['app:read', 'app:write'], admin: ['*'] }
 const LIMIT_MS = 1_000
@@ -70,6 +71,8 @@ interface Replicas {
   /** Statements B ran. */
   bQueries: CountingDatabase
   addUser(email: string, userRoles: string[]): Promise<{ id: string; permissions: string[] }>
+  /** What UserService does on A after changing a user: tell every replica through A's bus. */
+  announceUserChange(userId: string): Promise<void>
 }
 
 async function replicas(t: Test, db: Database, buses: [InvalidationBus, InvalidationBus]): Promise<Replicas> {
@@ -86,7 +89,8 @@ async function replicas(t: Test, db: Database, buses: [InvalidationBus, Invalida
     ])
     return { id: result.rows[0]!.id, permissions: permissionsFor(userRoles, roles) }
   }
-  return { raw: db, a, b, bQueries, addUser }
+  const announceUserChange = (userId: string) => buses[0].publish({ kind: 'user', userId })
+  return { raw: db, a, b, bQueries, addUser, announceUserChange }
 }
 
 /** Polls `done` every 20 ms; resolves the milliseconds since `start` when it holds, rejects past `limitMs`. */
@@ -149,7 +153,7 @@ for (const backend of databaseBackends()) {
         for (const token of [...tokens, bobs]) await cacheInB(t, r, token)
         const start = performance.now()
         await r.raw.query('UPDATE users SET disabled = true WHERE id = $1', [alice.id])
-        await r.a.invalidateUser(alice.id)
+        await r.announceUserChange(alice.id)
         const refused = async (): Promise<boolean> =>
           (await Promise.all(tokens.map((token) => r.b.authenticate(token)))).every((result) => result === null)
         report(t, `${backend.name}/${flavour.name} disable`, await until(start, refused, LIMIT_MS, 'disable'))
@@ -165,7 +169,7 @@ for (const backend of databaseBackends()) {
         await cacheInB(t, r, token)
         const start = performance.now()
         await r.raw.query('DELETE FROM users WHERE id = $1', [alice.id])
-        await r.a.invalidateUser(alice.id)
+        await r.announceUserChange(alice.id)
         report(t, `${backend.name}/${flavour.name} delete`, await until(start, async () => (await r.b.authenticate(token)) === null, LIMIT_MS, 'delete'))
       })
 
@@ -177,7 +181,7 @@ for (const backend of databaseBackends()) {
         t.same((await r.b.authenticate(token))?.permissions, ['app:read', 'app:write'])
         const start = performance.now()
         await r.raw.query(`UPDATE users SET roles = '{viewer}' WHERE id = $1`, [alice.id])
-        await r.a.invalidateUser(alice.id)
+        await r.announceUserChange(alice.id)
         const demoted = async (): Promise<boolean> => {
           const permissions = (await r.b.authenticate(token))?.permissions
           return permissions?.length === 1 && permissions[0] === 'app:read'
@@ -351,14 +355,6 @@ class PrivateRedis {
   stop(): Promise<void> {
     return this.kill()
   }
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
 }
 
 function answersPing(port: number): Promise<boolean> {

@@ -7,6 +7,7 @@
  * not cached: a disabled user is never served from a stale entry.
  */
 import type { InvalidationBus } from '../sessions/invalidation.js'
+import { BusAwareCache } from './bus-cache.js'
 import type { Clock } from './clock.js'
 import type { User } from './users.js'
 
@@ -23,62 +24,29 @@ export interface ActiveUserCacheOptions {
 
 export class ActiveUserCache {
   readonly #users: ActiveUserCacheOptions['users']
-  readonly #bus: InvalidationBus
-  readonly #clock: Clock
-  readonly #ttl: number
-  readonly #max: number
-  readonly #entries = new Map<string, { user: User; cachedAt: number }>()
-  readonly #unsubscribe: () => void
-  readonly #unsubscribeReset: () => void
-  #generation = 0
+  readonly #cache: BusAwareCache<User>
 
   constructor(options: ActiveUserCacheOptions) {
     this.#users = options.users
-    this.#bus = options.bus
-    this.#clock = options.clock
-    this.#ttl = options.ttlMs ?? DEFAULT_ACTIVE_USER_TTL_MS
-    this.#max = options.max ?? DEFAULT_ACTIVE_USER_MAX
-    this.#unsubscribe = this.#bus.subscribe((message) => {
-      this.#generation++
-      if (message.kind === 'user') this.#entries.delete(message.userId)
+    this.#cache = new BusAwareCache<User>({
+      bus: options.bus,
+      clock: options.clock,
+      ttlMs: options.ttlMs ?? DEFAULT_ACTIVE_USER_TTL_MS,
+      max: options.max ?? DEFAULT_ACTIVE_USER_MAX,
+      tagsOf: (user) => [`user:${user.id}`],
     })
-    this.#unsubscribeReset =
-      this.#bus.onReset?.(() => {
-        this.#generation++
-        this.#entries.clear()
-      }) ?? (() => {})
   }
 
   /** The user if they exist and are not disabled, else null (UserService.isActive, cached). */
   async get(id: string): Promise<User | null> {
-    const now = this.#clock.now()
-    if (this.#bus.connected) {
-      const entry = this.#entries.get(id)
-      if (entry !== undefined && now - entry.cachedAt < this.#ttl && now >= entry.cachedAt) return entry.user
-    }
-    const generation = this.#generation
-    const user = await this.#users.isActive(id)
-    if (user !== null && generation === this.#generation && this.#bus.connected) {
-      this.#entries.delete(id)
-      for (const oldest of this.#entries.keys()) {
-        if (this.#entries.size < this.#max) break
-        this.#entries.delete(oldest)
-      }
-      this.#entries.set(id, { user, cachedAt: now })
-    } else if (user === null) {
-      this.#entries.delete(id)
-    }
+    const cached = this.#cache.get(id)
+    if (cached !== undefined) return cached
+    const user = await this.#cache.load(id, () => this.#users.isActive(id), (found) => found)
+    if (user === null) this.#cache.delete(id)
     return user
   }
 
-  /** Entries held now (for tests). */
-  get size(): number {
-    return this.#entries.size
-  }
-
   close(): void {
-    this.#unsubscribe()
-    this.#unsubscribeReset()
-    this.#entries.clear()
+    this.#cache.close()
   }
 }

@@ -38,6 +38,21 @@ export function crossOriginRefusal(headers: CsrfHeaders, allowedOrigins: OriginM
   return null
 }
 
+/**
+ * For requests with no cookie to protect (login, registration): a browser that says where it
+ * comes from must name an allowed origin (login CSRF). Clients that send no Origin (curl,
+ * servers) are not browsers, unless their fetch metadata says cross-site. `Origin: null` with
+ * `Sec-Fetch-Site: same-origin` is a same-origin form post, as in `crossOriginRefusal`.
+ */
+export function sentOriginRefusal(headers: CsrfHeaders, allowedOrigins: OriginMatcher): string | null {
+  const site = headers['sec-fetch-site']?.toLowerCase()
+  const { origin } = headers
+  const allowed = origin === undefined
+    ? site !== 'cross-site'
+    : allowedOrigins.has(origin) || (origin === 'null' && site === 'same-origin')
+  return allowed ? null : 'The request comes from another origin'
+}
+
 /** `crossOriginRefusal` as a GH_CSRF error. */
 export function checkSameOrigin(headers: CsrfHeaders, allowedOrigins: OriginMatcher): void {
   const refusal = crossOriginRefusal(headers, allowedOrigins)

@@ -10,7 +10,7 @@ import { GatehouseError } from '../errors.js'
 import type { Authenticator } from './authenticate.js'
 import './request-context.js'
 import type { OriginMatcher } from '../core/allowed-origins.js'
-import { checkSameOrigin, isUnsafeMethod } from '../core/origin-check.js'
+import { checkSameOrigin, isUnsafeMethod, sentOriginRefusal } from '../core/origin-check.js'
 
 /**
  * - `anonymous`: credentials are not read (login);
@@ -79,17 +79,8 @@ export function identityOf(request: FastifyRequest): Identity {
   return request.identity
 }
 
-/**
- * Login and registration carry no cookie to protect, but a browser on another origin must not
- * be able to post them either (login CSRF): when a browser says where it comes from, it must
- * be an allowed origin. Clients that send no Origin (curl, servers) are not browsers.
- */
+/** See `sentOriginRefusal`: login CSRF. */
 function checkOriginWhenSent(request: FastifyRequest, allowedOrigins: OriginMatcher): void {
-  const { origin } = request.headers
-  const site = request.headers['sec-fetch-site']?.toLowerCase()
-  // `Origin: null` with `Sec-Fetch-Site: same-origin`: a same-origin form post, as in csrf.ts.
-  const allowed = origin === undefined
-    ? site !== 'cross-site'
-    : allowedOrigins.has(origin) || (origin === 'null' && site === 'same-origin')
-  if (!allowed) throw new GatehouseError('GH_CSRF', 'The request comes from another origin')
+  const refusal = sentOriginRefusal(request.headers, allowedOrigins)
+  if (refusal !== null) throw new GatehouseError('GH_CSRF', refusal)
 }

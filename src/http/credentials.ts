@@ -20,6 +20,13 @@ export interface RequestCredentials {
 }
 
 /**
+ * Every spelling of the gateway's session cookie, whatever the current configuration uses: a
+ * cookie of another scheme's (or a `cookie_domain`'s) name is still the gateway's, never an
+ * upstream's, and is stripped from what upstreams receive.
+ */
+export const SESSION_COOKIE_SPELLINGS: readonly string[] = ['gh_session', '__Host-gh_session', '__Secure-gh_session']
+
+/**
  * `__Host-gh_session` over https (host-only, the default); `__Secure-gh_session` over https with
  * `sessions.cookie_domain` (a `__Host-` cookie may not name a Domain); `gh_session` over plain http.
  */

@@ -63,6 +63,7 @@ export function upstreamHeaders(incoming: IncomingHttpHeaders, options: Upstream
   return headers
 }
 
+/** Names compared case-insensitively (SPEC §3): `GH_SESSION` is the gateway's cookie too. */
 function withoutCookies(header: string, names: readonly string[]): string {
   const isGateway = gatewayCookieMatcher(names)
   return header

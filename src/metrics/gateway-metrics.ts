@@ -51,6 +51,7 @@ export class GatewayMetrics {
   readonly #rateLimited: Counter<'route'>
   readonly #forwardAuth: Counter<'outcome'>
   readonly #emails: Counter<'kind' | 'result'>
+  readonly #patLastUsedFlushFailures: Counter
   #sources: MetricsSources = {}
 
   constructor() {
@@ -132,6 +133,11 @@ export class GatewayMetrics {
     for (const method of AUTH_ATTEMPT_METHODS) for (const result of AUTH_ATTEMPT_RESULTS) this.#authAttempts.inc({ method, result }, 0)
     for (const result of RELOAD_RESULTS) this.#reloads.inc({ result }, 0)
 
+    this.#patLastUsedFlushFailures = new Counter({
+      name: 'gatehouse_pat_last_used_flush_failures_total',
+      help: 'Failed writes of PAT last-used times (the times are kept and written with the next flush).',
+      registers,
+    })
     // The gauges read their sources at scrape time.
     const sources = () => this.#sources
     new Gauge({
@@ -223,6 +229,10 @@ export class GatewayMetrics {
 
   email(kind: EmailKind, result: EmailResult): void {
     this.#emails.inc({ kind, result })
+  }
+
+  patLastUsedFlushFailed(): void {
+    this.#patLastUsedFlushFailures.inc()
   }
 
   exposition(): Promise<string> {

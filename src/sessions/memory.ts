@@ -1,4 +1,5 @@
 import { systemClock, type Clock } from '../core/clock.js'
+import { DependencyUnavailableError } from '../dependency-error.js'
 import type { CounterState, SessionStore } from './store.js'
 
 export const DEFAULT_MAX_ENTRIES = 100_000
@@ -126,7 +127,7 @@ export class MemorySessionStore implements SessionStore {
   }
 
   #open(): void {
-    if (this.#closed) throw new Error('the memory session store is closed')
+    if (this.#closed) throw new DependencyUnavailableError('session store', new Error('the memory session store is closed'))
   }
 
   #expiry(ttlMs: number): number {

@@ -1,7 +1,11 @@
 import { randomUUID } from 'node:crypto'
 import type { Redis } from 'ioredis'
+import { translateOutage } from '../dependency-error.js'
 import { deliver, parseInvalidationMessage, type InvalidationBus, type InvalidationMessage } from './invalidation.js'
 import { createRedisClient, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_KEY_PREFIX, describeRedisUrl, failFastOptions } from './redis.js'
+import { isRedisUnavailable } from './redis-outage.js'
+
+const outage = translateOutage('invalidation bus', isRedisUnavailable)
 
 /** How often the subscriber connection is pinged, so that a silently dead one is noticed. */
 export const DEFAULT_HEARTBEAT_MS = 1_000
@@ -131,7 +135,7 @@ export class RedisInvalidationBus implements InvalidationBus {
     if (this.#closing) throw new Error('the invalidation bus is closed')
     deliver(this.#handlers, message)
     const envelope: Envelope = { ...message, origin: this.#origin }
-    await this.#publisher.publish(this.channel, JSON.stringify(envelope))
+    await this.#publisher.publish(this.channel, JSON.stringify(envelope)).catch(outage)
   }
 
   subscribe(handler: (message: InvalidationMessage) => void): () => void {

@@ -1,6 +1,10 @@
 import { Redis, type RedisOptions, type Result } from 'ioredis'
 import { describeRedisUrl, isSentinelUrl, parseSentinelUrl } from './redis-url.js'
+import { translateOutage } from '../dependency-error.js'
+import { isRedisUnavailable } from './redis-outage.js'
 import type { CounterState, SessionStore } from './store.js'
+
+const outage = translateOutage('session store', isRedisUnavailable)
 
 export const DEFAULT_KEY_PREFIX = 'gh:'
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000
@@ -105,40 +109,40 @@ export class RedisSessionStore implements SessionStore {
   }
 
   get(key: string): Promise<string | null> {
-    return this.#client.get(key)
+    return this.#client.get(key).catch(outage)
   }
 
   async set(key: string, value: string, ttlMs: number): Promise<void> {
-    await this.#client.set(key, value, 'PX', milliseconds(ttlMs))
+    await this.#client.set(key, value, 'PX', milliseconds(ttlMs)).catch(outage)
   }
 
   async delete(key: string): Promise<boolean> {
-    return (await this.#client.del(key)) > 0
+    return (await this.#client.del(key).catch(outage)) > 0
   }
 
   async deleteMany(keys: readonly string[]): Promise<number> {
-    return keys.length === 0 ? 0 : this.#client.del(...keys)
+    return keys.length === 0 ? 0 : this.#client.del(...keys).catch(outage)
   }
 
   async setAdd(key: string, member: string, ttlMs: number): Promise<void> {
-    await this.#client.ghSetAdd(key, member, milliseconds(ttlMs))
+    await this.#client.ghSetAdd(key, member, milliseconds(ttlMs)).catch(outage)
   }
 
   async setRemove(key: string, member: string): Promise<void> {
-    await this.#client.srem(key, member)
+    await this.#client.srem(key, member).catch(outage)
   }
 
   setMembers(key: string): Promise<string[]> {
-    return this.#client.smembers(key)
+    return this.#client.smembers(key).catch(outage)
   }
 
   async increment(key: string, windowMs: number): Promise<CounterState> {
-    const [count, resetInMs] = await this.#client.ghIncrement(key, milliseconds(windowMs))
+    const [count, resetInMs] = await this.#client.ghIncrement(key, milliseconds(windowMs)).catch(outage)
     return { count, resetInMs }
   }
 
   async peek(key: string): Promise<CounterState> {
-    const [count, resetInMs] = await this.#client.ghPeek(key)
+    const [count, resetInMs] = await this.#client.ghPeek(key).catch(outage)
     return { count, resetInMs }
   }
 
@@ -146,12 +150,16 @@ export class RedisSessionStore implements SessionStore {
     // SCAN does not apply ioredis' keyPrefix to its pattern.
     const match = `${this.#client.options.keyPrefix ?? ''}${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`
     let count = 0
-    for await (const keys of this.#client.scanStream({ match, count: 1000 })) count += (keys as string[]).length
+    try {
+      for await (const keys of this.#client.scanStream({ match, count: 1000 })) count += (keys as string[]).length
+    } catch (err) {
+      outage(err)
+    }
     return count
   }
 
   async ping(): Promise<void> {
-    await this.#client.ping()
+    await this.#client.ping().catch(outage)
   }
 
   close(): Promise<void> {

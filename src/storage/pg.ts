@@ -1,4 +1,5 @@
 import pg from 'pg'
+import { hasNetworkCode, messageOf, translateOutage } from '../dependency-error.js'
 import type { Database, Queryable, QueryResult } from './database.js'
 import { withoutValues } from './driver-error.js'
 import { DATE_OID, INT8_OID, parseDate, parseInt8 } from './type-parsers.js'
@@ -23,6 +24,21 @@ const types: pg.CustomTypesConfig = {
     return pg.types.getTypeParser(oid, format)
   }) as typeof pg.types.getTypeParser,
 }
+
+/** SQLSTATEs of a server going away or refusing work: admin shutdown, crash shutdown, cannot connect now, too many connections. */
+const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '53300'])
+/** pg reports a lost or refused connection, and a pool used after `end()`, only in these messages. */
+const UNAVAILABLE_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|connect ECONNREFUSED|Cannot use a pool after calling end on the pool/i
+
+function isUnavailable(err: unknown): boolean {
+  if (hasNetworkCode(err)) return true
+  const code = (err as { code?: unknown } | null)?.code
+  // SQLSTATE class 08: connection exceptions.
+  if (typeof code === 'string' && (UNAVAILABLE_STATES.has(code) || /^08[0-9A-Z]{3}$/.test(code))) return true
+  return UNAVAILABLE_MESSAGES.test(messageOf(err))
+}
+
+const outage = translateOutage('database', isUnavailable)
 
 /** Thrown, as PGlite does, when COMMIT finds the transaction aborted (pg itself answers ROLLBACK silently). */
 export class TransactionAbortedError extends Error {
@@ -57,10 +73,14 @@ export class PgDatabase implements Database {
   }
 
   query<Row = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<Row>> {
-    return run<Row>(this.#pool, sql, params)
+    return run<Row>(this.#pool, sql, params).catch(outage)
   }
 
-  async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    return this.#transaction(fn).catch(outage)
+  }
+
+  async #transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
     const client = await this.#pool.connect()
     // Set when BEGIN, COMMIT or ROLLBACK fails: the connection may then be in any state, so
     // the pool discards it instead of handing it to the next caller.
@@ -85,7 +105,8 @@ export class PgDatabase implements Database {
       let ended = false
       // A `tx` kept past its transaction would otherwise run on whatever borrows the client next.
       const tx: Queryable = {
-        query: (sql, params) => (ended ? Promise.reject(new Error('Transaction is closed')) : run(client, sql, params)),
+        query: <Row>(sql: string, params?: readonly unknown[]) =>
+          ended ? Promise.reject(new Error('Transaction is closed')) : run<Row>(client, sql, params).catch(outage),
       }
       try {
         result = await fn(tx)
@@ -105,7 +126,7 @@ export class PgDatabase implements Database {
   }
 
   async ping(): Promise<void> {
-    await this.#pool.query('SELECT 1')
+    await this.#pool.query('SELECT 1').catch(outage)
   }
 
   async close(): Promise<void> {

@@ -1,9 +1,13 @@
 import { mkdir } from 'node:fs/promises'
 import { PGlite, type Results, type Transaction } from '@electric-sql/pglite'
+import { messageOf, translateOutage } from '../dependency-error.js'
 import type { Database, Queryable, QueryResult } from './database.js'
 import { withoutValues } from './driver-error.js'
 import { acquireEmbeddedLock, type EmbeddedLock } from './embedded-lock.js'
 import { DATE_OID, INT8_OID, parseDate, parseInt8 } from './type-parsers.js'
+
+/** A closed PGlite (shutdown, or a broken embedded database) says so only in its message. */
+const outage = translateOutage('database', (err) => /PGlite is closed/i.test(messageOf(err)))
 
 /**
  * PostgreSQL compiled to WebAssembly, running in this process on a data directory.
@@ -48,11 +52,11 @@ export class PgliteDatabase implements Database {
   }
 
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    return this.#pglite.transaction((tx) => fn({ query: (sql, params) => run(tx, sql, params) }))
+    return this.#pglite.transaction((tx) => fn({ query: (sql, params) => run(tx, sql, params) })).catch(outage)
   }
 
   async ping(): Promise<void> {
-    await this.#pglite.query('SELECT 1')
+    await this.#pglite.query('SELECT 1').catch(outage)
   }
 
   close(): Promise<void> {
@@ -70,11 +74,11 @@ async function run<Row>(
   let result: Results<Row> | undefined
   try {
     if (params && params.length > 0) {
-      result = await target.query<Row>(sql, [...params])
+      result = await target.query<Row>(sql, [...params]).catch(outage)
     } else {
       // Like pg without parameters: the simple protocol, which accepts several statements (a
       // migration); the last result is the answer.
-      const results = (await target.exec(sql)) as Results<Row>[]
+      const results = (await target.exec(sql).catch(outage)) as Results<Row>[]
       result = results[results.length - 1]
     }
   } catch (error) {

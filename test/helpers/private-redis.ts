@@ -6,7 +6,6 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import net from 'node:net'
 import type { Test } from 'tap'
 import { requireBackends } from './backends.js'
 
@@ -19,17 +18,9 @@ export function haveRedisServer(what = 'the Redis outage tests'): boolean {
   return found
 }
 
-/** A port nothing listens on right now (it was just bound and released). */
-export async function freePort(): Promise<number> {
-  const server = net.createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const address = server.address()
-  server.close()
-  await once(server, 'close')
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  return address.port
-}
+import { freePort } from './ports.js'
+
+export { freePort }
 
 /** Starts redis-server on 127.0.0.1:port (with `extra` arguments) and resolves once it accepts connections. */
 export async function startRedisServer(port: number, extra: readonly string[] = []): Promise<ChildProcess> {
