@@ -16,6 +16,7 @@ import { createAuthenticator } from './http/authenticate.js'
 import { addAuthCors } from './http/cors.js'
 import { docs } from './http/docs.js'
 import { edge } from './http/edge.js'
+import { webSockets } from './http/websocket/plugin.js'
 import { frameworkErrorHandler, registerErrorHandlers } from './http/error-handler.js'
 import { healthRoutes } from './http/health.js'
 import { loginRoutes } from './http/login-routes.js'
@@ -31,6 +32,7 @@ import { dropNonAddressForwardedFor, trustedProxies } from './http/trusted-proxi
 import { GatehouseError } from './errors.js'
 import { GatewayMetrics } from './metrics/gateway-metrics.js'
 import type { Runtime } from './runtime.js'
+import { OpenSockets } from './core/websockets/index.js'
 import { version } from './version.js'
 
 export interface AppOptions {
@@ -44,6 +46,11 @@ export interface AppOptions {
   metrics?: GatewayMetrics
   /** The server the gateway's listener hands requests to (see server.ts); default: fastify's own. */
   serverFactory?: FastifyServerOptions['serverFactory']
+  /**
+   * The process's open WebSockets, kept across reloads (server.ts makes one); default: one of
+   * this app's own, stopped with it. The app judges them by its routes and credentials.
+   */
+  websockets?: OpenSockets
 }
 
 /** Headers, cookies and secrets that must never reach a log line. */
@@ -167,6 +174,25 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     metrics,
     breakers: runtime.breakers,
     counter: runtime.rateCounter,
+  })
+
+  await app.register(webSockets, {
+    sockets: options.websockets ?? null,
+    bus: runtime.invalidation,
+    clock: runtime.clock,
+    routes: config.routes,
+    // Re-checks do not count as sign-in attempts: a second authenticator without the metric.
+    recheckCredentials: createAuthenticator({ sessions, activeUsers: runtime.activeUsers, pats: runtime.pats, roles: config.roles }, sessionCookie.name),
+    credentials: authenticator,
+    table: runtime.routes,
+    signer: runtime.signer,
+    counter: runtime.rateCounter,
+    proxies: trustedProxies(config.server.trust_proxy),
+    publicUrl: config.server.public_url,
+    allowedOrigins,
+    sessionCookieNames: [sessionCookie.name, flowCookieName(config.server.public_url)],
+    protocol: options.https ? 'https' : 'http',
+    metrics,
   })
 
   return app

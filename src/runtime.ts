@@ -114,6 +114,7 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
     clock,
     idleTimeoutMs: config.sessions.idle_timeout,
     absoluteTimeoutMs: config.sessions.absolute_timeout,
+    onEnded: (userId, sessionId) => invalidation.publish({ kind: 'session', userId, sessionId }),
   })
   const pats = new PatService({ db, audit, clock, roles: config.roles, invalidation })
   const activeUsers = new ActiveUserCache({ users, bus: invalidation, clock })

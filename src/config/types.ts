@@ -35,6 +35,8 @@ export interface RouteConfig {
   /** Milliseconds. */
   timeout: number
   csrf: boolean
+  /** Whether WebSocket handshakes are proxied and tunnelled (SPEC §4a). */
+  websocket: boolean
 }
 
 export interface OidcProviderConfig {
@@ -61,6 +63,8 @@ export interface GatewayConfig {
     redirect_http_port: number | null
     /** CIDRs (IPv4 or IPv6), normalised to `address/prefix`; a bare address becomes /32 or /128. */
     trust_proxy: readonly string[]
+    /** Milliseconds: how long SIGTERM waits for requests and WebSockets. */
+    drain_timeout: number
     body_limit: number
     cors: { origins: readonly string[] } | null
   }

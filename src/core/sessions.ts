@@ -34,6 +34,12 @@ export interface SessionServiceOptions {
   idleTimeoutMs: number
   /** `sessions.absolute_timeout`, milliseconds. */
   absoluteTimeoutMs: number
+  /**
+   * Told after sessions end (revoked, logged out, found expired); `sessionId` null: every
+   * session of the user. Open WebSockets of those sessions are closed from here (on every
+   * replica, through the invalidation bus). A rejection is ignored: the session has ended anyway.
+   */
+  onEnded?: (userId: string, sessionId: string | null) => Promise<void> | void
 }
 
 /** Longest user agent kept with a session. */
@@ -63,6 +69,7 @@ export class SessionService {
   readonly #idle: number
   readonly #absolute: number
   readonly #refreshInterval: number
+  readonly #onEnded: NonNullable<SessionServiceOptions['onEnded']>
 
   constructor(options: SessionServiceOptions) {
     if (!(options.idleTimeoutMs > 0) || !(options.absoluteTimeoutMs > 0)) {
@@ -73,6 +80,7 @@ export class SessionService {
     this.#idle = options.idleTimeoutMs
     this.#absolute = options.absoluteTimeoutMs
     this.#refreshInterval = Math.min(MAX_REFRESH_INTERVAL_MS, Math.floor(options.idleTimeoutMs / 10))
+    this.#onEnded = options.onEnded ?? (() => {})
   }
 
   /** Starts a session with a brand-new token (never reusing one, so no fixation). */
@@ -180,7 +188,9 @@ export class SessionService {
     // Members are removed one by one rather than deleting the set, so that a session
     // created meanwhile stays indexed. Index before record: see resolve().
     await Promise.all(ids.map((id) => this.#store.setRemove(indexKey, id)))
-    return this.#store.deleteMany(ids.map(sessionKey))
+    const ended = await this.#store.deleteMany(ids.map(sessionKey))
+    await this.#tell(userId, options.except === undefined ? null : ids)
+    return ended
   }
 
   async #read(id: string): Promise<Session | null> {
@@ -197,7 +207,14 @@ export class SessionService {
   /** Index member first, then the record: the order resolve()'s refresh check relies on. */
   async #remove(session: Session): Promise<boolean> {
     await this.#store.setRemove(userIndexKey(session.user_id), session.id)
-    return this.#store.delete(sessionKey(session.id))
+    const removed = await this.#store.delete(sessionKey(session.id))
+    await this.#tell(session.user_id, [session.id])
+    return removed
+  }
+
+  async #tell(userId: string, sessionIds: readonly string[] | null): Promise<void> {
+    const ids = sessionIds ?? [null]
+    await Promise.all(ids.map((id) => Promise.resolve().then(() => this.#onEnded(userId, id)).catch(() => undefined)))
   }
 
   #isExpired(session: Session, now: number): boolean {

@@ -8,6 +8,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { DecisionOutcome } from '../core/pipeline/outcome.js'
+import { CLOSE_REASONS, type CloseReason } from '../core/websockets/index.js'
 import type { BreakerRegistry } from '../resilience/breaker-registry.js'
 import type { BreakerState } from '../resilience/circuit-breaker.js'
 
@@ -40,6 +41,8 @@ export class GatewayMetrics {
   readonly #lockouts: Counter
   readonly #reloads: Counter<'result'>
   readonly #rateLimited: Counter<'route'>
+  readonly #websockets: Gauge<'route'>
+  readonly #websocketsClosed: Counter<'route' | 'reason'>
   #sources: MetricsSources = {}
 
   constructor() {
@@ -92,6 +95,18 @@ export class GatewayMetrics {
       name: 'gatehouse_rate_limited_total',
       help: 'Requests refused with 429 by a rate limit, by route name.',
       labelNames: ['route'],
+      registers,
+    })
+    this.#websockets = new Gauge({
+      name: 'gatehouse_websocket_connections',
+      help: 'Open WebSocket tunnels, by route name.',
+      labelNames: ['route'],
+      registers,
+    })
+    this.#websocketsClosed = new Counter({
+      name: 'gatehouse_websocket_closed_total',
+      help: 'WebSocket tunnels closed, by route name and reason: client, upstream, revoked, expired or shutdown.',
+      labelNames: ['route', 'reason'],
       registers,
     })
     // The gauges read their sources at scrape time.
@@ -166,6 +181,23 @@ export class GatewayMetrics {
 
   rateLimited(route: string): void {
     this.#rateLimited.inc({ route })
+  }
+
+  /** Shows every WebSocket route's gauge and close counters from 0, so that alert rules see the first event. */
+  websocketRoutes(routes: readonly string[]): void {
+    for (const route of routes) {
+      this.#websockets.inc({ route }, 0)
+      for (const reason of CLOSE_REASONS) this.#websocketsClosed.inc({ route, reason }, 0)
+    }
+  }
+
+  websocketOpened(route: string): void {
+    this.#websockets.inc({ route })
+  }
+
+  websocketClosed(route: string, reason: CloseReason): void {
+    this.#websockets.dec({ route })
+    this.#websocketsClosed.inc({ route, reason })
   }
 
   exposition(): Promise<string> {
