@@ -31,6 +31,8 @@ export interface OpenSocketsOptions {
 }
 
 export const SWEEP_MS = 5_000
+/** Below this much time left, the next check is at the expiry itself. */
+const MIN_HALF_MS = 200
 /** setTimeout's ceiling: a later expiry is looked at again when this much has passed. */
 const MAX_TIMER_MS = 2 ** 31 - 1
 
@@ -145,13 +147,19 @@ export class OpenSockets {
     }
   }
 
-  /** A check when the credential's known expiry passes (the checker may have moved it). */
+  /**
+   * Checks halfway to the credential's known expiry, and once it has passed. A session's
+   * expiry is its idle end until it reaches the absolute one: a check halfway touches the
+   * session (an open socket counts as activity) and moves the expiry on; at the absolute end
+   * the halves shrink to the end itself, a handful of checks in all.
+   */
   #armExpiry(entry: Entry): void {
     if (entry.expiryTimer !== null) clearTimeout(entry.expiryTimer)
     entry.expiryTimer = null
     const { expiresAt } = entry.socket
     if (expiresAt === null) return
-    const delay = Math.min(MAX_TIMER_MS, Math.max(0, expiresAt - this.#clock.now()) + 10)
+    const remaining = Math.max(0, expiresAt - this.#clock.now())
+    const delay = Math.min(MAX_TIMER_MS, remaining > MIN_HALF_MS ? remaining / 2 : remaining + 10)
     entry.expiryTimer = setTimeout(() => {
       entry.expiryTimer = null
       void this.#check(entry)
