@@ -6,6 +6,9 @@
  * credential ends, on this replica and on another one sharing Redis.
  */
 import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
 import t, { type Test } from 'tap'
 import { WebSocket } from 'ws'
@@ -132,6 +135,33 @@ t.test('on a route without websocket, and for any other Upgrade, the Upgrade is 
   const h2c = await rawHandshake(gw, '/plain/x', 'h2c')
   t.match(h2c, /^HTTP\/1\.1 200 /, 'Upgrade: h2c is stripped and the request served as usual')
   t.equal(upstream.handshakes.length, 0)
+})
+
+t.test("the gateway tunnels only after the upstream's 101 with the right Sec-WebSocket-Accept", async (t) => {
+  // An upstream that answers handshakes by hand: a 101 with a wrong accept value, or a 403.
+  const fake = createServer()
+  fake.on('upgrade', (request, socket) => {
+    if ((request.url ?? '').includes('deny')) {
+      socket.end('HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: 6\r\nset-cookie: __Host-gh_session=planted\r\n\r\nnope!\n')
+    } else {
+      socket.end('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: bm90IHRoZSByaWdodCB2YWx1ZQ==\r\n\r\n')
+    }
+  })
+  fake.listen(0, '127.0.0.1')
+  await once(fake, 'listening')
+  t.teardown(() => new Promise<void>((resolve) => fake.close(() => resolve())))
+  const gw = await startTestGateway(t, {
+    configure: (raw) => {
+      raw.routes = [{ name: 'fake', match: '/fake', upstream: `http://127.0.0.1:${(fake.address() as AddressInfo).port}`, websocket: true, auth: 'public' }]
+    },
+  })
+  const wrongAccept = await refused(gw, '/fake/x', {})
+  t.equal(wrongAccept.status, 502, 'a 101 with a wrong Sec-WebSocket-Accept is a 502, never passed on')
+  t.equal(wrongAccept.body.code, 'GH_BAD_GATEWAY')
+  const denied = await refused(gw, '/fake/deny', {})
+  t.equal(denied.status, 403, "the upstream's own refusal is relayed as an ordinary answer")
+  t.equal(denied.body.text, 'nope!\n')
+  t.equal(denied.headers['set-cookie'], undefined, "an upstream's Set-Cookie for the gateway's cookie is dropped")
 })
 
 /** A handshake written by hand (no Sec-WebSocket-Key check on our side); resolves the whole answer. */
