@@ -92,6 +92,8 @@ export function upgradeHandler(options: UpgradeOptions): UpgradeHandler {
         writeError(socket, outcome.error, base)
         return answered(outcome.route?.name ?? null, outcome.error.statusCode)
       }
+      // The client may have gone while the pipeline ran: nothing to open a socket for.
+      if (socket.destroyed) return answered(outcome.route.name, 499)
       const upstream = sendUpstream(outcome)
       socket.once('close', () => upstream.destroy())
       upstream.once('timeout', () => upstream.destroy(new GatehouseError('GH_GATEWAY_TIMEOUT')))
@@ -113,6 +115,7 @@ export function upgradeHandler(options: UpgradeOptions): UpgradeHandler {
           return answered(outcome.route.name, 502)
         }
         upstreamSocket.setTimeout(0)
+        if (socket.destroyed) return void upstreamSocket.destroy()
         open(outcome, response, upstreamSocket, upstreamHead)
       })
       upstream.end()
