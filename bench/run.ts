@@ -10,6 +10,10 @@
  * than requests/s on a machine with CPU steal). Then logins/s at the default argon2 parameters,
  * and the gateways' resident memory after the run.
  *
+ * WebSockets: the round-trip time of one message at a time (send 32 bytes, wait for the echo)
+ * on one socket through the gateway (PAT, `/socket`) next to one straight to the upstream's
+ * echo, BENCH_WS_MESSAGES per round (default 2000), interleaved in the same rounds.
+ *
  * Env: BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 64), BENCH_ROUNDS (default 3),
  * BENCH_LOG_LEVEL (the gateways' logging.level, default info: one access line per request).
  * Results: bench/results/latest.{json,md}.
@@ -21,12 +25,14 @@ import os from 'node:os'
 import { createRequire } from 'node:module'
 import { promisify } from 'node:util'
 import { fileURLToPath } from 'node:url'
+import { WebSocket } from 'ws'
 import type { ProcessStats, ReadyMessage } from './servers.js'
 
 const run = promisify(execFile)
 const duration = Number(process.env.BENCH_DURATION ?? 10)
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 64)
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
+const wsMessages = Number(process.env.BENCH_WS_MESSAGES ?? 2000)
 const AUTOCANNON = createRequire(import.meta.url).resolve('autocannon/autocannon.js')
 const SERVERS = fileURLToPath(new URL('./servers.js', import.meta.url))
 
@@ -89,6 +95,31 @@ async function autocannon(load: Load, server: Server): Promise<Sample> {
   }
 }
 
+interface RoundTrips {
+  p50: number
+  p99: number
+  mean: number
+}
+
+/** `wsMessages` round trips, one at a time, on one socket; milliseconds. */
+async function roundTrips(url: string, headers: Record<string, string> = {}): Promise<RoundTrips> {
+  const socket = new WebSocket(url, { headers })
+  await once(socket, 'open')
+  const payload = Buffer.alloc(32, 7)
+  const times: number[] = []
+  for (let i = 0; i < wsMessages; i++) {
+    const started = process.hrtime.bigint()
+    const echoed = once(socket, 'message')
+    socket.send(payload)
+    await echoed
+    times.push(Number(process.hrtime.bigint() - started) / 1e6)
+  }
+  socket.close()
+  times.sort((a, b) => a - b)
+  const at = (q: number) => times[Math.min(times.length - 1, Math.floor(times.length * q))] ?? 0
+  return { p50: at(0.5), p99: at(0.99), mean: times.reduce((a, b) => a + b, 0) / Math.max(1, times.length) }
+}
+
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0
 const round1 = (value: number) => Math.round(value * 10) / 10
 
@@ -115,6 +146,20 @@ for (let round = 0; round < rounds; round++) {
   }
 }
 process.stderr.write('\n')
+
+const wsTargets: { name: string; url: string; headers: Record<string, string> }[] = [
+  { name: 'WebSocket direct to the upstream', url: upstream.url.replace('http', 'ws') + '/', headers: {} },
+  { name: 'WebSocket through the gateway (PAT)', url: bound.url.replace('http', 'ws') + '/socket', headers: { authorization: `Bearer ${bound.ready.pat}` } },
+]
+const wsSamples = new Map<string, RoundTrips[]>(wsTargets.map((t) => [t.name, []]))
+for (let round = 0; round < rounds; round++) {
+  for (const target of wsTargets) wsSamples.get(target.name)?.push(await roundTrips(target.url, target.headers))
+}
+const round3 = (value: number) => Math.round(value * 1000) / 1000
+const wsRows = wsTargets.map((target) => {
+  const s = wsSamples.get(target.name) ?? []
+  return { target: target.name, messages_per_round: wsMessages, rtt_p50_ms: round3(median(s.map((x) => x.p50))), rtt_p99_ms: round3(median(s.map((x) => x.p99))), rtt_mean_ms: round3(median(s.map((x) => x.mean))) }
+})
 
 // Logins: few connections, since each login is ~30 ms of argon2 and the hashing queue is bounded.
 const login = await autocannon(
@@ -162,6 +207,7 @@ const report = {
   rounds,
   log_level: process.env.BENCH_LOG_LEVEL ?? 'info',
   rows,
+  websocket_round_trips: wsRows,
   logins_per_second: Math.round(login.rps * 10) / 10,
   login_p99_ms: login.p99,
   rss_mib: Object.fromEntries(Object.entries(memory).map(([k, v]) => [k, Math.round(v / 1048576)])),
@@ -177,6 +223,12 @@ const md = [
     (r) =>
       `| ${r.target} | ${r.rps_median} | ${r.rps_min}–${r.rps_max} | ${r.p50_ms} | ${r.p99_ms} | ${r.vs_bare} | ${r.vs_direct} | ${r.cpu_us_per_request_median} (${r.cpu_us_per_request_min}–${r.cpu_us_per_request_max}) |`,
   ),
+  '',
+  `WebSocket round trips (one 32-byte message at a time, ${wsMessages} per round, median over rounds):`,
+  '',
+  `| target | RTT p50 ms | RTT p99 ms | mean ms |`,
+  `| --- | ---: | ---: | ---: |`,
+  ...wsRows.map((r) => `| ${r.target} | ${r.rtt_p50_ms} | ${r.rtt_p99_ms} | ${r.rtt_mean_ms} |`),
   '',
   `Logins: ${report.logins_per_second}/s at the default argon2 parameters (p99 ${report.login_p99_ms} ms).`,
   `Resident memory after the run: gateway ${report.rss_mib.bound} MiB (bound), ${report.rss_mib.unbound} MiB (unbound); bare proxy ${report.rss_mib.bare} MiB.`,

@@ -1,7 +1,8 @@
 /**
  * The processes `npm run bench` measures, one server per process so that each has a core's
  * worth of event loop and its CPU time is its own: `upstream`, `bare` (Fastify +
- * @fastify/http-proxy) and `gateway` (the real gateway from startGateway, plain HTTP).
+ * @fastify/http-proxy) and `gateway` (the real gateway from startGateway, plain HTTP). The
+ * upstream is also a WebSocket echo; the gateway's `/socket` route tunnels to it.
  * Each sends `{ ready, port, … }` over IPC once listening and answers `stats` with its CPU
  * time and resident memory.
  */
@@ -13,6 +14,7 @@ import path from 'node:path'
 import proxy from '@fastify/http-proxy'
 import Fastify from 'fastify'
 import yaml from 'js-yaml'
+import { WebSocketServer } from 'ws'
 import { loadConfig } from '../src/config/index.js'
 import { permissionsFor } from '../src/core/permissions.js'
 import { startGateway } from '../src/server.js'
@@ -45,6 +47,9 @@ if (kind === 'upstream') {
     response.writeHead(200, { 'content-type': 'application/json', 'content-length': '11' }).end('{"ok":true}')
   })
   server.keepAliveTimeout = 60_000
+  // A WebSocket echo on the same port, for the round-trip measurement.
+  const sockets = new WebSocketServer({ server })
+  sockets.on('connection', (socket) => socket.on('message', (data, isBinary) => socket.send(data, { binary: isBinary })))
   server.listen(0, '127.0.0.1', () => send({ ready: true, port: (server.address() as AddressInfo).port }))
 } else if (kind === 'bare') {
   const bare = Fastify({ logger: false })
@@ -69,6 +74,7 @@ if (kind === 'upstream') {
         { name: 'public', match: '/public', upstream: upstreamUrl, auth: 'public' },
         { name: 'pat', match: '/pat', upstream: upstreamUrl, auth: 'required', permissions: ['app:read'], rate_limit: 'generous' },
         { name: 'session', match: '/session', upstream: upstreamUrl, auth: 'required', permissions: ['app:read'] },
+        { name: 'socket', match: '/socket', upstream: upstreamUrl, auth: 'required', permissions: ['app:read'], websocket: true },
       ],
     }),
   )

@@ -25,6 +25,7 @@ import { edge } from './http/edge.js'
 import { providerLogoutUrl } from './http/provider-logout.js'
 import { forwardAuthRoutes } from './http/forward-auth.js'
 import { emailRoutes } from './http/email-routes.js'
+import { webSockets } from './http/websocket/plugin.js'
 import { frameworkErrorHandler, registerErrorHandlers } from './http/error-handler.js'
 import { healthRoutes } from './http/health.js'
 import { loginRoutes } from './http/login-routes.js'
@@ -42,6 +43,7 @@ import { allowedOrigins as createAllowedOrigins } from './core/allowed-origins.j
 import { loggerOptions } from './logging.js'
 import { GatewayMetrics } from './metrics/gateway-metrics.js'
 import type { Runtime } from './runtime.js'
+import { OpenSockets } from './core/websockets/index.js'
 import { version } from './version.js'
 
 export interface AppOptions {
@@ -55,6 +57,11 @@ export interface AppOptions {
   metrics?: GatewayMetrics
   /** The server the gateway's listener hands requests to (see server.ts); default: fastify's own. */
   serverFactory?: FastifyServerOptions['serverFactory']
+  /**
+   * The process's open WebSockets, kept across reloads (server.ts makes one); default: one of
+   * this app's own, stopped with it. The app judges them by its routes and credentials.
+   */
+  websockets?: OpenSockets
 }
 
 export async function buildApp(runtime: Runtime, options: AppOptions = {}): Promise<FastifyInstance> {
@@ -128,11 +135,19 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
 
   const sessionCookie = createSessionCookie(config.server.public_url, config.sessions.absolute_timeout, config.sessions.cookie_domain)
   const { users, sessions, throttle, audit } = runtime
-  const authenticator = createAuthenticator(
-    { sessions, activeUsers: runtime.activeUsers, pats: runtime.pats, roles: config.roles, jwtBearer: runtime.jwtBearer, sessionRecheck: runtime.sessionRecheck },
-    sessionCookie.name,
-    (method, result) => metrics.authAttempt(method, result),
-  )
+  const authServices = {
+    sessions,
+    activeUsers: runtime.activeUsers,
+    pats: runtime.pats,
+    roles: config.roles,
+    jwtBearer: runtime.jwtBearer,
+    sessionRecheck: runtime.sessionRecheck,
+  }
+  const authenticator = createAuthenticator(authServices, sessionCookie.name, (method, result) => metrics.authAttempt(method, result))
+  // Compared in any case and with any prefix (gateway-cookies.ts): every spelling of the session
+  // cookie, whatever this configuration uses, and the OIDC flow cookie. Never sent to, nor set
+  // by, an upstream.
+  const gatewayCookieNames = [...SESSION_COOKIE_SPELLINGS, flowCookieName(config.server.public_url)]
   await app.register(async (auth) => {
     if (config.server.cors) addAuthCors(auth, config.server.cors.origins)
     // The /auth API speaks JSON only: fastify's default text/plain parser would hand the
@@ -235,13 +250,30 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     proxies: trustedProxies(config.server.trust_proxy),
     publicUrl: config.server.public_url,
     allowedOrigins,
-    // Compared in any case and with any prefix (gateway-cookies.ts): every spelling of the
-    // session cookie, whatever this configuration uses, and the OIDC flow cookie.
-    sessionCookieNames: [...SESSION_COOKIE_SPELLINGS, flowCookieName(config.server.public_url)],
+    sessionCookieNames: gatewayCookieNames,
     protocol: options.https ? 'https' : 'http',
     metrics,
     breakers: runtime.breakers,
     counter: runtime.rateCounter,
+  })
+
+  await app.register(webSockets, {
+    sockets: options.websockets ?? null,
+    bus: runtime.invalidation,
+    clock: runtime.clock,
+    routes: config.routes,
+    // Re-checks do not count as sign-in attempts: a second authenticator without the metric.
+    recheckCredentials: createAuthenticator(authServices, sessionCookie.name),
+    credentials: authenticator,
+    table: runtime.routes,
+    signer: runtime.signer,
+    counter: runtime.rateCounter,
+    proxies: trustedProxies(config.server.trust_proxy),
+    publicUrl: config.server.public_url,
+    allowedOrigins,
+    sessionCookieNames: gatewayCookieNames,
+    protocol: options.https ? 'https' : 'http',
+    metrics,
   })
 
   return app

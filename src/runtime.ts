@@ -145,6 +145,7 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
     idleTimeoutMs: config.sessions.idle_timeout,
     absoluteTimeoutMs: config.sessions.absolute_timeout,
     companionKeys: [oidcSessionKey],
+    onEnded: (userId, sessionId) => invalidation.publish({ kind: 'session', userId, sessionId }),
   })
   const oidcSessions = new OidcSessions({ store, ttlMs: config.sessions.absolute_timeout })
   const pats = new PatService({ db, audit, clock, roles: config.roles, invalidation })

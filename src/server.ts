@@ -12,6 +12,7 @@
 import { createServer as createHttpServer, Server, type IncomingMessage, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo, Server as NetServer } from 'node:net'
+import type { Duplex } from 'node:stream'
 import type { DestinationStream } from 'pino'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
@@ -28,6 +29,7 @@ import { BreakerRegistry } from './resilience/breaker-registry.js'
 import { proxyProtocolListener } from './proxy-protocol/listener.js'
 import { openRuntime, type Runtime } from './runtime.js'
 import { addressOf, errorCode, listenFailure, safeMessage, startupStep } from './startup-error.js'
+import { CloseCode, OpenSockets } from './core/websockets/index.js'
 import { readTlsFiles, type TlsMaterial } from './tls-files.js'
 
 export interface GatewayOptions {
@@ -35,7 +37,7 @@ export interface GatewayOptions {
   logStream?: DestinationStream
   /** Default: a registry with the default breaker settings. */
   breakers?: BreakerRegistry
-  /** How long a shutdown or a reload waits for in-flight requests. Default: the longest route timeout + 5 s. */
+  /** How long a shutdown or a reload waits for in-flight requests (and a shutdown for WebSockets). Default: `server.drain_timeout`. */
   drainTimeoutMs?: number
 }
 
@@ -47,6 +49,8 @@ export interface RunningGateway {
   readonly runtime: Runtime
   readonly config: GatewayConfig
   readonly metrics: GatewayMetrics
+  /** The open WebSockets, across reloads. */
+  readonly websockets: OpenSockets
   /** The URL the gateway listens on (with the real port when the config says 0). */
   readonly url: string
   readonly port: number
@@ -83,10 +87,13 @@ export async function startGateway(initialConfig: GatewayConfig, options: Gatewa
   metrics.setSources({ certificateExpiry: () => tls?.expiresAt ?? null })
 
   const runtime = await openRuntime(config, { breakers, onLockout: () => metrics.lockout() })
+  // One set of open WebSockets for the process: a reload re-checks them, it does not close them.
+  const websockets = new OpenSockets({ bus: runtime.invalidation, clock: runtime.clock })
   let current: Mounted
   try {
     current = await mount(runtime, config)
   } catch (err) {
+    websockets.stop()
     await runtime.close()
     throw err
   }
@@ -100,6 +107,11 @@ export async function startGateway(initialConfig: GatewayConfig, options: Gatewa
     // While shutting down, a kept-alive connection is closed after its current answer.
     if (closing) response.setHeader('connection', 'close')
     dispatch(current, request, response)
+  })
+  // Handshakes go to the current app's server, where its WebSocket plugin listens.
+  server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (closing) return void socket.destroy()
+    current.app.server.emit('upgrade', request, socket, head)
   })
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) return socket.destroy()
@@ -163,6 +175,7 @@ export async function startGateway(initialConfig: GatewayConfig, options: Gatewa
       // Only tells the app that it is served over TLS: our listener holds the certificate.
       https: nextConfig.server.tls ? {} : null,
       metrics,
+      websockets,
       logStream: options.logStream,
       // fastify's handler, for our listener to call; the server it gets is never started.
       serverFactory: (fastifyHandler) => {
@@ -183,7 +196,7 @@ export async function startGateway(initialConfig: GatewayConfig, options: Gatewa
     mounted.handler(request, response)
   }
 
-  const drainTimeoutMs = () => options.drainTimeoutMs ?? Math.max(0, ...config.routes.map((r) => r.timeout)) + 5_000
+  const drainTimeoutMs = () => options.drainTimeoutMs ?? config.server.drain_timeout
 
   /** Resolves once the mounted app has answered everything it took, or after the drain timeout. */
   function drained(mounted: Mounted): Promise<boolean> {
@@ -251,7 +264,15 @@ export async function startGateway(initialConfig: GatewayConfig, options: Gatewa
       if (listener !== server) server.close()
       server.closeIdleConnections()
       await new Promise<void>((resolve) => (redirect ? redirect.close(() => resolve()) : resolve()))
-      if (!(await drained(current))) log().warn({ in_flight: current.inFlight }, 'shutting down with requests still in flight')
+      const [requestsDone, socketsDone] = await Promise.all([drained(current), websockets.whenEmpty(drainTimeoutMs())])
+      if (!requestsDone) log().warn({ in_flight: current.inFlight }, 'shutting down with requests still in flight')
+      if (!socketsDone) {
+        log().info({ websockets: websockets.size }, 'closing the open WebSockets (1001)')
+        websockets.closeAll(CloseCode.goingAway, 'shutdown')
+        // Each gets its close frame and a moment to answer (the tunnel cuts it after 1 s).
+        await websockets.whenEmpty(2_000)
+      }
+      websockets.stop()
       await Promise.all(retirements)
       server.closeAllConnections()
       await stopped
@@ -274,6 +295,7 @@ export async function startGateway(initialConfig: GatewayConfig, options: Gatewa
       return config
     },
     metrics,
+    websockets,
     url,
     port,
     metricsPort: metricsServer.port,

@@ -2,9 +2,11 @@
  * A real browser through a real gateway (SPEC §3, §5): Debian's chromium, driven by
  * playwright-core, opens a protected page of the whoami demo upstream, is sent to the login
  * page, signs in with the form, lands back on whoami showing the identity it received and
- * that its signed assertion verified against the gateway's JWKS, signs out, and is sent to
- * the login page again. A screenshot of the signed-in page is kept as
- * test-artifacts/browser-login.png. Also: the API docs (/docs) render under their CSP.
+ * that its signed assertion verified against the gateway's JWKS and a live WebSocket (cookie
+ * auth) open through the gateway, signs out in a second tab, which closes that socket (1008),
+ * and is sent to the login page again. Screenshots of the signed-in page and of the page once
+ * its socket was closed are kept as test-artifacts/browser-login.png and
+ * browser-websocket-closed.png. Also: the API docs (/docs) render under their CSP.
  *
  * Without /usr/bin/chromium the test skips, with the reason; with GATEHOUSE_REQUIRE_BACKENDS=1
  * (CI, whose .ci/run installs chromium) it fails instead.
@@ -23,6 +25,7 @@ import { freePort } from './helpers/private-redis.js'
 const CHROMIUM = '/usr/bin/chromium'
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url))
 const SCREENSHOT = `${ARTIFACTS}browser-login.png`
+const SOCKET_SCREENSHOT = `${ARTIFACTS}browser-websocket-closed.png`
 const STEP_TIMEOUT_MS = 20_000
 
 /** Flags for a throw-away headless browser in a container: no sandbox, GPU, QUIC or background traffic. */
@@ -76,7 +79,7 @@ async function startStack(t: Test): Promise<{ gw: TestGateway; origin: string }>
     port,
     configure: (raw) => {
       raw.server.public_url = origin
-      raw.routes = [{ name: 'whoami', match: '/whoami/', upstream: whoami.url, auth: 'required' }]
+      raw.routes = [{ name: 'whoami', match: '/whoami/', upstream: whoami.url, auth: 'required', websocket: true }]
     },
   })
   t.equal(gw.url, origin, 'the gateway listens at its public_url')
@@ -133,11 +136,25 @@ t.test('a browser signs in through the gateway and out again', { skip: missing }
   await page.screenshot({ path: SCREENSHOT, fullPage: true })
   t.ok(existsSync(SCREENSHOT), `screenshot kept: ${SCREENSHOT}`)
 
-  // 5. Sign out with whoami's own button: a plain form post to /auth/logout, with the browser's
-  // cookie and Origin (the CSRF check applies), answered 303 to the login page.
-  await Promise.all([page.waitForURL(/\/auth\/login/), page.getByRole('button', { name: 'Sign out' }).click()])
-  t.equal(new URL(page.url()).pathname, '/auth/login', 'the sign-out button lands on the login page')
+  // 5. whoami's page has opened a WebSocket through the gateway with the cookie (and the page's
+  // Origin), and the echo reports the same verified identity for the handshake.
+  const live = page.locator('#live-status')
+  await page.locator('#live-status', { hasText: /^open as / }).waitFor()
+  t.match(await live.textContent(), `open as ${email} (assertion verified, via session)`, 'the live socket is open as the signed-in user')
+  await page.locator('#live-log li').first().waitFor()
+  t.match(await page.locator('#live-log li').first().textContent(), /echo: ping \d+/, 'and echoes')
+
+  // 6. Sign out in a second tab with whoami's own button (a form post to /auth/logout with the
+  // cookie and Origin): the first tab's socket is closed by the gateway with 1008.
+  const second = await context.newPage()
+  await second.goto(protectedPage)
+  await Promise.all([second.waitForURL(/\/auth\/login/), second.getByRole('button', { name: 'Sign out' }).click()])
+  t.equal(new URL(second.url()).pathname, '/auth/login', 'the sign-out button lands on the login page')
   t.same((await context.cookies()).map((c) => c.name), [], 'the cookie is cleared')
+  await page.locator('#live-status', { hasText: /^closed/ }).waitFor()
+  t.equal(await live.textContent(), 'closed (1008: credential ended)', "the first tab's socket was closed with 1008")
+  await page.screenshot({ path: SOCKET_SCREENSHOT, fullPage: true })
+  t.ok(existsSync(SOCKET_SCREENSHOT), `screenshot kept: ${SOCKET_SCREENSHOT}`)
 
   // 6. The protected page sends the browser to the login page again.
   await page.goto(protectedPage)

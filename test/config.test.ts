@@ -57,6 +57,7 @@ t.test('the committed gateway.yml', async (t) => {
     redirect_http_port: null,
     trust_proxy: [],
     proxy_protocol: false,
+    drain_timeout: 10_000,
     body_limit: 1024 * 1024,
     cors: null,
   })
@@ -90,6 +91,7 @@ t.test('every default, from a file that sets almost nothing', async (t) => {
       redirect_http_port: null,
       trust_proxy: [],
       proxy_protocol: false,
+      drain_timeout: 10_000,
       body_limit: 1048576,
       cors: null,
     },
@@ -157,7 +159,7 @@ t.test('defaults that depend on other keys', async (t) => {
   const [defaults] = parse({ routes: [route()] }).routes
   t.same(defaults, {
     name: 'app', host: null, match: '/app', methods: null, upstream: UPSTREAM, auth: 'required', permissions: [],
-    rate_limit: null, rate_limit_name: null, strip_prefix: false, timeout: 30_000, csrf: true,
+    rate_limit: null, rate_limit_name: null, strip_prefix: false, timeout: 30_000, csrf: true, websocket: false,
   })
 })
 

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import t, { type Test } from 'tap'
+import { WebSocket } from 'ws'
 import { startWhoami, type WhoamiReport } from '../examples/whoami/server.js'
 import { AssertionSigner } from '../src/core/assertion-signer.js'
 import { systemClock } from '../src/core/clock.js'
@@ -78,10 +79,41 @@ t.test('answers browsers with escaped HTML under a strict CSP', async (t) => {
   t.equal(response.status, 200)
   t.match(response.headers.get('content-type'), /^text\/html/)
   t.match(response.headers.get('content-security-policy'), /default-src 'none'/)
+  t.match(response.headers.get('content-security-policy'), /script-src 'self'; connect-src 'self'/, 'its own script file and socket only')
   const body = await response.text()
-  t.notMatch(body, /<script/i)
+  t.same([...body.matchAll(/<script\b[^>]*>[^<]*<\/script>/gi)].map((m) => m[0]), ['<script src="?live.js" defer></script>'], 'one script, an external file')
+  t.equal(body.match(/<script/gi)?.length, 1, 'and no other <script')
   t.match(body, '&#60;script&#62;alert(1)&#60;/script&#62;')
   t.match(body, 'Assertion verified: alice@example.com')
+})
+
+t.test('a WebSocket on any path echoes, after reporting the identity of its handshake', async (t) => {
+  const { whoami, gatewayHeaders } = await setUp(t)
+  const script = await fetch(`${whoami.url}/whoami/?live.js`)
+  t.match(script.headers.get('content-type'), /^text\/javascript/)
+  t.match(await script.text(), /new WebSocket\(url\)/, 'the page script opens a socket to its own path')
+
+  const messages = async (headers: Record<string, string>, send: (string | Buffer)[]) => {
+    const socket = new WebSocket(`${whoami.url.replace('http', 'ws')}/whoami/live`, { headers })
+    t.teardown(() => socket.terminate())
+    const received: { data: string; binary: boolean }[] = []
+    await new Promise<void>((resolve, reject) => {
+      socket.on('message', (data, isBinary) => {
+        received.push({ data: Buffer.from(data as Buffer).toString('hex'), binary: isBinary })
+        if (received.length === send.length + 1) resolve()
+      })
+      socket.once('open', () => send.forEach((item) => socket.send(item)))
+      socket.once('error', reject)
+    })
+    return received
+  }
+  const [hello, text, binary] = await messages(gatewayHeaders('GET', '/whoami/live'), ['hi', Buffer.from([0, 255])])
+  t.match(JSON.parse(Buffer.from(hello!.data, 'hex').toString()), { type: 'hello', assertion: { verified: true, identity: { email: 'alice@example.com', method: 'session' } } })
+  t.same(text, { data: Buffer.from('hi').toString('hex'), binary: false }, 'text echoed as text')
+  t.same(binary, { data: '00ff', binary: true }, 'binary echoed as binary')
+
+  const [forged] = await messages(gatewayHeaders('GET', '/elsewhere'), [])
+  t.match(JSON.parse(Buffer.from(forged!.data, 'hex').toString()), { type: 'hello', assertion: { verified: false } }, 'an assertion for another path is not verified')
 })
 
 t.test('without verifier options it says so', async (t) => {

@@ -1,10 +1,14 @@
 /**
  * The demo upstream: answers every request with what it received (method, path, the identity
  * headers, the other headers) and whether `X-Auth-Assertion` verified, as HTML for browsers
- * and JSON otherwise. No framework, so it shows what any upstream sees.
+ * and JSON otherwise. A WebSocket on any path is an echo that first reports the identity of
+ * its handshake (`{"type":"hello","assertion":…}`), then sends back every message as it came;
+ * the HTML page opens one (a live socket). No framework, so it shows what any upstream sees.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { WebSocketServer } from 'ws'
+import { LIVE_SCRIPT } from './live-script.js'
 import { createVerifier, VerificationError, type Verifier, type VerifierOptions, type VerifiedIdentity } from '../../src/verify.js'
 
 export interface WhoamiOptions {
@@ -38,7 +42,8 @@ export interface WhoamiReport {
 
 const HTML_HEADERS = {
   'content-type': 'text/html; charset=utf-8',
-  'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  'content-security-policy':
+    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
 }
 
 export async function startWhoami(options: WhoamiOptions = {}): Promise<Whoami> {
@@ -48,11 +53,28 @@ export async function startWhoami(options: WhoamiOptions = {}): Promise<Whoami> 
 
   const server = createServer((request, response) => {
     request.resume()
+    if (isScriptRequest(request)) {
+      response.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' }).end(LIVE_SCRIPT)
+      return
+    }
     report(request, verify).then(
       (result) => send(request, response, result),
       () => {
         response.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end('whoami failed\n')
       },
+    )
+  })
+  const sockets = new WebSocketServer({ noServer: true })
+  server.on('upgrade', (request: IncomingMessage, socket, head) => {
+    // The assertion names this very request (htm GET, htu its path): checked before accepting.
+    check(request, verify).then(
+      (assertion) =>
+        sockets.handleUpgrade(request, socket, head, (ws) => {
+          ws.on('error', () => ws.terminate())
+          ws.send(JSON.stringify({ type: 'hello', assertion }))
+          ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }))
+        }),
+      () => socket.destroy(),
     )
   })
   await new Promise<void>((resolve, reject) => {
@@ -68,6 +90,8 @@ export async function startWhoami(options: WhoamiOptions = {}): Promise<Whoami> 
     url: `http://${host}:${port}`,
     close: () =>
       new Promise<void>((resolve, reject) => {
+        for (const client of sockets.clients) client.terminate()
+        sockets.close()
         server.close((error) => (error ? reject(error) : resolve()))
         server.closeAllConnections()
       }),
@@ -113,6 +137,11 @@ function send(request: IncomingMessage, response: ServerResponse, result: Whoami
   }
 }
 
+/** `?live.js` on any path: the page's script, relative to the page wherever the gateway mounts it. */
+function isScriptRequest(request: IncomingMessage): boolean {
+  return request.method === 'GET' && (request.url ?? '').endsWith('?live.js')
+}
+
 function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`)
 }
@@ -140,14 +169,18 @@ body { font: 15px/1.5 system-ui, sans-serif; margin: 2rem auto; max-width: 60rem
 table { border-collapse: collapse; width: 100%; }
 th, td { border-bottom: 1px solid #ddd; padding: .3rem .5rem; text-align: left; vertical-align: top; }
 th { white-space: nowrap; } td { font-family: ui-monospace, monospace; word-break: break-all; }
-.ok { color: #075e07; } .bad { color: #a40000; }
+.ok, .live-ok { color: #075e07; } .bad, .live-bad { color: #a40000; }
 </style>
+<script src="?live.js" defer></script>
 </head>
 <body>
 <h1>whoami</h1>
 ${verdict}
 ${assertion.verified ? '<form method="post" action="/auth/logout"><button type="submit">Sign out</button></form>' : ''}
 <p><code>${escapeHtml(result.method)} ${escapeHtml(result.path)}</code></p>
+<h2>Live socket</h2>
+<p id="live-status">connecting…</p>
+<ul id="live-log"></ul>
 <h2>Identity headers</h2>
 ${table(result.identity_headers)}
 <h2>Other headers</h2>

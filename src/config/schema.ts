@@ -39,6 +39,7 @@ const server = obj({
   trust_proxy: optional(list(cidr()), [], 'Address ranges of proxies whose X-Forwarded-For is believed.'),
   proxy_protocol: optional(bool(), false,
     'Whether every connection to the public listener (not redirect_http_port) starts with a PROXY protocol v1 or v2 header, accepted only from trust_proxy peers; its client address then stands for the peer everywhere.'),
+  drain_timeout: optional(duration({ max: MAX_TIMER }), '10s', 'SIGTERM: longest wait for in-flight requests and open WebSockets before closing them.'),
   body_limit: optional(size({ max: 1024 ** 3 }), '1mb', 'Largest request body accepted by the /auth endpoints.'),
   cors: optional(nullable(obj({
     origins: required(list(origin(), { min: 1 }), 'Exact origins allowed to call /auth with credentials; never "*".'),
@@ -183,6 +184,7 @@ const route = obj({
   strip_prefix: optional(bool(), false, 'Whether the match prefix is removed from the path the upstream sees.'),
   timeout: optional(duration({ max: MAX_TIMER }), '30s', 'Longest wait for the upstream to answer before a 504.'),
   csrf: optional(bool(), true, 'Whether cookie-authenticated unsafe methods need a same-origin Origin or Referer.'),
+  websocket: optional(bool(), false, 'Whether a GET with Upgrade: websocket is proxied (after the same checks) and tunnelled.'),
 }, { type: 'route' })
 
 const forwardAuth = obj({
@@ -269,6 +271,7 @@ function resolveRoute(parsed: ParsedRoute, policies: GatewayConfig['rate_limits'
     strip_prefix: parsed.strip_prefix,
     timeout: parsed.timeout,
     csrf: parsed.csrf,
+    websocket: parsed.websocket,
   }
 }
 

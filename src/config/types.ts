@@ -36,6 +36,8 @@ export interface RouteConfig {
   /** Milliseconds. */
   timeout: number
   csrf: boolean
+  /** Whether WebSocket handshakes are proxied and tunnelled (SPEC §4a). */
+  websocket: boolean
 }
 
 export interface ForwardAuthConfig {
@@ -89,6 +91,8 @@ export interface GatewayConfig {
     trust_proxy: readonly string[]
     /** Every connection starts with a PROXY v1/v2 header from a trust_proxy peer. */
     proxy_protocol: boolean
+    /** Milliseconds: how long SIGTERM waits for requests and WebSockets. */
+    drain_timeout: number
     body_limit: number
     cors: { origins: readonly string[] } | null
   }

@@ -8,9 +8,19 @@
 import type { InvalidationBus, InvalidationMessage } from '../sessions/invalidation.js'
 import type { Clock } from './clock.js'
 
-/** The tag an invalidation message drops: `user:<id>` or `token:<id>`. */
+/**
+ * The tag an invalidation message drops: `user:<id>` or `token:<id>`. A session that ended
+ * (`session:<id>`) concerns no cached user or token: no entry carries such a tag.
+ */
 export function invalidationTag(message: InvalidationMessage): string {
-  return message.kind === 'user' ? `user:${message.userId}` : `token:${message.patId}`
+  switch (message.kind) {
+    case 'user':
+      return `user:${message.userId}`
+    case 'token':
+      return `token:${message.patId}`
+    case 'session':
+      return `session:${message.sessionId ?? `user:${message.userId}`}`
+  }
 }
 
 export interface BusAwareCacheOptions<V> {

@@ -38,6 +38,12 @@ export interface SessionServiceOptions {
   absoluteTimeoutMs: number
   /** Keys of records kept beside a session (e.g. its OIDC link), deleted with it. */
   companionKeys?: readonly ((sessionId: string) => string)[]
+  /**
+   * Told after sessions end (revoked, logged out, found expired); `sessionId` null: every
+   * session of the user. Open WebSockets of those sessions are closed from here (on every
+   * replica, through the invalidation bus). A rejection is ignored: the session has ended anyway.
+   */
+  onEnded?: (userId: string, sessionId: string | null) => Promise<void> | void
 }
 
 /** Longest user agent kept with a session. */
@@ -70,6 +76,7 @@ export class SessionService {
   readonly #absolute: number
   readonly #refreshInterval: number
   readonly #companions: readonly ((sessionId: string) => string)[]
+  readonly #onEnded: NonNullable<SessionServiceOptions['onEnded']>
 
   constructor(options: SessionServiceOptions) {
     if (!(options.idleTimeoutMs > 0) || !(options.absoluteTimeoutMs > 0)) {
@@ -81,6 +88,7 @@ export class SessionService {
     this.#absolute = options.absoluteTimeoutMs
     this.#refreshInterval = Math.min(MAX_REFRESH_INTERVAL_MS, Math.floor(options.idleTimeoutMs / 10))
     this.#companions = options.companionKeys ?? []
+    this.#onEnded = options.onEnded ?? (() => {})
   }
 
   /** Starts a session with a brand-new token (never reusing one, so no fixation). */
@@ -214,6 +222,7 @@ export class SessionService {
     const ended = await this.#store.deleteMany(ids.map(sessionKey))
     await this.#deleteCompanions(ids)
     if (chains.length > 0) await this.#store.deleteMany(chains)
+    await this.#tell(userId, options.except === undefined ? null : ids)
     return ended
   }
 
@@ -238,12 +247,18 @@ export class SessionService {
     const ended = await this.#store.delete(sessionKey(session.id))
     await this.#deleteCompanions([session.id])
     if (how === 'revoked' && session.chain !== undefined) await this.#store.delete(refreshChainKey(session.chain))
+    await this.#tell(session.user_id, [session.id])
     return ended
   }
 
   async #deleteCompanions(ids: readonly string[]): Promise<void> {
     if (this.#companions.length === 0 || ids.length === 0) return
     await this.#store.deleteMany(ids.flatMap((id) => this.#companions.map((key) => key(id))))
+  }
+
+  async #tell(userId: string, sessionIds: readonly string[] | null): Promise<void> {
+    const ids = sessionIds ?? [null]
+    await Promise.all(ids.map((id) => Promise.resolve().then(() => this.#onEnded(userId, id)).catch(() => undefined)))
   }
 
   #isExpired(session: Session, now: number): boolean {

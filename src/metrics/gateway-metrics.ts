@@ -10,6 +10,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { DecisionOutcome } from '../core/pipeline/outcome.js'
 import { EMAIL_KINDS, type EmailKind } from '../core/mailer.js'
 import type { EmailResult } from '../core/email-outbox.js'
+import { CLOSE_REASONS, type CloseReason } from '../core/websockets/index.js'
 import type { BreakerRegistry } from '../resilience/breaker-registry.js'
 import { version } from '../version.js'
 import type { BreakerState } from '../resilience/circuit-breaker.js'
@@ -52,6 +53,8 @@ export class GatewayMetrics {
   readonly #forwardAuth: Counter<'outcome'>
   readonly #emails: Counter<'kind' | 'result'>
   readonly #patLastUsedFlushFailures: Counter
+  readonly #websockets: Gauge<'route'>
+  readonly #websocketsClosed: Counter<'route' | 'reason'>
   #sources: MetricsSources = {}
 
   constructor() {
@@ -136,6 +139,18 @@ export class GatewayMetrics {
     this.#patLastUsedFlushFailures = new Counter({
       name: 'gatehouse_pat_last_used_flush_failures_total',
       help: 'Failed writes of PAT last-used times (the times are kept and written with the next flush).',
+      registers,
+    })
+    this.#websockets = new Gauge({
+      name: 'gatehouse_websocket_connections',
+      help: 'Open WebSocket tunnels, by route name.',
+      labelNames: ['route'],
+      registers,
+    })
+    this.#websocketsClosed = new Counter({
+      name: 'gatehouse_websocket_closed_total',
+      help: 'WebSocket tunnels closed, by route name and reason: client, upstream, revoked, expired or shutdown.',
+      labelNames: ['route', 'reason'],
       registers,
     })
     // The gauges read their sources at scrape time.
@@ -233,6 +248,23 @@ export class GatewayMetrics {
 
   patLastUsedFlushFailed(): void {
     this.#patLastUsedFlushFailures.inc()
+  }
+
+  /** Shows every WebSocket route's gauge and close counters from 0, so that alert rules see the first event. */
+  websocketRoutes(routes: readonly string[]): void {
+    for (const route of routes) {
+      this.#websockets.inc({ route }, 0)
+      for (const reason of CLOSE_REASONS) this.#websocketsClosed.inc({ route, reason }, 0)
+    }
+  }
+
+  websocketOpened(route: string): void {
+    this.#websockets.inc({ route })
+  }
+
+  websocketClosed(route: string, reason: CloseReason): void {
+    this.#websockets.dec({ route })
+    this.#websocketsClosed.inc({ route, reason })
   }
 
   exposition(): Promise<string> {

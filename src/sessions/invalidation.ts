@@ -4,7 +4,11 @@
  * and `redis-invalidation.ts` (Redis pub/sub, shared by replicas).
  */
 
-export type InvalidationMessage = { kind: 'user'; userId: string } | { kind: 'token'; patId: string }
+export type InvalidationMessage =
+  | { kind: 'user'; userId: string }
+  | { kind: 'token'; patId: string }
+  /** A session ended (logout, revocation, expiry); `sessionId` null: every session of the user. */
+  | { kind: 'session'; userId: string; sessionId: string | null }
 
 export interface InvalidationBus {
   readonly kind: 'memory' | 'redis'
@@ -34,9 +38,10 @@ export interface InvalidationBus {
 /** `value` if it is a well-formed message (as received from another replica), else null. */
 export function parseInvalidationMessage(value: unknown): InvalidationMessage | null {
   if (typeof value !== 'object' || value === null) return null
-  const { kind, userId, patId } = value as { kind?: unknown; userId?: unknown; patId?: unknown }
+  const { kind, userId, patId, sessionId } = value as { kind?: unknown; userId?: unknown; patId?: unknown; sessionId?: unknown }
   if (kind === 'user' && isId(userId)) return { kind, userId }
   if (kind === 'token' && isId(patId)) return { kind, patId }
+  if (kind === 'session' && isId(userId) && (sessionId === null || isId(sessionId))) return { kind, userId, sessionId }
   return null
 }
 

@@ -19,6 +19,7 @@ export function routeConfig(name: string, match: string, overrides: Partial<Rout
     strip_prefix: false,
     timeout: 30_000,
     csrf: true,
+    websocket: false,
     ...overrides,
   }
 }
