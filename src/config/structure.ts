@@ -126,6 +126,20 @@ export function list<T>(item: Node<T>, options: ListOptions<T> = {}): Node<reado
   }
 }
 
+/** One item, or a list of them: the value is always a list (`upstream: URL` or `upstream: [URL, URL]`). */
+export function oneOrList<T>(item: Node<T>, options: ListOptions<T> = {}): Node<readonly T[]> {
+  const many = list(item, options)
+  return {
+    type: `${item.type} or ${many.type}`,
+    parse(raw, path, context) {
+      if (Array.isArray(raw)) return many.parse(raw, path, context)
+      const one = item.parse(raw, path, context)
+      return one === INVALID ? INVALID : [one]
+    },
+    describe: (path) => many.describe?.(path) ?? [],
+  }
+}
+
 function listItems(raw: unknown, path: string, context: Context): Result<readonly unknown[] | null> {
   if (Array.isArray(raw)) return raw
   if (!(raw instanceof Expanded) && !(typeof raw === 'string' && isWholeReference(raw))) return null
