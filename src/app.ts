@@ -27,6 +27,7 @@ import { requestIdOf } from './http/request-id.js'
 import { sharedSchemas } from './http/schemas.js'
 import { createSessionCookie } from './http/session-cookie.js'
 import { tokenRoutes } from './http/token-routes.js'
+import { UpstreamPools } from './http/upstream-pools.js'
 import { dropNonAddressForwardedFor, trustedProxies } from './http/trusted-proxies.js'
 import { GatehouseError } from './errors.js'
 import { GatewayMetrics } from './metrics/gateway-metrics.js'
@@ -65,6 +66,8 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
   const { config } = runtime
   const metrics = options.metrics ?? new GatewayMetrics()
   metrics.setSources({ breakers: runtime.breakers, activeSessions: () => runtime.sessions.countActive() })
+  const pools = new UpstreamPools(config.routes, { clock: runtime.clock })
+  metrics.setSources({ upstreamServers: () => pools.gauges() })
   const publicOrigin = new URL(config.server.public_url).origin
   const allowedOrigins = new Set([publicOrigin, ...(config.server.cors?.origins ?? [])])
 
@@ -115,6 +118,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
   await app.register(healthRoutes, {
     version,
     components: { database: () => runtime.db.ping(), sessions: () => runtime.store.ping() },
+    upstreams: () => pools.health(),
   })
 
   const sessionCookie = createSessionCookie(config.server.public_url, config.sessions.absolute_timeout)
@@ -167,7 +171,10 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     metrics,
     breakers: runtime.breakers,
     counter: runtime.rateCounter,
+    pools,
   })
+  pools.startHealthChecks()
+  app.addHook('onClose', async () => pools.stop())
 
   return app
 }

@@ -18,6 +18,7 @@ import './request-context.js'
 import type { TrustedProxies } from './trusted-proxies.js'
 import { callUpstream } from './upstream-call.js'
 import { upstreamHeaders } from './upstream-headers.js'
+import type { UpstreamPools } from './upstream-pools.js'
 
 export interface EdgeOptions {
   table: RouteTable
@@ -32,6 +33,8 @@ export interface EdgeOptions {
   breakers: BreakerRegistry
   /** Where the rate limits count: the session store, or this process while it is down. */
   counter: FallbackCounter
+  /** Each route's upstream servers. */
+  pools: UpstreamPools
 }
 
 const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
@@ -70,6 +73,7 @@ export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<
     return callUpstream(request, reply, options.breakers, {
       route,
       upstream: allowed.upstream,
+      pool: options.pools.of(route),
       onSettled: (seconds) => {
         request.upstreamSeconds = seconds
         metrics.upstream(route.name, seconds)
@@ -84,7 +88,8 @@ export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<
             : null,
           peerAddress: request.socket.remoteAddress ?? '',
           protocol: options.protocol,
-          host: request.headers.host,
+          host: clientHost(request),
+          preserveHost: route.preserve_host,
           identity: allowed.identity && allowed.identityHeaders,
         }),
       rewriteResponseHeaders: (headers) => withoutGatewaySetCookies(headers, options.sessionCookieNames),
@@ -119,7 +124,7 @@ export function gateRequestOf(request: FastifyRequest): GateRequest {
   return {
     kind: 'proxy',
     method: request.method,
-    host: headers.host ?? firstValue(headers[':authority']) ?? null,
+    host: clientHost(request) ?? null,
     target: request.raw.url ?? '',
     headers: {
       accept: headers.accept,
@@ -131,6 +136,11 @@ export function gateRequestOf(request: FastifyRequest): GateRequest {
     clientKey: normalizeIP(request.ip),
     requestId: request.id,
   }
+}
+
+/** The Host the client asked for: for HTTP/2, `:authority`. */
+function clientHost(request: FastifyRequest): string | undefined {
+  return request.headers.host ?? firstValue(request.headers[':authority'])
 }
 
 /** What the access log learns of the decision: the route and who asked. */
