@@ -23,6 +23,7 @@ import { hasDuplicateHost } from './http/malformed-requests.js'
 import { isAuthAnswer } from './http/no-store.js'
 import { flowCookieName, oidcRoutes } from './http/oidc-routes.js'
 import { REQUEST_DECORATIONS } from './http/request-context.js'
+import { addHsts, hstsSeconds } from './http/hsts.js'
 import { requestIdOf } from './http/request-id.js'
 import { sharedSchemas } from './http/schemas.js'
 import { createSessionCookie } from './http/session-cookie.js'
@@ -110,6 +111,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
   app.addHook('onSend', async (request, reply) => {
     if (isAuthAnswer(request)) reply.header('cache-control', 'no-store')
   })
+  addHsts(app, options.https ? hstsSeconds(config) : 0)
   registerErrorHandlers(app)
   for (const schema of sharedSchemas) app.addSchema(schema)
   await app.register(docs, { publicUrl: config.server.public_url }) // OpenAPI at /docs/json, before every route

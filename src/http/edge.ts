@@ -15,6 +15,7 @@ import type { FallbackCounter } from '../resilience/fallback-counter.js'
 import { toGatehouseError } from './error-handler.js'
 import { withoutGatewaySetCookies } from './gateway-cookies.js'
 import './request-context.js'
+import { preflightAnswer, routeCorsHeaders, withRouteCors } from './route-cors.js'
 import type { TrustedProxies } from './trusted-proxies.js'
 import { callUpstream } from './upstream-call.js'
 import { upstreamHeaders } from './upstream-headers.js'
@@ -60,15 +61,25 @@ export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<
   })
 
   async function handle(request: FastifyRequest, reply: FastifyReply) {
+    const preflight = preflightAnswer(options.table, {
+      method: request.method,
+      target: request.raw.url ?? '',
+      host: clientHost(request) ?? null,
+      origin: request.headers.origin,
+      requestMethod: firstValue(request.headers['access-control-request-method']),
+    })
+    if (preflight !== null) return reply.code(204).headers(preflight).send()
     const outcome = await gate.evaluate(gateRequestOf(request))
     remember(request, outcome)
     reply.headers(outcome.responseHeaders)
+    const cors = routeCorsHeaders(outcome.route, request.headers.origin)
+    if (cors !== null) reply.headers(cors)
     if (outcome.kind === 'refuse') return refuse(reply, outcome)
-    await forward(request, reply, outcome)
+    await forward(request, reply, outcome, cors)
     return reply
   }
 
-  function forward(request: FastifyRequest, reply: FastifyReply, allowed: GateAllow): Promise<void> {
+  function forward(request: FastifyRequest, reply: FastifyReply, allowed: GateAllow, cors: Record<string, string> | null): Promise<void> {
     const { route } = allowed
     return callUpstream(request, reply, options.breakers, {
       route,
@@ -92,7 +103,10 @@ export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<
           preserveHost: route.preserve_host,
           identity: allowed.identity && allowed.identityHeaders,
         }),
-      rewriteResponseHeaders: (headers) => withoutGatewaySetCookies(headers, options.sessionCookieNames),
+      rewriteResponseHeaders: (headers) => {
+        const kept = withoutGatewaySetCookies(headers, options.sessionCookieNames)
+        return cors === null ? kept : withRouteCors(kept, cors)
+      },
     })
   }
 

@@ -55,13 +55,17 @@ function originRefusal(route: RouteConfig, identity: Identity | null, request: G
   return null
 }
 
-/** Adds, for a route naming a host, the request's host with `public_url`'s scheme and port. */
+/**
+ * Adds the route's own `cors` origins and, for a route naming a host, the request's host with
+ * `public_url`'s scheme and port.
+ */
 export function allowedOriginsFor(route: RouteConfig, host: string | null, origins: OriginPolicy): ReadonlySet<string> {
-  if (route.host === null || host === null) return origins.allowed
+  const corsOrigins = route.cors?.origins ?? []
+  if (route.host === null || host === null) return corsOrigins.length === 0 ? origins.allowed : new Set([...origins.allowed, ...corsOrigins])
   const publicUrl = new URL(origins.publicUrl)
   const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':', 1)[0] ?? ''
   const own = `${publicUrl.protocol}//${name.toLowerCase()}${publicUrl.port === '' ? '' : `:${publicUrl.port}`}`
-  return new Set([...origins.allowed, own])
+  return new Set([...origins.allowed, ...corsOrigins, own])
 }
 
 /** A browser navigation: sent to the login page instead of getting a bare 401. */
