@@ -19,7 +19,7 @@ import { edge } from './http/edge.js'
 import { frameworkErrorHandler, registerErrorHandlers } from './http/error-handler.js'
 import { healthRoutes } from './http/health.js'
 import { loginRoutes } from './http/login-routes.js'
-import { hasDuplicateHost } from './http/malformed-requests.js'
+import { hasDuplicateHost, hostDiffersFromAuthority } from './http/malformed-requests.js'
 import { isAuthAnswer } from './http/no-store.js'
 import { flowCookieName, oidcRoutes } from './http/oidc-routes.js'
 import { REQUEST_DECORATIONS } from './http/request-context.js'
@@ -38,6 +38,8 @@ import { version } from './version.js'
 export interface AppOptions {
   /** TLS key and certificate; omitted for plain HTTP (tests, or behind another terminator). */
   https?: HttpsServerOptions | SecureServerOptions | null
+  /** With `https`: the listener also speaks HTTP/2 (ALPN h2 and http/1.1). Default: `server.http2`. */
+  http2?: boolean
   /** A pino logger config (or false). Default: JSON at the config's level. */
   logger?: FastifyServerOptions['logger']
   /** Where the JSON logs go when `logger` is not given (default: stdout). */
@@ -75,8 +77,12 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
   // Set once the app exists; the frameworkErrors handler, given to Fastify() below, reads it.
   // eslint-disable-next-line prefer-const
   let accessLog: AccessLog | undefined
+  const http2 = Boolean(options.https) && (options.http2 ?? config.server.http2)
+  // fastify types its instance by the server kind; the app is handled as one kind either way.
+  const http2Option: object = http2 ? { http2: true } : {}
   const app = Fastify({
-    ...(options.https ? { https: options.https } : {}),
+    ...(options.https ? { https: http2 ? { ...options.https, allowHTTP1: true } : options.https } : {}),
+    ...http2Option,
     logger: options.logger ?? {
       level: config.logging.level,
       redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' },
@@ -104,6 +110,9 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     reply.header('x-request-id', request.id)
     dropNonAddressForwardedFor(request.raw.headers)
     if (hasDuplicateHost(request.raw.rawHeaders)) throw new GatehouseError('GH_VALIDATION', 'Send one Host header, not several')
+    if (hostDiffersFromAuthority(request.raw.httpVersionMajor, request.headers)) {
+      throw new GatehouseError('GH_VALIDATION', 'The Host header differs from :authority')
+    }
   })
   accessLog = addAccessLog(app, { slowRequestMs: config.logging.slow_request_threshold, metrics })
   // Every /auth answer is about credentials or a person: never cached. Registered at the root

@@ -154,7 +154,7 @@ export function gateRequestOf(request: FastifyRequest): GateRequest {
 
 /** The Host the client asked for: for HTTP/2, `:authority`. */
 function clientHost(request: FastifyRequest): string | undefined {
-  return request.headers.host ?? firstValue(request.headers[':authority'])
+  return firstValue(request.headers[':authority']) ?? request.headers.host
 }
 
 /** What the access log learns of the decision: the route and who asked. */
