@@ -76,6 +76,8 @@ export async function startGateway(initialConfig: GatewayConfig, options: Gatewa
   }
   metrics.setSources({ certificateExpiry: () => tls?.expiresAt ?? null })
 
+  // Fixed for the process: the listener is made once (server.http2 needs a restart).
+  const http2 = tls !== null && config.server.http2
   const runtime = await openRuntime(config, { breakers, onLockout: () => metrics.lockout() })
   let current: Mounted
   try {
@@ -86,7 +88,7 @@ export async function startGateway(initialConfig: GatewayConfig, options: Gatewa
   }
 
   let closing = false
-  const listener = createListener(tls, config.server.http2)
+  const listener = createListener(tls, http2)
   const { server } = listener
   const secure = tls ? (server as Http2SecureServer | ReturnType<typeof createHttpsServer>) : null
   server.on('request', (request: IncomingMessage, response: ServerResponse) => {
@@ -132,7 +134,7 @@ export async function startGateway(initialConfig: GatewayConfig, options: Gatewa
     const app = await buildApp(next, {
       // Only tells the app that it is served over TLS (and HTTP/2): our listener holds the certificate.
       https: nextConfig.server.tls ? {} : null,
-      http2: listener.http2,
+      http2,
       metrics,
       logStream: options.logStream,
       // fastify's handler, for our listener to call; the server it gets is never started.
