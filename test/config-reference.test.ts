@@ -49,7 +49,7 @@ t.test('the reference lists every key of the schema, with its type, default and 
     t.ok(inRow || asSection, `${entry.path} is in the reference`)
   }
   t.match(text, /\| `server\.port` \| port \| `8443` \| Port of the public listener/, 'a row carries type, default and description')
-  t.match(text, /\| `routes\[\]\.upstream` \| URL \| \*required\* \|/, 'required keys are marked')
+  t.match(text, /\| `routes\[\]\.upstream` \| URL or list of URL \| \*required\* \|/, 'required keys are marked')
   t.match(text, /\| `auth\.registration` \| open \\\| closed \| `open` \|/, 'pipes inside cells are escaped')
 })
 
