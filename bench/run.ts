@@ -14,11 +14,15 @@
  * on one socket through the gateway (PAT, `/socket`) next to one straight to the upstream's
  * echo, BENCH_WS_MESSAGES per round (default 2000), interleaved in the same rounds.
  *
+ * HTTP/2: the gateway on TLS with server.http2, loaded by a node:http2 client in this process
+ * (autocannon speaks HTTP/1.1 only): requests/s over h2, upstream still HTTP/1.1.
+ *
  * Env: BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 64), BENCH_ROUNDS (default 3),
  * BENCH_LOG_LEVEL (the gateways' logging.level, default info: one access line per request).
  * Results: bench/results/latest.{json,md}.
  */
 import { execFile, fork, type ChildProcess } from 'node:child_process'
+import { connect as connectH2 } from 'node:http2'
 import { once } from 'node:events'
 import { mkdir, writeFile } from 'node:fs/promises'
 import os from 'node:os'
@@ -127,7 +131,42 @@ const upstream = await startServer('upstream')
 const bare = await startServer('bare', upstream.url)
 const bound = await startServer('gateway', upstream.url, 'bound')
 const unbound = await startServer('gateway', upstream.url, 'unbound')
-const servers = [upstream, bare, bound, unbound]
+const tlsGateway = await startServer('gateway', upstream.url, 'tls')
+const servers = [upstream, bare, bound, unbound, tlsGateway]
+
+/**
+ * Requests/s over h2: `sessions` connections, each keeping `streams` requests in flight for
+ * `seconds`. The certificate is the bench's own throw-away self-signed one.
+ */
+async function h2Load(port: number, path: string, headers: Record<string, string>, seconds: number, sessions = 4, streams = 16): Promise<{ rps: number; errors: number }> {
+  const deadline = Date.now() + seconds * 1000
+  let done = 0
+  let errors = 0
+  await Promise.all(Array.from({ length: sessions }, async () => {
+    const session = connectH2(`https://localhost:${port}`, { rejectUnauthorized: false })
+    session.on('error', () => undefined)
+    const one = () => new Promise<void>((resolve) => {
+      const stream = session.request({ ':path': path, ...headers })
+      stream.on('response', (head) => {
+        if (head[':status'] !== 200) errors++
+      })
+      stream.resume()
+      stream.on('end', () => resolve())
+      stream.on('error', () => {
+        errors++
+        resolve()
+      })
+    })
+    await Promise.all(Array.from({ length: streams }, async () => {
+      while (Date.now() < deadline) {
+        await one()
+        done++
+      }
+    }))
+    session.close()
+  }))
+  return { rps: done / seconds, errors }
+}
 
 const targets: Array<{ name: string; server: Server; load: Load }> = [
   { name: 'upstream (direct)', server: upstream, load: { url: `${upstream.url}/` } },
@@ -173,6 +212,10 @@ const login = await autocannon(
   bound,
 )
 
+const h2Public = await h2Load(tlsGateway.ready.port, '/public', {}, duration)
+const h2Pat = await h2Load(tlsGateway.ready.port, '/pat', { authorization: `Bearer ${tlsGateway.ready.pat}` }, duration)
+if (h2Public.errors + h2Pat.errors > 0) throw new Error(`h2: ${h2Public.errors + h2Pat.errors} errors or non-200 answers`)
+
 const bareSamples = samples.get('bare @fastify/http-proxy') ?? []
 const directSamples = samples.get('upstream (direct)') ?? []
 const bareRps = median(bareSamples.map((s) => s.rps))
@@ -208,6 +251,7 @@ const report = {
   log_level: process.env.BENCH_LOG_LEVEL ?? 'info',
   rows,
   websocket_round_trips: wsRows,
+  h2_requests_per_second: { public_route: Math.round(h2Public.rps), pat_route: Math.round(h2Pat.rps) },
   logins_per_second: Math.round(login.rps * 10) / 10,
   login_p99_ms: login.p99,
   rss_mib: Object.fromEntries(Object.entries(memory).map(([k, v]) => [k, Math.round(v / 1048576)])),
@@ -230,6 +274,8 @@ const md = [
   `| --- | ---: | ---: | ---: |`,
   ...wsRows.map((r) => `| ${r.target} | ${r.rtt_p50_ms} | ${r.rtt_p99_ms} | ${r.rtt_mean_ms} |`),
   '',
+  `HTTP/2 over TLS (node:http2 client, 4 connections × 16 streams, upstream HTTP/1.1): ${report.h2_requests_per_second.public_route} req/s on the public route, ` +
+    `${report.h2_requests_per_second.pat_route} req/s on the PAT route.`,
   `Logins: ${report.logins_per_second}/s at the default argon2 parameters (p99 ${report.login_p99_ms} ms).`,
   `Resident memory after the run: gateway ${report.rss_mib.bound} MiB (bound), ${report.rss_mib.unbound} MiB (unbound); bare proxy ${report.rss_mib.bare} MiB.`,
 ].join('\n')

@@ -58,12 +58,19 @@ if (kind === 'upstream') {
   send({ ready: true, port: (bare.server.address() as AddressInfo).port })
 } else if (kind === 'gateway') {
   const bind = option !== 'unbound'
+  // `tls`: HTTPS with a self-signed certificate made at start, HTTP/2 offered by ALPN (server.http2).
+  const tls = option === 'tls'
   const dir = await mkdtemp(path.join(os.tmpdir(), 'gatehouse-bench-'))
   const configPath = path.join(dir, 'gateway.yml')
   await writeFile(
     configPath,
     yaml.dump({
-      server: { host: '127.0.0.1', port: 0, public_url: 'http://localhost' },
+      server: {
+        host: '127.0.0.1',
+        port: 0,
+        public_url: tls ? 'https://localhost' : 'http://localhost',
+        ...(tls ? { tls: { cert: path.join(dir, 'tls.crt'), key: path.join(dir, 'tls.key') }, http2: true } : {}),
+      },
       storage: { database: `embedded:${path.join(dir, 'db')}`, sessions: 'memory' },
       identity: { signing_key_file: path.join(dir, 'identity-keys.json'), bind_to_request: bind },
       auth: { login_rate_limit: { max: 1_000_000, window: '1m' } },

@@ -29,14 +29,16 @@ import { webSockets } from './http/websocket/plugin.js'
 import { frameworkErrorHandler, registerErrorHandlers } from './http/error-handler.js'
 import { healthRoutes } from './http/health.js'
 import { loginRoutes } from './http/login-routes.js'
-import { hasDuplicateHost } from './http/malformed-requests.js'
+import { hasDuplicateHost, hostDiffersFromAuthority } from './http/malformed-requests.js'
 import { isAuthAnswer } from './http/no-store.js'
 import { flowCookieName, oidcRoutes } from './http/oidc-routes.js'
 import { REQUEST_DECORATIONS } from './http/request-context.js'
+import { addHsts, hstsSeconds } from './http/hsts.js'
 import { requestIdOf } from './http/request-id.js'
 import { sharedSchemas } from './http/schemas.js'
 import { createSessionCookie } from './http/session-cookie.js'
 import { tokenRoutes } from './http/token-routes.js'
+import { UpstreamPools } from './http/upstream-pools.js'
 import { dropNonAddressForwardedFor, trustedProxies } from './http/trusted-proxies.js'
 import { GatehouseError } from './errors.js'
 import { allowedOrigins as createAllowedOrigins } from './core/allowed-origins.js'
@@ -49,6 +51,8 @@ import { version } from './version.js'
 export interface AppOptions {
   /** TLS key and certificate; omitted for plain HTTP (tests, or behind another terminator). */
   https?: HttpsServerOptions | SecureServerOptions | null
+  /** With `https`: the listener also speaks HTTP/2 (ALPN h2 and http/1.1). Default: `server.http2`. */
+  http2?: boolean
   /** A pino logger config (or false). Default: the config's `logging` (logging.ts). */
   logger?: FastifyServerOptions['logger']
   /** Where the JSON logs go when `logger` is not given (default: stdout). */
@@ -74,12 +78,18 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     origins: config.server.cors?.origins ?? [],
     cookieDomain: config.sessions.cookie_domain,
   })
+  const pools = new UpstreamPools(config.routes.filter((route) => route.upstream !== null), { clock: runtime.clock })
+  metrics.setSources({ upstreamServers: () => pools.gauges() })
 
   // Set once the app exists; the frameworkErrors handler, given to Fastify() below, reads it.
   // eslint-disable-next-line prefer-const
   let accessLog: AccessLog | undefined
+  const http2 = Boolean(options.https) && (options.http2 ?? config.server.http2)
+  // fastify types its instance by the server kind; the app is handled as one kind either way.
+  const http2Option: object = http2 ? { http2: true } : {}
   const app = Fastify({
-    ...(options.https ? { https: options.https } : {}),
+    ...(options.https ? { https: http2 ? { ...options.https, allowHTTP1: true } : options.https } : {}),
+    ...http2Option,
     logger: options.logger ?? loggerOptions(config.logging, options.logStream),
     // One access line per request instead (access-log.ts).
     logController: new LogController({ disableRequestLogging: true }),
@@ -103,6 +113,9 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     reply.header('x-request-id', request.id)
     dropNonAddressForwardedFor(request.raw.headers)
     if (hasDuplicateHost(request.raw.rawHeaders)) throw new GatehouseError('GH_VALIDATION', 'Send one Host header, not several')
+    if (hostDiffersFromAuthority(request.raw.httpVersionMajor, request.headers)) {
+      throw new GatehouseError('GH_VALIDATION', 'The Host header differs from :authority')
+    }
   })
   accessLog = addAccessLog(app, { slowRequestMs: config.logging.slow_request_threshold, metrics })
   // Every /auth answer is about credentials or a person: never cached. Registered at the root
@@ -110,6 +123,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
   app.addHook('onSend', async (request, reply) => {
     if (isAuthAnswer(request)) reply.header('cache-control', 'no-store')
   })
+  addHsts(app, options.https ? hstsSeconds(config) : 0)
   registerErrorHandlers(app)
   for (const schema of sharedSchemas) app.addSchema(schema)
   await app.register(docs, { publicUrl: config.server.public_url, cookieDomain: config.sessions.cookie_domain }) // OpenAPI at /docs/json, before every route
@@ -118,6 +132,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
   await app.register(healthRoutes, {
     version,
     components: { database: () => runtime.db.ping(), sessions: () => runtime.store.ping() },
+    upstreams: () => pools.health(),
   })
 
   const accounts = createAccountServices(runtime, { log: app.log, metrics })
@@ -255,7 +270,10 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     metrics,
     breakers: runtime.breakers,
     counter: runtime.rateCounter,
+    pools,
   })
+  pools.startHealthChecks()
+  app.addHook('onClose', async () => pools.stop())
 
   await app.register(webSockets, {
     sockets: options.websockets ?? null,

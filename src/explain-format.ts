@@ -34,5 +34,9 @@ export function formatExplanation(e: Explanation): string {
       ? `answer:      proxied to ${e.answer.upstream_url}`
       : `answer:      ${e.answer.status} ${e.answer.code}`,
   )
+  if (e.answer.status === null && e.answer.servers && e.answer.servers.length > 1) {
+    lines.push(`upstream:    path ${e.answer.upstream_path ?? ''} on any of ${e.answer.servers.length} servers:`)
+    e.answer.servers.forEach((server, at) => lines.push(`  ${at + 1}. ${server}`))
+  }
   return lines.join('\n') + '\n'
 }

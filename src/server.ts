@@ -11,7 +11,8 @@
  */
 import { createServer as createHttpServer, Server, type IncomingMessage, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
-import type { AddressInfo, Server as NetServer } from 'node:net'
+import { createSecureServer, type Http2SecureServer, type Http2Session } from 'node:http2'
+import type { AddressInfo, Server as NetServer, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { DestinationStream } from 'pino'
 import type { FastifyInstance } from 'fastify'
@@ -86,6 +87,8 @@ export async function startGateway(initialConfig: GatewayConfig, options: Gatewa
   }
   metrics.setSources({ certificateExpiry: () => tls?.expiresAt ?? null })
 
+  // Fixed for the process: the listener is made once (server.http2 needs a restart).
+  const http2 = tls !== null && config.server.http2
   const runtime = await openRuntime(config, { breakers, onLockout: () => metrics.lockout() })
   // One set of open WebSockets for the process: a reload re-checks them, it does not close them.
   const websockets = new OpenSockets({ bus: runtime.invalidation, clock: runtime.clock })
@@ -99,10 +102,9 @@ export async function startGateway(initialConfig: GatewayConfig, options: Gatewa
   }
 
   let closing = false
-  const secure = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }) : null
-  const server: Server = secure ?? createHttpServer()
-  // fastify's defaults, which it would have set on a server of its own.
-  server.keepAliveTimeout = 72_000
+  const publicListener = createListener(tls, http2)
+  const { server } = publicListener
+  const secure = tls ? (server as Http2SecureServer | ReturnType<typeof createHttpsServer>) : null
   server.on('request', (request: IncomingMessage, response: ServerResponse) => {
     // While shutting down, a kept-alive connection is closed after its current answer.
     if (closing) response.setHeader('connection', 'close')
@@ -113,7 +115,7 @@ export async function startGateway(initialConfig: GatewayConfig, options: Gatewa
     if (closing) return void socket.destroy()
     current.app.server.emit('upgrade', request, socket, head)
   })
-  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) return socket.destroy()
     const body = JSON.stringify({ statusCode: 400, code: 'GH_VALIDATION', error: 'Bad Request', message: 'Malformed HTTP request' })
     socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
@@ -172,8 +174,9 @@ export async function startGateway(initialConfig: GatewayConfig, options: Gatewa
     await next.hasher.warmUp()
     let handler: Mounted['handler'] | undefined
     const app = await buildApp(next, {
-      // Only tells the app that it is served over TLS: our listener holds the certificate.
+      // Only tells the app that it is served over TLS (and HTTP/2): our listener holds the certificate.
       https: nextConfig.server.tls ? {} : null,
+      http2,
       metrics,
       websockets,
       logStream: options.logStream,
@@ -262,7 +265,7 @@ export async function startGateway(initialConfig: GatewayConfig, options: Gatewa
       await reloading?.catch(() => undefined)
       const stopped = new Promise<void>((resolve) => listener.close(() => resolve()))
       if (listener !== server) server.close()
-      server.closeIdleConnections()
+      publicListener.closeIdleConnections()
       await new Promise<void>((resolve) => (redirect ? redirect.close(() => resolve()) : resolve()))
       const [requestsDone, socketsDone] = await Promise.all([drained(current), websockets.whenEmpty(drainTimeoutMs())])
       if (!requestsDone) log().warn({ in_flight: current.inFlight }, 'shutting down with requests still in flight')
@@ -274,7 +277,7 @@ export async function startGateway(initialConfig: GatewayConfig, options: Gatewa
       }
       websockets.stop()
       await Promise.all(retirements)
-      server.closeAllConnections()
+      publicListener.closeAllConnections()
       await stopped
       await current.app.close()
       await current.runtime.close()
@@ -315,12 +318,55 @@ function storeAddress(url: string): string {
   return `${scheme}//${addressOf(url, scheme.startsWith('redis') ? 6379 : 5432)}`
 }
 
+interface Listener {
+  server: Server | Http2SecureServer
+  http2: boolean
+  /** Shutdown: idle keep-alive connections close now (HTTP/2 sessions get a GOAWAY and finish their streams). */
+  closeIdleConnections(): void
+  closeAllConnections(): void
+}
+
+/**
+ * The public listener: plain HTTP, HTTPS, or with `server.http2` one TLS listener offering h2
+ * and http/1.1 by ALPN. Both kinds of request reach the same handler (fastify's compat mode).
+ */
+function createListener(tls: TlsMaterial | null, http2: boolean): Listener {
+  if (tls === null || !http2) {
+    const server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }) : createHttpServer()
+    // fastify's defaults, which it would have set on a server of its own.
+    server.keepAliveTimeout = 72_000
+    return { server, http2: false, closeIdleConnections: () => server.closeIdleConnections(), closeAllConnections: () => server.closeAllConnections() }
+  }
+  const server = createSecureServer({ cert: tls.cert, key: tls.key, allowHTTP1: true })
+  const sessions = new Set<Http2Session>()
+  const sockets = new Set<Socket>()
+  server.on('session', (session: Http2Session) => {
+    sessions.add(session)
+    session.once('close', () => sessions.delete(session))
+  })
+  server.on('secureConnection', (socket: Socket) => {
+    sockets.add(socket)
+    socket.once('close', () => sockets.delete(socket))
+  })
+  return {
+    server,
+    http2: true,
+    closeIdleConnections: () => {
+      for (const session of sessions) session.close()
+    },
+    closeAllConnections: () => {
+      for (const session of sessions) session.destroy()
+      for (const socket of sockets) socket.destroy()
+    },
+  }
+}
+
 function describe(err: unknown): string {
   if (err instanceof ConfigError) return err.problems.join('\n')
   return err instanceof Error ? err.message : String(err)
 }
 
-function listen(server: NetServer, port: number, host: string): Promise<void> {
+function listen(server: NetServer | Server | Http2SecureServer, port: number, host: string): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(port, host, () => {

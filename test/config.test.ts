@@ -54,6 +54,8 @@ t.test('the committed gateway.yml', async (t) => {
     port: 8443,
     public_url: 'https://localhost:8443',
     tls: { cert: join(root, 'certs/tls.crt'), key: join(root, 'certs/tls.key') },
+    http2: true,
+    hsts: 180 * 24 * 3_600_000,
     redirect_http_port: null,
     trust_proxy: [],
     proxy_protocol: false,
@@ -88,6 +90,8 @@ t.test('every default, from a file that sets almost nothing', async (t) => {
       port: 8443,
       public_url: 'http://localhost:8443',
       tls: null,
+      http2: true,
+      hsts: 180 * 24 * 3_600_000,
       redirect_http_port: null,
       trust_proxy: [],
       proxy_protocol: false,
@@ -158,8 +162,9 @@ t.test('defaults that depend on other keys', async (t) => {
 
   const [defaults] = parse({ routes: [route()] }).routes
   t.same(defaults, {
-    name: 'app', host: null, match: '/app', methods: null, upstream: UPSTREAM, auth: 'required', permissions: [],
-    rate_limit: null, rate_limit_name: null, strip_prefix: false, timeout: 30_000, csrf: true, websocket: false,
+    name: 'app', host: null, match: '/app', methods: null, upstream: UPSTREAM, servers: [UPSTREAM], load_balancing: 'round_robin',
+    health_check: null, preserve_host: false, auth: 'required', permissions: [],
+    rate_limit: null, rate_limit_name: null, strip_prefix: false, timeout: 30_000, csrf: true, websocket: false, cors: null,
   })
 })
 
@@ -510,7 +515,7 @@ t.test('describeSchema documents every key', async (t) => {
     }
   }
   const { source: _source, ...documented } = config
-  walk({ ...documented, routes: documented.routes.map(({ rate_limit_name: _name, ...rest }) => rest) }, '')
+  walk({ ...documented, routes: documented.routes.map(({ rate_limit_name: _name, servers: _servers, ...rest }) => rest) }, '')
   t.same(missing.filter((path) => !path.endsWith('[]')), [])
 })
 
@@ -570,4 +575,44 @@ t.test('email and auth.email_verification (SPEC §2)', async (t) => {
   t.match(bad, [/^email\.smtp: expected log or an smtp:\/\//])
   t.notMatch(bad.join('\n'), /s3cret/, 'the problem never quotes the password')
   t.match(problemsOf({ email: { smtp: 'log', extra: 1 } }), [/^email\.extra: unknown key/])
+})
+
+t.test('route upstream: one URL or a list of servers sharing scheme and base path (SPEC §2)', async (t) => {
+  const [one] = parse({ routes: [route()] }).routes
+  t.same(one?.servers, [UPSTREAM])
+  const [many] = parse({ routes: [route({
+    upstream: ['http://10.0.0.1:9001/base', 'http://10.0.0.2:9001/base/'],
+    load_balancing: 'least_request',
+    health_check: { path: '/healthz', interval: '5s' },
+  })] }).routes
+  t.equal(many?.upstream, 'http://10.0.0.1:9001/base')
+  t.same(many?.servers, ['http://10.0.0.1:9001/base', 'http://10.0.0.2:9001/base/'])
+  t.equal(many?.load_balancing, 'least_request')
+  t.same(many?.health_check, { path: '/healthz', interval: 5000, timeout: 2000, unhealthy_after: 3, healthy_after: 2 })
+  t.same(problemsOf({ routes: [route({ upstream: ['http://10.0.0.1:9001', 'https://10.0.0.2:9001'] })] }),
+    ['routes[0].upstream[1]: must use the scheme of upstream[0] (http)'])
+  t.same(problemsOf({ routes: [route({ upstream: ['http://10.0.0.1:9001/a', 'http://10.0.0.2:9001/b'] })] }),
+    ['routes[0].upstream[1]: must have the base path of upstream[0] (/a)'])
+  t.same(problemsOf({ routes: [route({ upstream: ['http://10.0.0.1:9001', 'http://10.0.0.1:9001/'] })] }),
+    ['routes[0].upstream[1]: 10.0.0.1:9001 is listed twice'])
+  t.same(problemsOf({ routes: [route({ upstream: [] })] }), ['routes[0].upstream: must not be empty'])
+  t.same(problemsOf({ routes: [route({ upstream: ['ftp://x'] })] }).length, 1)
+  t.same(problemsOf({ routes: [route({ load_balancing: 'random' })] }).length, 1)
+  t.same(problemsOf({ routes: [route({ health_check: { interval: '1s', timeout: '2s' } })] }),
+    ['routes[0].health_check.timeout: must not be longer than interval'])
+})
+
+t.test('server.http2, server.hsts, route preserve_host and cors', async (t) => {
+  const config = parse({ routes: [route({ preserve_host: true, cors: { origins: ['https://spa.example.com'], headers: ['Content-Type'] } })] })
+  t.equal(config.server.http2, true)
+  t.equal(config.server.hsts, 180 * 24 * 3600 * 1000)
+  t.equal(parse({ server: { hsts: 0 } }).server.hsts, 0)
+  t.equal(parse({ server: { hsts: '0' } }).server.hsts, 0)
+  t.equal(parse({ server: { hsts: '1h' } }).server.hsts, 3600 * 1000)
+  t.equal(problemsOf({ server: { hsts: 'forever' } }).length, 1)
+  const [r] = config.routes
+  t.equal(r?.preserve_host, true)
+  t.same(r?.cors, { origins: ['https://spa.example.com'], methods: ['GET', 'POST'], headers: ['content-type'], max_age: 600_000 })
+  t.same(problemsOf({ routes: [route({ cors: { origins: ['*'] } })] }).length, 1)
+  t.same(problemsOf({ routes: [route({ cors: {} })] }), ['routes[0].cors.origins: required key is missing'])
 })

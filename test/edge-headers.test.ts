@@ -9,6 +9,7 @@ import { decodeJwt } from 'jose'
 import t, { type Test } from 'tap'
 import { PASSWORD, bearer, login, register, sessionCookie, uniqueEmail } from './helpers/auth-client.js'
 import { PUBLIC_URL, startTestGateway, type Response, type TestGateway } from './helpers/gateway.js'
+import { h2Request } from './helpers/h2-client.js'
 import { rawCall } from './helpers/raw-http.js'
 import { startUpstream, type ReceivedRequest, type RecordingUpstream } from './helpers/upstream.js'
 
@@ -134,9 +135,14 @@ function code(response: Response): unknown {
   return response.json().code
 }
 
-t.test('the edge: what an upstream receives and what a client gets', async (t) => {
+/** The matrices run over HTTP/1.1 (undici) and HTTP/2 (node:http2): every edge rule holds for h2 alike (SPEC §4a). */
+const PROTOCOLS = ['http/1.1', 'h2'] as const
+
+for (const protocol of PROTOCOLS) t.test(`the edge over ${protocol}: what an upstream receives and what a client gets`, async (t) => {
+  const h2 = protocol === 'h2'
   const upstream = await startUpstream(t)
   const gw = await startTestGateway(t, {
+    http2: h2,
     configure: (raw) => {
       // A role must list admin:all (check-config refuses a permission only "*" would grant).
       raw.roles = { ...raw.roles, admin: ['*', 'admin:all'] }
@@ -150,7 +156,8 @@ t.test('the edge: what an upstream receives and what a client gets', async (t) =
       ]
     },
   })
-  const host = new URL(gw.url).host
+  // node's h2 client names the TLS servername (localhost) in :authority, which is the host.
+  const host = h2 ? `localhost:${new URL(gw.url).port}` : new URL(gw.url).host
   const email = uniqueEmail('alice')
   const user = await register(gw, email)
   const managed = await gw.runtime.users.setRoles(user.id, ['viewer', 'operator'])
@@ -186,7 +193,19 @@ t.test('the edge: what an upstream receives and what a client gets', async (t) =
     }
   })
 
-  t.test('all at once, with duplicates, over a raw socket', async (t) => {
+  t.test('h2: :authority is the host; a Host header that differs from it is 400', { skip: !h2 && 'HTTP/2 only' }, async (t) => {
+    const authority = `localhost:${new URL(gw.url).port}`
+    const before = upstream.received.length
+    const differs = await h2Request(gw.url, 'GET', '/pub/x', [[':authority', authority], ['host', 'evil.example.com']])
+    t.equal(differs.status, 400)
+    t.equal(JSON.parse(differs.body).code, 'GH_VALIDATION')
+    t.equal(upstream.received.length, before, 'never forwarded')
+    const agrees = await h2Request(gw.url, 'GET', '/pub/x', [[':authority', authority], ['host', authority.toUpperCase()]])
+    t.equal(agrees.status, 200)
+    t.equal(upstream.last().headers['x-forwarded-host'], authority)
+  })
+
+  t.test('all at once, with duplicates, over a raw socket', { skip: h2 && 'raw HTTP/1.1 bytes' }, async (t) => {
     for (const context of contexts) {
       const spoofed: Array<[string, string]> = []
       for (const name of [...FORBIDDEN, 'X-Request-Id', 'X-Real-IP', 'Forwarded']) {
@@ -207,7 +226,7 @@ t.test('the edge: what an upstream receives and what a client gets', async (t) =
     }
   })
 
-  t.test('a client Connection header cannot remove or change what the gateway sets', async (t) => {
+  t.test('a client Connection header cannot remove or change what the gateway sets', { skip: h2 && 'HTTP/2 has no Connection header' }, async (t) => {
     const listed = [...IDENTITY, ...ALWAYS_SET].join(', ')
     for (const context of contexts) {
       for (const connection of [listed, `keep-alive, ${listed.toUpperCase()}`, 'X-Auth-User-Id', 'x-forwarded-for, x-request-id']) {

@@ -20,7 +20,7 @@ t.test('health endpoints', async (t) => {
   const health = await gw.call('GET', '/health')
   t.equal(health.status, 200, health.text)
   const body = health.json<Health>()
-  t.same(Object.keys(body).sort(), ['components', 'status', 'version'])
+  t.same(Object.keys(body).sort(), ['components', 'status', 'upstreams', 'version'])
   t.equal(body.status, 'ok')
   t.match(body.version, /^\d+\.\d+\.\d+/)
   t.same(Object.keys(body.components).sort(), ['database', 'sessions'])

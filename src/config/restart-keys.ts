@@ -10,6 +10,7 @@ const RESTART_ONLY: ReadonlyArray<[string, (c: GatewayConfig) => unknown]> = [
   ['server.host', (c) => c.server.host],
   ['server.port', (c) => c.server.port],
   ['server.tls', (c) => (c.server.tls === null ? null : `${c.server.tls.cert}\n${c.server.tls.key}`)],
+  ['server.http2', (c) => c.server.http2],
   ['server.redirect_http_port', (c) => c.server.redirect_http_port],
   ['server.proxy_protocol', (c) => c.server.proxy_protocol],
   ['storage.database', (c) => c.storage.database],

@@ -6,12 +6,12 @@
 import { bool, int, oneOf, reference, str, unique } from './leaves.js'
 import type { Node, SchemaEntry } from './node.js'
 import { checkRouteConflicts, checkRoutePermissions } from './route-checks.js'
-import { derived, list, map, nullable, obj, optional, required, textOrMapping, transform } from './structure.js'
+import { derived, list, map, nullable, obj, oneOrList, optional, required, textOrMapping, transform } from './structure.js'
 import type { GatewayConfig, RouteConfig } from './types.js'
 import { DAY, HOUR, SECOND } from './units.js'
 import {
-  cidr, claimPath, cookieDomain, databaseUrl, routeHost, duration, emailDomain, filePath, host, issuerUrl, method, name, origin, pathPrefix,
-  permission, port, roleName, scope, sessionStoreUrl, size, smtpUrl, upstreamUrl,
+  cidr, claimPath, cookieDomain, databaseUrl, routeHost, duration, durationOrOff, emailDomain, filePath, headerName, host, issuerUrl, method, name, origin, pathPrefix,
+  permission, port, probePath, roleName, scope, sessionStoreUrl, size, smtpUrl, upstreamUrl,
 } from './values.js'
 
 /** Roles used when the file has no `roles` key. */
@@ -35,6 +35,9 @@ const server = obj({
     cert: required(filePath(), 'PEM certificate chain, created (self-signed) on first start when missing.'),
     key: required(filePath(), 'PEM private key of the certificate.'),
   }, { type: 'TLS files' })), null, 'Certificate and key to serve HTTPS; omit only when another TLS terminator is in front.', 'none (plain HTTP)'),
+  http2: optional(bool(), true, 'With tls: whether ALPN offers HTTP/2 (h2) besides HTTP/1.1; upstream connections stay HTTP/1.1.'),
+  hsts: optional(durationOrOff({ max: 2 * YEAR }), '180d',
+    'Strict-Transport-Security max-age on every answer over TLS when public_url is https (an upstream\'s own value wins); 0 = off.'),
   redirect_http_port: optional(nullable(port()), null, 'Port of an optional plain HTTP listener answering 308 to public_url.', 'none'),
   trust_proxy: optional(list(cidr()), [], 'Address ranges of proxies whose X-Forwarded-For is believed.'),
   proxy_protocol: optional(bool(), false,
@@ -169,13 +172,40 @@ const email = obj({
   from: optional(str('sender'), 'Gatehouse <no-reply@example.com>', 'Sender of the messages.'),
 }, { type: 'email settings' })
 
+const healthCheck = obj({
+  path: optional(probePath(), '/healthz', 'Path probed on each server with GET; a 2xx or 3xx answer is a success.'),
+  interval: optional(duration({ min: 100, max: HOUR }), '10s', 'Time between two probes of one server.'),
+  timeout: optional(duration({ min: 10, max: HOUR }), '2s', 'Longest wait for a probe\'s answer; longer is a failure.'),
+  unhealthy_after: optional(int({ min: 1, max: 100 }), 3, 'Failed probes in a row that take a server out of rotation.'),
+  healthy_after: optional(int({ min: 1, max: 100 }), 2, 'Successful probes in a row that bring it back.'),
+}, {
+  type: 'health check',
+  check(parts, report) {
+    if (parts.timeout !== undefined && parts.interval !== undefined && parts.timeout > parts.interval) report('timeout', 'must not be longer than interval')
+  },
+})
+
+const routeCors = obj({
+  origins: required(list(origin(), { min: 1 }), 'Exact origins allowed to call the route with credentials; never "*".'),
+  methods: optional(list(method(), { min: 1 }), ['GET', 'POST'], 'Methods a preflight may ask for.'),
+  headers: optional(list(headerName()), ['content-type', 'authorization'], 'Request headers a preflight may ask for.'),
+  max_age: optional(duration({ min: 0, max: DAY }), '10m', 'How long a browser may cache a preflight answer.'),
+}, { type: 'CORS settings' })
+
 const route = obj({
   name: required(unique('route name', name('route name')), 'Route name: the metric label and the audience of its assertions.'),
   host: optional(nullable(routeHost()), null,
     'Exact host (case-insensitive, port ignored), or *.example.com for one label in front of a domain.', 'any host'),
   match: required(pathPrefix(), 'Path prefix, matched by whole segments (/app matches /app and /app/x, never /apple).'),
   methods: optional(nullable(list(method(), { min: 1 })), null, 'Methods the route accepts.', 'all methods'),
-  upstream: optional(nullable(upstreamUrl()), null, 'http(s) URL requests are proxied to; omitted, the route exists only for forward auth (GET /auth/verify).', 'none (a forward-auth-only route)'),
+  upstream: optional(nullable(oneOrList(upstreamUrl(), { min: 1, check: checkServers })), null,
+    'http(s) URL requests are proxied to, or a list of the servers of one app (all with one scheme and base path); omitted, the route exists only for forward auth (GET /auth/verify).',
+    'none (a forward-auth-only route)'),
+  load_balancing: optional(oneOf(['round_robin', 'least_request'] as const), 'round_robin',
+    'How requests are spread over the servers: in turn, or to the one with the fewest requests in flight.'),
+  health_check: optional(nullable(healthCheck), null,
+    'Active health checks of each server; a server failing unhealthy_after probes in a row leaves the rotation.', 'none'),
+  preserve_host: optional(bool(), false, 'Whether the upstream gets the client\'s Host; false: its own host. X-Forwarded-Host is always the client\'s.'),
   auth: optional(oneOf(['required', 'optional', 'public'] as const), 'required',
     'required needs a credential; optional uses one when present; public attempts no authentication.'),
   permissions: optional(list(permission()), [], 'Permissions the user must all hold.'),
@@ -185,6 +215,8 @@ const route = obj({
   timeout: optional(duration({ max: MAX_TIMER }), '30s', 'Longest wait for the upstream to answer before a 504.'),
   csrf: optional(bool(), true, 'Whether cookie-authenticated unsafe methods need a same-origin Origin or Referer.'),
   websocket: optional(bool(), false, 'Whether a GET with Upgrade: websocket is proxied (after the same checks) and tunnelled.'),
+  cors: optional(nullable(routeCors), null,
+    'Preflights answered by the gateway and CORS headers for browser apps on the listed origins; they also pass the CSRF check.', 'none'),
 }, { type: 'route' })
 
 const forwardAuth = obj({
@@ -253,7 +285,10 @@ function defaultPublicUrl(listenPort: number, tls: boolean): string {
   return new URL(`${tls ? 'https' : 'http'}://localhost:${listenPort}`).origin
 }
 
-type ParsedRoute = Omit<RouteConfig, 'rate_limit' | 'rate_limit_name'> & { rate_limit: string | RouteConfig['rate_limit'] }
+type ParsedRoute = Omit<RouteConfig, 'rate_limit' | 'rate_limit_name' | 'upstream' | 'servers'> & {
+  rate_limit: string | RouteConfig['rate_limit']
+  upstream: readonly string[] | null
+}
 
 function resolveRoute(parsed: ParsedRoute, policies: GatewayConfig['rate_limits']): RouteConfig {
   const limit = parsed.rate_limit
@@ -262,7 +297,12 @@ function resolveRoute(parsed: ParsedRoute, policies: GatewayConfig['rate_limits'
     host: parsed.host,
     match: parsed.match,
     methods: parsed.methods === null ? null : [...new Set(parsed.methods)],
-    upstream: parsed.upstream,
+    // A list is never empty here: `min: 1` is checked before a config is built.
+    upstream: parsed.upstream?.[0] ?? null,
+    servers: parsed.upstream ?? [],
+    load_balancing: parsed.load_balancing,
+    health_check: parsed.health_check,
+    preserve_host: parsed.preserve_host,
     auth: parsed.auth,
     permissions: parsed.permissions,
     // A named policy is always defined here: undefined names are reported before a config is built.
@@ -272,6 +312,7 @@ function resolveRoute(parsed: ParsedRoute, policies: GatewayConfig['rate_limits'
     timeout: parsed.timeout,
     csrf: parsed.csrf,
     websocket: parsed.websocket,
+    cors: parsed.cors === null ? null : { ...parsed.cors, methods: [...new Set(parsed.cors.methods)] },
   }
 }
 
@@ -285,7 +326,27 @@ interface CookieDomainParts {
   server?: { public_url: string | null; port: number; tls: unknown }
   sessions?: { cookie_domain: string | null }
   forward_auth?: unknown
-  routes?: readonly { host: string | null; upstream: string | null }[]
+  routes?: readonly { host: string | null; upstream: readonly string[] | null }[]
+}
+
+/**
+ * The servers of one route are one app: the same scheme and base path on every server (the
+ * upstream URL, the assertion's htu and user secrets must not depend on the server picked).
+ */
+function checkServers(servers: ReadonlyArray<string | undefined>, report: (index: number, message: string) => void): void {
+  const first = servers[0] === undefined ? null : new URL(servers[0])
+  const seen = new Set<string>()
+  servers.forEach((server, index) => {
+    if (server === undefined) return
+    const url = new URL(server)
+    if (seen.has(url.host)) report(index, `${url.host} is listed twice`)
+    seen.add(url.host)
+    if (first === null || index === 0) return
+    if (url.protocol !== first.protocol) report(index, `must use the scheme of upstream[0] (${first.protocol.slice(0, -1)})`)
+    else if (url.pathname.replace(/\/$/, '') !== first.pathname.replace(/\/$/, '')) {
+      report(index, `must have the base path of upstream[0] (${first.pathname})`)
+    }
+  })
 }
 
 /**

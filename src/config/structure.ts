@@ -132,6 +132,20 @@ function belowPath(parent: string, key: string): string {
   return /^\[\d+\]$/.test(key) ? `${parent}${key}` : keyPath(parent, key)
 }
 
+/** One item, or a list of them: the value is always a list (`upstream: URL` or `upstream: [URL, URL]`). */
+export function oneOrList<T>(item: Node<T>, options: ListOptions<T> = {}): Node<readonly T[]> {
+  const many = list(item, options)
+  return {
+    type: `${item.type} or ${many.type}`,
+    parse(raw, path, context) {
+      if (Array.isArray(raw)) return many.parse(raw, path, context)
+      const one = item.parse(raw, path, context)
+      return one === INVALID ? INVALID : [one]
+    },
+    describe: (path) => many.describe?.(path) ?? [],
+  }
+}
+
 function listItems(raw: unknown, path: string, context: Context): Result<readonly unknown[] | null> {
   if (Array.isArray(raw)) return raw
   if (!(raw instanceof Expanded) && !(typeof raw === 'string' && isWholeReference(raw))) return null

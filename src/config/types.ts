@@ -8,6 +8,32 @@
 export type AuthMode = 'required' | 'optional' | 'public'
 export type RateLimitKey = 'ip' | 'user'
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+export type LoadBalancing = 'round_robin' | 'least_request'
+
+/** Active health checks of a route's upstream servers. */
+export interface HealthCheckConfig {
+  /** Path (and query) probed on each server with GET; a 2xx or 3xx answer is a success. */
+  path: string
+  /** Milliseconds between probes. */
+  interval: number
+  /** Milliseconds a probe may take. */
+  timeout: number
+  /** Failed probes in a row that take a server out of rotation. */
+  unhealthy_after: number
+  /** Successful probes in a row that bring it back. */
+  healthy_after: number
+}
+
+/** CORS for browser apps on other origins calling a route (SPEC §4a). */
+export interface RouteCorsConfig {
+  origins: readonly string[]
+  /** Upper-case methods a preflight may ask for. */
+  methods: readonly string[]
+  /** Lower-case request headers a preflight may ask for. */
+  headers: readonly string[]
+  /** Milliseconds a browser may cache a preflight answer. */
+  max_age: number
+}
 
 export interface RateLimitPolicy {
   max: number
@@ -24,8 +50,14 @@ export interface RouteConfig {
   match: string
   /** Upper-case methods; null means all. */
   methods: readonly string[] | null
-  /** Null: a forward-auth-only route, absent at the edge. */
+  /** The first server's URL: the app's scheme and base path, which every server shares; null: a forward-auth-only route, absent at the edge. */
   upstream: string | null
+  /** Every server's URL, in the configured order (index 1 is `upstream`); empty without an upstream. */
+  servers: readonly string[]
+  load_balancing: LoadBalancing
+  health_check: HealthCheckConfig | null
+  /** Whether the upstream gets the client's Host instead of its own. */
+  preserve_host: boolean
   auth: AuthMode
   permissions: readonly string[]
   /** The resolved policy (named or inline); null when the route has none. */
@@ -38,6 +70,7 @@ export interface RouteConfig {
   csrf: boolean
   /** Whether WebSocket handshakes are proxied and tunnelled (SPEC §4a). */
   websocket: boolean
+  cors: RouteCorsConfig | null
 }
 
 export interface ForwardAuthConfig {
@@ -86,6 +119,10 @@ export interface GatewayConfig {
     /** Origin only: scheme, host and port, no trailing slash. */
     public_url: string
     tls: { cert: string; key: string } | null
+    /** With tls: whether ALPN offers h2 besides http/1.1. */
+    http2: boolean
+    /** Strict-Transport-Security max-age in milliseconds (answers over TLS); 0 = off. */
+    hsts: number
     redirect_http_port: number | null
     /** CIDRs (IPv4 or IPv6), normalised to `address/prefix`; a bare address becomes /32 or /128. */
     trust_proxy: readonly string[]

@@ -9,7 +9,7 @@ import { isAbsolute, resolve } from 'node:path'
 
 import { INVALID, type Result } from './context.js'
 import { int, matching, textLeaf, type Report } from './leaves.js'
-import type { Node } from './node.js'
+import { readScalar, type Node } from './node.js'
 import { formatDuration, formatSize, parseDuration, parseSize } from './units.js'
 import { isSentinelUrl, parseSentinelUrl } from '../sessions/redis-url.js'
 
@@ -253,4 +253,34 @@ function httpUrl(text: string, report: Report): Result<URL> {
 function isLoopback(hostname: string): boolean {
   if (hostname === 'localhost' || hostname === '[::1]') return true
   return isIP(hostname) === 4 && hostname.startsWith('127.')
+}
+
+/** A request header name a CORS preflight may ask for; lower-cased. */
+export function headerName(): Node<string> {
+  return textLeaf('header name', 'a header name like content-type', (text, report) =>
+    /^[!#$%&'*+.^_`|~0-9a-z-]+$/i.test(text) ? text.toLowerCase() : report.expected())
+}
+
+/** The path (and optional query) a health check asks each server for. */
+export function probePath(): Node<string> {
+  return textLeaf('path', 'a path like /healthz', (text, report) => {
+    if (!text.startsWith('/') || text.startsWith('//')) return report.expected('it must start with one /')
+    if (/[#\\\s\p{Cc}]/u.test(text)) return report.expected('it must not contain #, \\, spaces or control characters')
+    return text
+  })
+}
+
+/** A duration, or 0 (written as a number or as text) to turn the feature off. */
+export function durationOrOff(bounds: { max?: number } = {}): Node<number> {
+  const inner = duration({ min: 1, ...bounds })
+  return {
+    type: 'duration or 0',
+    parse(raw, path, context) {
+      if (raw === 0) return 0
+      const scalar = readScalar(raw, path, context)
+      if (scalar === INVALID) return INVALID
+      if (scalar.kind === 'text' && scalar.text === '0') return 0
+      return inner.parse(raw, path, context)
+    },
+  }
 }

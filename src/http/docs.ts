@@ -196,6 +196,13 @@ async function docsPlugin(app: FastifyInstance, { publicUrl, cookieDomain = null
       'form-action': ["'self'"],
       'frame-ancestors': ["'none'"],
     },
+    // A gateway page is never framed (SPEC §4a), for browsers that ignore frame-ancestors too.
+    uiHooks: {
+      onRequest: (_request, reply, done) => {
+        reply.header('x-frame-options', 'DENY')
+        done()
+      },
+    },
     // No badge fetched from validator.swagger.io.
     uiConfig: { deepLinking: false, tryItOutEnabled: false, validatorUrl: null },
   })

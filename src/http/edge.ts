@@ -16,9 +16,11 @@ import type { FallbackCounter } from '../resilience/fallback-counter.js'
 import { toGatehouseError } from './error-handler.js'
 import { withoutGatewaySetCookies } from './gateway-cookies.js'
 import './request-context.js'
+import { preflightAnswer, routeCorsHeaders, withRouteCors } from './route-cors.js'
 import type { TrustedProxies } from './trusted-proxies.js'
 import { callUpstream } from './upstream-call.js'
 import { upstreamHeaders } from './upstream-headers.js'
+import type { UpstreamPools } from './upstream-pools.js'
 
 export interface EdgeOptions {
   table: RouteTable
@@ -33,6 +35,8 @@ export interface EdgeOptions {
   breakers: BreakerRegistry
   /** Where the rate limits count: the session store, or this process while it is down. */
   counter: FallbackCounter
+  /** Each route's upstream servers. */
+  pools: UpstreamPools
 }
 
 const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
@@ -58,20 +62,31 @@ export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<
   })
 
   async function handle(request: FastifyRequest, reply: FastifyReply) {
+    const preflight = preflightAnswer(options.table, {
+      method: request.method,
+      target: request.raw.url ?? '',
+      host: clientHost(request) ?? null,
+      origin: request.headers.origin,
+      requestMethod: firstValue(request.headers['access-control-request-method']),
+    })
+    if (preflight !== null) return reply.code(204).headers(preflight).send()
     const outcome = await gate.evaluate(gateRequestOf(request))
     remember(request, outcome)
     logDecision(request, outcome)
     reply.headers(outcome.responseHeaders)
+    const cors = routeCorsHeaders(outcome.route, request.headers.origin)
+    if (cors !== null) reply.headers(cors)
     if (outcome.kind === 'refuse') return refuse(reply, outcome)
-    await forward(request, reply, outcome)
+    await forward(request, reply, outcome, cors)
     return reply
   }
 
-  function forward(request: FastifyRequest, reply: FastifyReply, allowed: GateAllow): Promise<void> {
+  function forward(request: FastifyRequest, reply: FastifyReply, allowed: GateAllow, cors: Record<string, string> | null): Promise<void> {
     const { route } = allowed
     return callUpstream(request, reply, options.breakers, {
       route,
       upstream: allowed.upstream,
+      pool: options.pools.of(route),
       onSettled: (seconds) => {
         request.upstreamSeconds = seconds
         metrics.upstream(route.name, seconds)
@@ -86,10 +101,14 @@ export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<
             : null,
           peerAddress: request.socket.remoteAddress ?? '',
           protocol: options.protocol,
-          host: request.headers.host,
+          host: clientHost(request),
+          preserveHost: route.preserve_host,
           identity: allowed.identity && allowed.identityHeaders,
         }),
-      rewriteResponseHeaders: (headers) => withoutGatewaySetCookies(headers, options.sessionCookieNames),
+      rewriteResponseHeaders: (headers) => {
+        const kept = withoutGatewaySetCookies(headers, options.sessionCookieNames)
+        return cors === null ? kept : withRouteCors(kept, cors)
+      },
     })
   }
 
@@ -121,7 +140,7 @@ export function gateRequestOf(request: FastifyRequest): GateRequest {
   return {
     kind: 'proxy',
     method: request.method,
-    host: headers.host ?? firstValue(headers[':authority']) ?? null,
+    host: clientHost(request) ?? null,
     target: request.raw.url ?? '',
     headers: {
       accept: headers.accept,
@@ -148,6 +167,11 @@ function logDecision(request: FastifyRequest, outcome: GateOutcome): void {
     auth_method: outcome.identity?.method,
     upstream: outcome.kind === 'allow' ? new URL(outcome.upstream.base).origin : undefined,
   }, 'route decision')
+}
+
+/** The Host the client asked for: for HTTP/2, `:authority`. */
+function clientHost(request: FastifyRequest): string | undefined {
+  return firstValue(request.headers[':authority']) ?? request.headers.host
 }
 
 /** What the access log learns of the decision: the route and who asked. */

@@ -15,6 +15,8 @@ export interface HealthOptions {
   version: string
   components: Record<string, () => Promise<void>>
   timeoutMs?: number
+  /** Each route's upstream servers by index and state (UpstreamPools.health). */
+  upstreams?: () => Record<string, Array<{ server: number; state: string }>>
 }
 
 async function probe(ping: () => Promise<void>, timeoutMs: number): Promise<ComponentHealth> {
@@ -50,7 +52,8 @@ export async function healthRoutes(app: FastifyInstance, options: HealthOptions)
   app.get('/health', { schema: { response: { 200: healthResponse, 503: healthResponse, ...errorResponses } } }, async (_request, reply) => {
     const { healthy, components } = await check()
     reply.header('cache-control', 'no-store').code(healthy ? 200 : 503)
-    return { status: healthy ? 'ok' : 'unavailable', version: options.version, components }
+    const upstreams = options.upstreams?.()
+    return { status: healthy ? 'ok' : 'unavailable', version: options.version, components, ...(upstreams ? { upstreams } : {}) }
   })
 
   app.get('/health/live', { schema: { response: { 200: livenessResponse, ...errorResponses } } }, async (_request, reply) => {

@@ -21,3 +21,14 @@ export function hasDuplicateHost(rawHeaders: readonly string[]): boolean {
 export function isOriginForm(target: string): boolean {
   return target.startsWith('/')
 }
+
+/**
+ * An HTTP/2 request whose `Host` header names another host than its `:authority` (RFC 9113
+ * §8.3.1): the gateway routes by `:authority`, and an upstream must not believe another host.
+ */
+export function hostDiffersFromAuthority(httpVersionMajor: number, headers: Readonly<Record<string, string | string[] | undefined>>): boolean {
+  if (httpVersionMajor !== 2) return false
+  const authority = headers[':authority']
+  const host = headers.host
+  return authority !== undefined && host !== undefined && String(host).toLowerCase() !== String(authority).toLowerCase()
+}

@@ -345,14 +345,32 @@ const healthComponents = {
   additionalProperties: componentHealth,
 } as const
 
+const upstreamServers = {
+  type: 'object',
+  description: "Each route's upstream servers by index (1, 2, …) in the configured order, never their addresses",
+  additionalProperties: {
+    type: 'array',
+    items: {
+      type: 'object',
+      required: ['server', 'state'],
+      properties: {
+        server: { type: 'integer', minimum: 1 },
+        state: { type: 'string', enum: ['up', 'ejected', 'unhealthy'], description: 'ejected: refused a connection (10 s); unhealthy: failing its health checks' },
+      },
+      additionalProperties: false,
+    },
+  },
+} as const
+
 export const healthResponse = {
   type: 'object',
-  description: 'The gateway and its dependencies; 503 when one is unavailable',
+  description: 'The gateway and its dependencies; 503 when one is unavailable (upstream servers do not change the status)',
   required: ['status', 'version', 'components'],
   properties: {
     status: { type: 'string', enum: ['ok', 'unavailable'] },
     version: { type: 'string' },
     components: healthComponents,
+    upstreams: upstreamServers,
   },
   additionalProperties: false,
 } as const

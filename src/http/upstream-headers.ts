@@ -34,8 +34,10 @@ export interface UpstreamHeaderOptions {
   trustedForwardedFor: string | null
   peerAddress: string
   protocol: 'http' | 'https'
-  /** The Host the client asked for. */
+  /** The Host the client asked for: always X-Forwarded-Host. */
   host: string | undefined
+  /** Send the client's Host instead of the server's own (route `preserve_host`). */
+  preserveHost: boolean
   /** X-Auth-* headers for an authenticated request. */
   identity: Readonly<Record<string, string>> | null
 }
@@ -59,6 +61,8 @@ export function upstreamHeaders(incoming: IncomingHttpHeaders, options: Upstream
     : options.peerAddress
   headers['x-forwarded-proto'] = options.protocol
   if (options.host !== undefined) headers['x-forwarded-host'] = options.host
+  // `incoming.host` is the server's own, set by the proxy client from the URL it calls.
+  if (options.preserveHost && options.host !== undefined) headers.host = options.host
   if (options.identity) Object.assign(headers, options.identity)
   return headers
 }

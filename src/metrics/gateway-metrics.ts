@@ -38,6 +38,8 @@ export interface MetricsSources {
   activeSessions?: () => Promise<number>
   /** The serving certificate's expiry, epoch milliseconds; null without TLS. */
   certificateExpiry?: () => number | null
+  /** Every route's upstream servers: 1 in rotation, 0 out (UpstreamPools.gauges). */
+  upstreamServers?: () => Array<{ route: string; server: string; up: number }>
 }
 
 export class GatewayMetrics {
@@ -174,6 +176,17 @@ export class GatewayMetrics {
         for (const breaker of sources().breakers?.all() ?? []) {
           this.set({ breaker: breaker.name }, STATE_VALUES[breaker.state])
         }
+      },
+    })
+    new Gauge({
+      name: 'gatehouse_upstream_server_up',
+      help: 'Whether an upstream server of a route is in rotation (1) or left out (0); server is host:port.',
+      labelNames: ['route', 'server'],
+      registers,
+      collect() {
+        // Reset first: a reload may have removed a route or a server.
+        this.reset()
+        for (const { route, server, up } of sources().upstreamServers?.() ?? []) this.set({ route, server }, up)
       },
     })
     let cached: { at: number; value: number } | undefined

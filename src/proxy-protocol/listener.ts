@@ -10,6 +10,7 @@
  * PROXY protocol. With TLS the header comes before the ClientHello; the TLS socket the
  * server wraps around the connection is given the same client.
  */
+import type { Http2SecureServer } from 'node:http2'
 import net from 'node:net'
 import type { Server as HttpServer } from 'node:http'
 import { Server as TlsServer, type TLSSocket } from 'node:tls'
@@ -27,7 +28,7 @@ export interface ProxyProtocolOptions {
 }
 
 /** A listener to `listen()` in place of `target`, which then only ever gets connections that carried a header. */
-export function proxyProtocolListener(target: HttpServer, options: ProxyProtocolOptions): net.Server {
+export function proxyProtocolListener(target: HttpServer | Http2SecureServer, options: ProxyProtocolOptions): net.Server {
   const headerTimeoutMs = options.headerTimeoutMs ?? DEFAULT_HEADER_TIMEOUT_MS
   // TLS: the server wraps each connection in a TLSSocket of its own, which reports the
   // address of the TCP handle; it is found again by that (real) address and port.

@@ -12,6 +12,10 @@ export function routeConfig(name: string, match: string, overrides: Partial<Rout
     host: null,
     methods: null,
     upstream: 'http://127.0.0.1:9001',
+    servers: [overrides.upstream ?? 'http://127.0.0.1:9001'],
+    load_balancing: 'round_robin',
+    health_check: null,
+    preserve_host: false,
     auth: 'required',
     permissions: [],
     rate_limit: null,
@@ -20,6 +24,7 @@ export function routeConfig(name: string, match: string, overrides: Partial<Rout
     timeout: 30_000,
     csrf: true,
     websocket: false,
+    cors: null,
     ...overrides,
   }
 }

@@ -14,6 +14,7 @@ import { buildApp } from '../../src/app.js'
 import { parseConfig } from '../../src/config/index.js'
 import type { GatewayConfig } from '../../src/config/types.js'
 import type { Clock } from '../../src/core/clock.js'
+import { closeH2, h2Request } from './h2-client.js'
 import { ensureDevCertificate } from '../../src/dev-certificate.js'
 import { GatewayMetrics } from '../../src/metrics/gateway-metrics.js'
 import type { BreakerRegistry } from '../../src/resilience/breaker-registry.js'
@@ -83,6 +84,8 @@ export interface TestGatewayOptions {
   configure?: (raw: RawConfig) => void
   /** Listen on this port of 127.0.0.1 (e.g. one public_url names); default: a free one. */
   port?: number
+  /** Speak HTTP/2 to the gateway in `call` (node:http2); default: HTTP/1.1 (undici). */
+  http2?: boolean
 }
 
 export interface Response {
@@ -147,6 +150,7 @@ export async function startTestGateway(t: Test, options: TestGatewayOptions = {}
   const close = (): Promise<void> => {
     closing ??= (async () => {
       await dispatcher.close()
+      await closeH2(url)
       await app.close()
       // The database and store belong to the test's backends, which close them.
       await runtime.retire()
@@ -162,6 +166,10 @@ export async function startTestGateway(t: Test, options: TestGatewayOptions = {}
     if (callOptions.json !== undefined) {
       body = JSON.stringify(callOptions.json)
       headers['content-type'] ??= 'application/json'
+    }
+    if (options.http2) {
+      const answer = await h2Request(url, method, requestPath, headers, body)
+      return { status: answer.status, headers: answer.headers, text: answer.body, json: <T>() => JSON.parse(answer.body) as T }
     }
     const response = await request(url + requestPath, { method, headers, body, dispatcher })
     const text = await response.body.text()

@@ -56,13 +56,20 @@ function originRefusal(route: RouteConfig, identity: Identity | null, request: G
   return null
 }
 
-/** Adds, for a route naming a host, the request's host with `public_url`'s scheme and port. */
+/**
+ * Adds the route's own `cors` origins and, for a route naming a host, the request's host with
+ * `public_url`'s scheme and port.
+ */
 export function allowedOriginsFor(route: RouteConfig, host: string | null, origins: OriginPolicy): OriginMatcher {
-  if (route.host === null || host === null) return origins.allowed
-  const publicUrl = new URL(origins.publicUrl)
-  const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':', 1)[0] ?? ''
-  const own = `${publicUrl.protocol}//${name.toLowerCase()}${publicUrl.port === '' ? '' : `:${publicUrl.port}`}`
-  return { has: (origin) => origin === own || origins.allowed.has(origin) }
+  const corsOrigins = route.cors?.origins ?? []
+  let own: string | null = null
+  if (route.host !== null && host !== null) {
+    const publicUrl = new URL(origins.publicUrl)
+    const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':', 1)[0] ?? ''
+    own = `${publicUrl.protocol}//${name.toLowerCase()}${publicUrl.port === '' ? '' : `:${publicUrl.port}`}`
+  }
+  if (own === null && corsOrigins.length === 0) return origins.allowed
+  return { has: (origin) => origin === own || corsOrigins.includes(origin) || origins.allowed.has(origin) }
 }
 
 /** A browser navigation: sent to the login page instead of getting a bare 401. */

@@ -23,8 +23,12 @@ export interface ExplainedAnswer {
   /** 400, 404, 405, 401 (a browser navigation gets 302 to the login page instead), 403; null when proxied. */
   status: number | null
   code: ErrorCode | null
-  /** The URL the request is proxied to, exactly as the upstream receives it; null when refused. */
+  /** The URL the request is proxied to (on the first server), exactly as the upstream receives it; null when refused. */
   upstream_url: string | null
+  /** The path and query every server receives (the assertion's `htu`); null when refused. */
+  upstream_path?: string | null
+  /** The route's servers, in the configured order; null when refused. */
+  servers?: readonly string[] | null
 }
 
 export interface Explanation {
@@ -100,7 +104,7 @@ export async function explain(
     },
     decision: outcome.decision,
     answer: outcome.kind === 'allow'
-      ? { status: null, code: null, upstream_url: outcome.upstream.url }
-      : { status: errorCodes[outcome.error.code].status, code: outcome.error.code, upstream_url: null },
+      ? { status: null, code: null, upstream_url: outcome.upstream.url, upstream_path: outcome.upstream.htu, servers: outcome.route.servers }
+      : { status: errorCodes[outcome.error.code].status, code: outcome.error.code, upstream_url: null, upstream_path: null, servers: null },
   }
 }

@@ -131,6 +131,7 @@ export function upgradeHandler(options: UpgradeOptions): UpgradeHandler {
         peerAddress: request.socket.remoteAddress ?? '',
         protocol: options.protocol,
         host: request.headers.host,
+        preserveHost: route.preserve_host,
         identity: allowed.identity && allowed.identityHeaders,
       })
       // The upstream is addressed by its own host; X-Forwarded-Host carries the client's.

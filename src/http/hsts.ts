@@ -1,0 +1,20 @@
+/**
+ * Strict-Transport-Security on every answer over TLS (SPEC §4a "Response headers"), the
+ * gateway's own and the upstreams' alike; an upstream that sends its own value keeps it.
+ */
+import type { FastifyInstance } from 'fastify'
+import type { GatewayConfig } from '../config/types.js'
+
+/** `server.hsts` in seconds when `public_url` is https; 0 (off) otherwise. */
+export function hstsSeconds(config: GatewayConfig): number {
+  return config.server.public_url.startsWith('https:') ? Math.floor(config.server.hsts / 1000) : 0
+}
+
+/** Registered at the root, so that it covers not-found answers and every error too. */
+export function addHsts(app: FastifyInstance, maxAgeSeconds: number): void {
+  if (maxAgeSeconds <= 0) return
+  const value = `max-age=${maxAgeSeconds}`
+  app.addHook('onSend', async (_request, reply) => {
+    if (!reply.hasHeader('strict-transport-security')) reply.header('strict-transport-security', value)
+  })
+}
