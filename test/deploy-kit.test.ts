@@ -72,6 +72,13 @@ const SPEC_METRICS: Record<string, { labels: string[]; histogram?: true; values?
     labels: ['kind', 'result'],
     values: { kind: ['reset', 'verification', 'password_changed'], result: ['sent', 'failed'] },
   },
+  gatehouse_websocket_connections: { labels: ['route'] },
+  gatehouse_websocket_closed_total: {
+    labels: ['route', 'reason'],
+    values: { reason: ['client', 'upstream', 'revoked', 'expired', 'shutdown'] },
+  },
+  gatehouse_upstream_server_up: { labels: ['route', 'server'] },
+  gatehouse_pat_last_used_flush_failures_total: { labels: [] },
   gatehouse_build_info: { labels: ['version', 'node'] },
 }
 const SCRAPE_LABELS = ['instance', 'job']

@@ -40,7 +40,8 @@ t.test('pool.max and pool.connect_timeout reach the PostgreSQL pool', { skip: !p
       // A query made while a transaction holds a connection needs a second one.
       const nested = await runtime.db.transaction(async (tx) => {
         await tx.query('SELECT 1')
-        return runtime.db.query('SELECT 1').then(() => 'answered', (err: Error) => err.message)
+        // The driver's timeout reaches callers as the typed outage, with the driver's error as its cause.
+        return runtime.db.query('SELECT 1').then(() => 'answered', (err: Error) => `${err.message}: ${(err.cause as Error | undefined)?.message ?? ''}`)
       })
       if (nestedAnswers) t.equal(nested, 'answered', 'the default pool has a second connection')
       else t.match(nested, /timeout/i, 'max 1: the second query waits connect_timeout for a connection, then fails')
