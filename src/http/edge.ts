@@ -8,12 +8,11 @@ import replyFrom from '@fastify/reply-from'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { OriginMatcher } from '../core/allowed-origins.js'
 import type { AssertionSigner } from '../core/assertion-signer.js'
-import { counterRateLimiter, Gate, type CredentialResolver, type GateAllow, type GateOutcome, type GateRefusal, type GateRequest } from '../core/pipeline/index.js'
+import { type CredentialResolver, type GateAllow, type GateOutcome, type GateRefusal, type GateRequest } from '../core/pipeline/index.js'
 import type { RouteTable } from '../core/route-table.js'
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js'
 import type { BreakerRegistry } from '../resilience/breaker-registry.js'
 import type { FallbackCounter } from '../resilience/fallback-counter.js'
-import { toGatehouseError } from './error-handler.js'
 import { withoutGatewaySetCookies } from './gateway-cookies.js'
 import './request-context.js'
 import { preflightAnswer, routeCorsHeaders, withRouteCors } from './route-cors.js'
@@ -21,6 +20,7 @@ import type { TrustedProxies } from './trusted-proxies.js'
 import { callUpstream } from './upstream-call.js'
 import { upstreamHeaders } from './upstream-headers.js'
 import type { UpstreamPools } from './upstream-pools.js'
+import { gatewayGate } from './gate.js'
 
 export interface EdgeOptions {
   table: RouteTable
@@ -47,18 +47,14 @@ export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<
   const { metrics } = options
   await streamBodies(app)
   logCounterFallback(app, options.counter)
-  const gate = new Gate({
+  const gate = gatewayGate({
     table: options.table,
     credentials: options.credentials,
-    rateLimiter: counterRateLimiter(options.counter),
     signer: options.signer,
-    origins: { publicUrl: options.publicUrl, allowed: options.allowedOrigins },
-    toError: (err) => toGatehouseError(err as Error),
-    onOutcome: (outcome) => {
-      const route = outcome.route?.name ?? 'unmatched'
-      metrics.decision(route, outcome.outcome)
-      if (outcome.outcome === 'rate_limited') metrics.rateLimited(route)
-    },
+    counter: options.counter,
+    publicUrl: options.publicUrl,
+    allowedOrigins: options.allowedOrigins,
+    metrics,
   })
 
   async function handle(request: FastifyRequest, reply: FastifyReply) {

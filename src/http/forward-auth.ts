@@ -9,16 +9,17 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { ForwardAuthConfig } from '../config/types.js'
 import type { OriginMatcher } from '../core/allowed-origins.js'
 import type { AssertionSigner } from '../core/assertion-signer.js'
-import { counterRateLimiter, Gate, type CredentialResolver, type GateOutcome, type GateRefusal } from '../core/pipeline/index.js'
+import { type CredentialResolver, type GateOutcome, type GateRefusal } from '../core/pipeline/index.js'
 import type { RouteTable } from '../core/route-table.js'
 import { GatehouseError } from '../errors.js'
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js'
 import type { FallbackCounter } from '../resilience/fallback-counter.js'
-import { sendError, toGatehouseError } from './error-handler.js'
+import { sendError } from './error-handler.js'
 import { originalUrl, readOriginalRequest, type OriginalRequest } from './forward-auth-request.js'
 import './request-context.js'
 import { errorResponses } from './schemas.js'
 import { trustedProxies } from './trusted-proxies.js'
+import { gatewayGate } from './gate.js'
 
 export interface ForwardAuthOptions {
   settings: ForwardAuthConfig
@@ -39,18 +40,15 @@ export async function forwardAuthRoutes(app: FastifyInstance, options: ForwardAu
   const callers = trustedProxies(settings.trusted)
   const publicHost = new URL(publicUrl).host.toLowerCase()
   const defaultProto = publicUrl.startsWith('https:') ? 'https' : 'http'
-  const gate = new Gate({
+  const gate = gatewayGate({
     table: options.table,
     credentials: options.credentials,
-    rateLimiter: counterRateLimiter(options.counter),
     signer: options.signer,
-    origins: { publicUrl, allowed: options.allowedOrigins },
-    toError: (err) => toGatehouseError(err as Error),
-    onOutcome: (outcome) => {
-      metrics.decision(outcome.route?.name ?? 'unmatched', outcome.outcome)
-      metrics.forwardAuth(outcome.outcome)
-      if (outcome.outcome === 'rate_limited') metrics.rateLimited(outcome.route?.name ?? 'unmatched')
-    },
+    counter: options.counter,
+    publicUrl,
+    allowedOrigins: options.allowedOrigins,
+    metrics,
+    onOutcome: (outcome) => metrics.forwardAuth(outcome.outcome),
   })
 
   async function verify(request: FastifyRequest<{ Querystring: { redirect?: string } }>, reply: FastifyReply) {

@@ -7,15 +7,15 @@ import type { OriginMatcher } from '../../core/allowed-origins.js'
 import type { FastifyInstance } from 'fastify'
 import type { RouteConfig } from '../../config/types.js'
 import type { Clock } from '../../core/clock.js'
-import { counterRateLimiter, Gate, type CredentialResolver, type RequestSigner } from '../../core/pipeline/index.js'
+import { type CredentialResolver, type RequestSigner } from '../../core/pipeline/index.js'
 import type { RouteTable } from '../../core/route-table.js'
 import { OpenSockets, socketChecker } from '../../core/websockets/index.js'
 import type { GatewayMetrics } from '../../metrics/gateway-metrics.js'
 import type { FallbackCounter } from '../../resilience/fallback-counter.js'
 import type { InvalidationBus } from '../../sessions/invalidation.js'
-import { toGatehouseError } from '../error-handler.js'
 import type { TrustedProxies } from '../trusted-proxies.js'
 import { upgradeHandler } from './upgrades.js'
+import { gatewayGate } from '../gate.js'
 
 export interface WebSocketOptions {
   /** The process's open sockets; null: the app keeps its own, stopped when it closes. */
@@ -42,18 +42,14 @@ export async function webSockets(app: FastifyInstance, options: WebSocketOptions
   const { metrics } = options
   const sockets = options.sockets ?? new OpenSockets({ bus: options.bus, clock: options.clock })
   metrics.websocketRoutes(options.routes.filter((route) => route.websocket).map((route) => route.name))
-  const gate = new Gate({
+  const gate = gatewayGate({
     table: options.table,
     credentials: options.credentials,
-    rateLimiter: counterRateLimiter(options.counter),
     signer: options.signer,
-    origins: { publicUrl: options.publicUrl, allowed: options.allowedOrigins },
-    toError: (err) => toGatehouseError(err as Error),
-    onOutcome: (outcome) => {
-      const route = outcome.route?.name ?? 'unmatched'
-      metrics.decision(route, outcome.outcome)
-      if (outcome.outcome === 'rate_limited') metrics.rateLimited(route)
-    },
+    counter: options.counter,
+    publicUrl: options.publicUrl,
+    allowedOrigins: options.allowedOrigins,
+    metrics,
   })
   const handler = upgradeHandler({
     gate,
