@@ -10,8 +10,8 @@
  * additional data, so a value copied to another record does not decrypt there.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
-import { link, mkdir, open, readFile, rename, unlink } from 'node:fs/promises'
-import { basename, dirname, join } from 'node:path'
+import { readFile } from 'node:fs/promises'
+import { writeKeyFileAtomically } from './key-file.js'
 
 export interface DataKey {
   kid: string
@@ -170,30 +170,13 @@ async function readIfExists(file: string): Promise<string | null> {
   }
 }
 
-/**
- * Writes a temporary file (0600, synced) and moves it into place, so that readers see the old
- * or the new file, never part of one. `create` links, failing (false) when another process
- * created the file first.
- */
+/** See key-file.ts; `create` answers false when another process created the file first. */
 async function writeKeyFile(file: string, keys: readonly DataKey[], mode: 'create' | 'replace'): Promise<boolean> {
-  const directory = dirname(file)
-  await mkdir(directory, { recursive: true, mode: 0o700 })
-  const temporary = join(directory, `.${basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`)
-  const handle = await open(temporary, 'wx', 0o600)
   try {
-    await handle.writeFile(`${JSON.stringify({ keys }, null, 2)}\n`, 'utf8')
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
-  try {
-    if (mode === 'create') await link(temporary, file)
-    else await rename(temporary, file)
+    await writeKeyFileAtomically(file, `${JSON.stringify({ keys }, null, 2)}\n`, mode)
+    return true
   } catch (error) {
-    await unlink(temporary).catch(() => undefined)
     if (mode === 'create' && (error as NodeJS.ErrnoException).code === 'EEXIST') return false
     throw error
   }
-  if (mode === 'create') await unlink(temporary)
-  return true
 }

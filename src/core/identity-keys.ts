@@ -8,10 +8,10 @@
  * its public part (it never signs again) and stays published until every assertion it could
  * have signed has expired: `retired_at + assertion_ttl + RETIRED_KEY_MARGIN_MS`.
  */
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto'
-import { link, mkdir, open, readFile, rename, unlink } from 'node:fs/promises'
-import { basename, dirname, join } from 'node:path'
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
 import type { Clock } from './clock.js'
+import { writeKeyFileAtomically } from './key-file.js'
 
 /** Allowance for clocks that disagree between the gateway and its upstreams. */
 export const RETIRED_KEY_MARGIN_MS = 60_000
@@ -207,31 +207,9 @@ function serialize(keys: readonly StoredKey[]): string {
   return `${JSON.stringify({ keys }, null, 2)}\n`
 }
 
-/**
- * Writes a temporary file (mode 0600, synced) and then moves it into place, so that a reader
- * sees the old file or the new one, never a partial one. `create` links instead of renaming,
- * which fails with EEXIST rather than replacing a file another process has just created.
- */
-async function writeKeyFile(file: string, keys: readonly StoredKey[], mode: 'create' | 'replace'): Promise<void> {
-  const text = serialize(keys)
-  const directory = dirname(file)
-  await mkdir(directory, { recursive: true, mode: 0o700 })
-  const temporary = join(directory, `.${basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`)
-  const handle = await open(temporary, 'wx', 0o600)
-  try {
-    await handle.writeFile(text, 'utf8')
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
-  try {
-    if (mode === 'create') await link(temporary, file)
-    else await rename(temporary, file)
-  } catch (error) {
-    await unlink(temporary).catch(() => undefined)
-    throw error
-  }
-  if (mode === 'create') await unlink(temporary)
+/** See key-file.ts; `create` fails with EEXIST when another process created the file first. */
+function writeKeyFile(file: string, keys: readonly StoredKey[], mode: 'create' | 'replace'): Promise<void> {
+  return writeKeyFileAtomically(file, serialize(keys), mode)
 }
 
 async function readIfExists(file: string): Promise<string | null> {
