@@ -4,11 +4,11 @@ import tseslint from 'typescript-eslint'
 
 // Modules the framework-free core must never reach: web frameworks, HTTP stacks and the
 // concrete storage drivers. The core talks to the world only through the interfaces in
-// src/storage/database.ts and src/sessions/store.ts.
+// src/storage/database.ts and src/kv/store.ts.
 const forbiddenInCore = [
   'fastify', 'fastify-*', '@fastify/*', 'http', 'https', 'http2', 'node:http', 'node:https',
   'node:http2', 'undici', 'ioredis', 'pg', '@electric-sql/*', '../http/*', '../app.js',
-  '../server.js', '../cli.js', '../sessions/memory.js', '../sessions/redis.js',
+  '../server.js', '../cli.js', '../kv/memory.js', '../kv/redis.js',
   '../storage/pg.js', '../storage/pglite.js',
 ]
 

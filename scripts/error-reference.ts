@@ -1,7 +1,7 @@
 /**
  * Renders docs/errors.md, the reference of every `GH_*` code the gateway answers, from the
  * table in src/errors.ts (code, status, message), with a sentence per code on when it is
- * answered. `npm run docs:errors` writes it; test/errors-reference.test.ts fails when the
+ * answered. `npm run docs:errors` writes it; test/docs-errors.test.ts fails when the
  * committed file differs, so the reference cannot drift from the codes.
  */
 import { STATUS_CODES } from 'node:http'

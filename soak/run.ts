@@ -39,7 +39,7 @@ import { buildReport, type FaultWindow, type MemoryFigure, type ShutdownResult, 
 import { Client, parse, Recorder, VirtualUser, type Answer } from './traffic.js'
 import { SoakUpstream } from './upstream.js'
 
-const PUBLIC_URL = 'https://gatehouse.soak.test'
+const PUBLIC_URL = 'https://gatehouse.ops-soak.test'
 const RECOVERY_LIMIT_MS = 30_000
 const SHUTDOWN_TIMEOUT_MS = 20_000
 const PASSWORD = 'soak probe password, long enough'

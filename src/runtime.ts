@@ -22,15 +22,15 @@ import { LogoutTokenVerifier } from './oidc/logout-token.js'
 import { SessionRecheck } from './oidc/session-recheck.js'
 import { JwtBearer } from './oidc/jwt-bearer.js'
 import { OidcProviders } from './oidc/providers.js'
-import type { InvalidationBus } from './sessions/invalidation.js'
-import { openInvalidationBus } from './sessions/open-invalidation.js'
-import { openSessionStore } from './sessions/open.js'
-import type { SessionStore } from './sessions/store.js'
+import type { InvalidationBus } from './kv/invalidation.js'
+import { openInvalidationBus } from './kv/open-invalidation.js'
+import { openKeyValueStore } from './kv/open.js'
+import type { KeyValueStore } from './kv/store.js'
 import type { Database } from './storage/database.js'
 import { BreakerRegistry } from './resilience/breaker-registry.js'
 import { FallbackCounter } from './resilience/fallback-counter.js'
 import { GuardedDatabase } from './resilience/guarded-database.js'
-import { GuardedSessionStore } from './resilience/guarded-session-store.js'
+import { GuardedKeyValueStore } from './resilience/guarded-kv-store.js'
 import { isDependencyOutage } from './resilience/outage.js'
 import { migrate } from './storage/migrate.js'
 import { openDatabase } from './storage/open.js'
@@ -42,7 +42,7 @@ export interface Runtime {
   /** The database behind its circuit breaker. */
   readonly db: Database
   /** The session store behind its circuit breaker. */
-  readonly store: SessionStore
+  readonly store: KeyValueStore
   readonly invalidation: InvalidationBus
   readonly audit: AuditLog
   readonly hasher: PasswordHasher
@@ -91,7 +91,7 @@ export interface Runtime {
 
 export interface RuntimeDependencies {
   db: Database
-  store: SessionStore
+  store: KeyValueStore
   /** Default: the bus that goes with `storage.sessions`. */
   invalidation?: InvalidationBus
   clock?: Clock
@@ -109,7 +109,7 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
   const clock = deps.clock ?? systemClock
   const breakers = deps.breakers ?? new BreakerRegistry()
   const db = new GuardedDatabase(deps.db, breakers.get('database', isDependencyOutage))
-  const store = new GuardedSessionStore(deps.store, breakers.get('sessions', isDependencyOutage))
+  const store = new GuardedKeyValueStore(deps.store, breakers.get('sessions', isDependencyOutage))
   const keys = await startupStep(
     'identity.signing_key_file',
     () => KeyRing.open(config.identity.signing_key_file, { clock, assertionTtlMs: config.identity.assertion_ttl }),
@@ -237,11 +237,11 @@ export async function openRuntime(config: GatewayConfig, options: OpenRuntimeOpt
   const databaseError = (err: unknown) => databaseFailure(database, err)
   const poolOptions = pool ? { poolSize: pool.max, connectionTimeoutMs: pool.connect_timeout } : {}
   const db = await startupStep('storage.database', () => openDatabase(database, poolOptions), databaseError)
-  let store: SessionStore | undefined
+  let store: KeyValueStore | undefined
   try {
     // A PostgreSQL pool connects on first use: the first query is where an unreachable server shows.
     await startupStep('storage.database', async () => (options.migrate !== false ? void (await migrate(db)) : db.ping()), databaseError)
-    store = await startupStep('storage.sessions', () => openSessionStore(sessions, { clock: options.clock }), (err) => sessionStoreFailure(sessions, err))
+    store = await startupStep('storage.sessions', () => openKeyValueStore(sessions, { clock: options.clock }), (err) => sessionStoreFailure(sessions, err))
     return await createRuntime(config, { db, store, clock: options.clock, breakers: options.breakers, onLockout: options.onLockout })
   } catch (err) {
     await store?.close()

@@ -6,7 +6,7 @@ import t from 'tap'
 import { ActiveUserCache } from '../src/core/active-users.js'
 import { ManualClock } from '../src/core/clock.js'
 import type { User } from '../src/core/users.js'
-import { MemoryInvalidationBus } from '../src/sessions/memory-invalidation.js'
+import { MemoryInvalidationBus } from '../src/kv/memory-invalidation.js'
 
 const ALICE: User = { id: '00000000-0000-4000-8000-00000000a11c', email: 'alice@example.com', name: null, roles: ['viewer'], email_verified: true, created_at: '1970-01-01T00:00:00.000Z' }
 

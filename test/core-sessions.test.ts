@@ -2,8 +2,8 @@ import t, { type Test } from 'tap'
 import { ManualClock } from '../src/core/clock.js'
 import { sha256 } from '../src/core/crypto.js'
 import { SessionService } from '../src/core/sessions.js'
-import type { SessionStore } from '../src/sessions/store.js'
-import { sessionStoreBackends, type SessionStoreBackend } from './helpers/backends.js'
+import type { KeyValueStore } from '../src/kv/store.js'
+import { sessionStoreBackends, type KeyValueStoreBackend } from './helpers/backends.js'
 
 const MINUTE = 60_000
 const idleTimeoutMs = 30 * MINUTE
@@ -11,7 +11,7 @@ const absoluteTimeoutMs = 24 * 60 * MINUTE
 const alice = '11111111-1111-4111-8111-111111111111'
 const bob = '22222222-2222-4222-8222-222222222222'
 
-async function harness(t: Test, backend: SessionStoreBackend): Promise<{ store: SessionStore; clock: ManualClock; sessions: SessionService }> {
+async function harness(t: Test, backend: KeyValueStoreBackend): Promise<{ store: KeyValueStore; clock: ManualClock; sessions: SessionService }> {
   const clock = new ManualClock()
   // The service decides expiry on its own clock, so a ManualClock drives Redis tests too;
   // the timeouts are long enough that Redis's real-time TTLs never fire during a test.

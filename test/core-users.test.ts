@@ -4,7 +4,7 @@ import { ManualClock } from '../src/core/clock.js'
 import { LoginThrottle } from '../src/core/login-throttle.js'
 import { PasswordHasher, type Argon2Params } from '../src/core/password-hasher.js'
 import { UserService } from '../src/core/users.js'
-import type { SessionStore } from '../src/sessions/store.js'
+import type { KeyValueStore } from '../src/kv/store.js'
 import type { Database } from '../src/storage/database.js'
 import { databaseBackends, sessionStoreBackends, type DatabaseBackend } from './helpers/backends.js'
 
@@ -15,7 +15,7 @@ const lockout = { max_failures: 3, window: 15 * 60_000 }
 
 interface Harness {
   db: Database
-  store: SessionStore
+  store: KeyValueStore
   clock: ManualClock
   audit: AuditLog
   throttle: LoginThrottle

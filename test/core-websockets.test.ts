@@ -9,7 +9,7 @@ import { ManualClock } from '../src/core/clock.js'
 import type { Identity } from '../src/core/identity.js'
 import { closeFrame, FrameReader, OpenSockets, socketChecker, type OpenSocket, type SocketChecker, type TrackedSocket } from '../src/core/websockets/index.js'
 import { GatehouseError } from '../src/errors.js'
-import type { InvalidationBus, InvalidationMessage } from '../src/sessions/invalidation.js'
+import type { InvalidationBus, InvalidationMessage } from '../src/kv/invalidation.js'
 import { routeConfig, testIdentity } from './helpers/fixtures.js'
 
 /** A bus whose `connected` the test sets, delivering synchronously. */

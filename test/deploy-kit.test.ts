@@ -31,7 +31,7 @@ import t, { type Test } from 'tap'
 import { parseConfig } from '../src/config/index.js'
 import { ensureDevCertificate } from '../src/dev-certificate.js'
 import { GatewayMetrics } from '../src/metrics/gateway-metrics.js'
-import { openSessionStore } from '../src/sessions/open.js'
+import { openKeyValueStore } from '../src/kv/open.js'
 import { startTestGateway } from './helpers/gateway.js'
 import { freePort, haveRedisServer } from './helpers/private-redis.js'
 import { parsePrometheus } from './helpers/prometheus.js'
@@ -621,10 +621,10 @@ t.test('compose\'s Redis: the password from its config file, none on the command
   const env = { PUBLIC_URL: 'https://gatehouse.localhost:8443', POSTGRES_USER: 'gatehouse', POSTGRES_PASSWORD: password, POSTGRES_DB: 'gatehouse', REDIS_PASSWORD: password }
   const config = parseConfig(read('deploy/gateway.prod.yml'), { source: '/etc/gatehouse/gateway.yml', env })
   const url = config.storage.sessions.replace('@redis:6379', `@127.0.0.1:${port}`)
-  const store = await openSessionStore(url, { connectTimeoutMs: 5_000 })
+  const store = await openKeyValueStore(url, { connectTimeoutMs: 5_000 })
   t.teardown(() => store.close())
   await t.resolves(store.ping(), 'the gateway\'s URL authenticates with the password, percent-encoded')
-  const wrong = openSessionStore(`redis://:wrong@127.0.0.1:${port}/0`, { connectTimeoutMs: 1_000 })
+  const wrong = openKeyValueStore(`redis://:wrong@127.0.0.1:${port}/0`, { connectTimeoutMs: 1_000 })
   await t.rejects(wrong, 'a wrong password is refused: the config file is in force')
   t.equal(new URL(config.storage.database).hostname, 'postgres', 'the database URL keeps its host whatever the password holds')
 })

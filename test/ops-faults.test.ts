@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { BreakerRegistry } from '../src/resilience/breaker-registry.js'
 import { DEFAULT_BREAKER_OPTIONS, type BreakerState } from '../src/resilience/circuit-breaker.js'
-import { RedisSessionStore } from '../src/sessions/redis.js'
+import { RedisKeyValueStore } from '../src/kv/redis.js'
 import type { Database, Queryable, QueryResult } from '../src/storage/database.js'
 import { PgDatabase } from '../src/storage/pg.js'
 import { openDatabase } from '../src/storage/open.js'
@@ -138,7 +138,7 @@ t.test(
   async (t) => {
     const redis = await startPrivateRedis(t)
     // A command unanswered for 400 ms fails: what a stalled Redis costs a request before the breaker opens.
-    const store = await RedisSessionStore.open({ url: redis.url, keyPrefix: 'faults:', connectTimeoutMs: 2_000, commandTimeoutMs: 400 })
+    const store = await RedisKeyValueStore.open({ url: redis.url, keyPrefix: 'faults:', connectTimeoutMs: 2_000, commandTimeoutMs: 400 })
     t.teardown(() => store.close())
     const upstream = await startUpstream(t)
     const gw = await startTestGateway(t, { store, breakers: shortBreakers(), configure: sessionAndPublicRoutes(upstream) })
@@ -461,7 +461,7 @@ t.test(
   { skip: redisServer ? false : 'redis-server is not on PATH' },
   async (t) => {
     const redis = await startPrivateRedis(t)
-    const store = await RedisSessionStore.open({ url: redis.url, keyPrefix: 'faults-register:', connectTimeoutMs: 2_000, commandTimeoutMs: 400 })
+    const store = await RedisKeyValueStore.open({ url: redis.url, keyPrefix: 'faults-register:', connectTimeoutMs: 2_000, commandTimeoutMs: 400 })
     t.teardown(() => store.close())
     const gw = await startTestGateway(t, {
       store,

@@ -11,7 +11,7 @@ import { INVALID, type Result } from './context.js'
 import { int, matching, textLeaf, type Report } from './leaves.js'
 import { readScalar, type Node } from './node.js'
 import { formatDuration, formatSize, parseDuration, parseSize } from './units.js'
-import { isSentinelUrl, parseSentinelUrl } from '../sessions/redis-url.js'
+import { isSentinelUrl, parseSentinelUrl } from '../kv/redis-url.js'
 
 /** Route, policy and provider names: used in metric labels, JWT audiences and URL paths. */
 const NAME = /^[a-z0-9][a-z0-9_.-]*$/i

@@ -6,7 +6,7 @@
  * filled while the bus may be missing messages, and a lookup that raced an invalidation is
  * not cached: a disabled user is never served from a stale entry.
  */
-import type { InvalidationBus } from '../sessions/invalidation.js'
+import type { InvalidationBus } from '../kv/invalidation.js'
 import { BusAwareCache } from './bus-cache.js'
 import type { Clock } from './clock.js'
 import type { User } from './users.js'

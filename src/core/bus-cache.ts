@@ -5,7 +5,7 @@
  * an invalidation message names one of their tags. While the bus may be missing messages the
  * cache is neither read nor filled, and a load that raced an invalidation is not kept.
  */
-import type { InvalidationBus, InvalidationMessage } from '../sessions/invalidation.js'
+import type { InvalidationBus, InvalidationMessage } from '../kv/invalidation.js'
 import type { Clock } from './clock.js'
 
 /**

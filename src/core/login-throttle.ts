@@ -1,9 +1,9 @@
 import { GatehouseError } from '../errors.js'
-import type { CounterState, SessionStore } from '../sessions/store.js'
+import type { CounterState, KeyValueStore } from '../kv/store.js'
 import { sha256 } from './crypto.js'
 
 export interface LoginThrottleOptions {
-  store: SessionStore
+  store: KeyValueStore
   /** `auth.lockout`: failures per account within `window` milliseconds. */
   lockout: { max_failures: number; window: number }
   /** `auth.login_rate_limit`: login, register and OIDC attempts per IP within `window` milliseconds. */
@@ -33,7 +33,7 @@ function rateLimited(resetInMs: number, reason: 'locked' | 'ip_rate_limited'): G
  * Account keys hold the SHA-256 of the email, so the store never holds addresses.
  */
 export class LoginThrottle {
-  readonly #store: SessionStore
+  readonly #store: KeyValueStore
   readonly #lockout: { max_failures: number; window: number }
   readonly #loginRateLimit: { max: number; window: number }
   readonly #onLockout: (() => void) | undefined

@@ -4,7 +4,7 @@
  * a short-lived cookie). A handle is good once: taking it deletes it, so a replayed callback
  * finds nothing.
  */
-import type { SessionStore } from '../sessions/store.js'
+import type { KeyValueStore } from '../kv/store.js'
 import type { Clock } from './clock.js'
 import { randomToken, sha256 } from './crypto.js'
 
@@ -30,11 +30,11 @@ const HANDLE_SHAPE = /^[A-Za-z0-9_-]{43}$/
 const keyOf = (handle: string): string => `oidc-pending:${sha256(handle)}`
 
 export class PendingLogins {
-  readonly #store: SessionStore
+  readonly #store: KeyValueStore
   readonly #clock: Clock
   readonly #ttl: number
 
-  constructor(options: { store: SessionStore; clock: Clock; ttlMs?: number }) {
+  constructor(options: { store: KeyValueStore; clock: Clock; ttlMs?: number }) {
     this.#store = options.store
     this.#clock = options.clock
     this.#ttl = options.ttlMs ?? PENDING_LOGIN_TTL_MS

@@ -8,7 +8,7 @@
  * refresh `last_seen_at`, and a rotated refresh token must never be overwritten by such a
  * write made from an older read.
  */
-import type { SessionStore } from '../sessions/store.js'
+import type { KeyValueStore } from '../kv/store.js'
 import { sha256 } from './crypto.js'
 
 export interface ProviderRefresh {
@@ -43,11 +43,11 @@ const subIndexKey = (issuer: string, sub: string): string => `oidc-sub:${sha256(
 const logoutJtiKey = (issuer: string, jti: string): string => `oidc-logout-jti:${sha256(`${issuer}\n${jti}`)}`
 
 export class OidcSessions {
-  readonly #store: SessionStore
+  readonly #store: KeyValueStore
   /** How long a link and its indexes are kept: the sessions' absolute timeout. */
   readonly #ttl: number
 
-  constructor(options: { store: SessionStore; ttlMs: number }) {
+  constructor(options: { store: KeyValueStore; ttlMs: number }) {
     this.#store = options.store
     this.#ttl = options.ttlMs
   }

@@ -13,7 +13,7 @@ import { isWellFormedPat } from './pat-format.js'
 import type { PatLookupRow } from './pat-repository.js'
 import { ALL_PERMISSIONS, hasPermission, permissionsFor } from './permissions.js'
 import type { User } from './users.js'
-import type { InvalidationBus } from '../sessions/invalidation.js'
+import type { InvalidationBus } from '../kv/invalidation.js'
 
 export type RoleMap = Readonly<Record<string, readonly string[]>>
 

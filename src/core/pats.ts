@@ -5,7 +5,7 @@
  * bus-aware cache) and the last-used times (LastUsedRecorder).
  */
 import { GatehouseError } from '../errors.js'
-import type { InvalidationBus } from '../sessions/invalidation.js'
+import type { InvalidationBus } from '../kv/invalidation.js'
 import type { Database } from '../storage/database.js'
 import type { AuditLog } from './audit.js'
 import { positiveInteger } from './bus-cache.js'

@@ -14,7 +14,7 @@
  * - `refresh-live:<hash>`: present while the token is unspent; deleting it is the atomic claim.
  */
 import { GatehouseError } from '../errors.js'
-import type { SessionStore } from '../sessions/store.js'
+import type { KeyValueStore } from '../kv/store.js'
 import type { Clock } from './clock.js'
 import { randomToken, sha256 } from './crypto.js'
 import { refreshChainKey, type AuthMethod, type CreatedSession, type Session, type SessionService } from './sessions.js'
@@ -33,7 +33,7 @@ export interface RefreshedSession {
 }
 
 export interface RefreshTokenOptions {
-  store: SessionStore
+  store: KeyValueStore
   sessions: SessionService
   clock: Clock
   /** `sessions.refresh_ttl`, milliseconds. */

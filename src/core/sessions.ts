@@ -1,4 +1,4 @@
-import type { SessionStore } from '../sessions/store.js'
+import type { KeyValueStore } from '../kv/store.js'
 import type { Clock } from './clock.js'
 import { randomToken, sha256 } from './crypto.js'
 
@@ -30,7 +30,7 @@ export interface CreatedSession extends ActiveSession {
 }
 
 export interface SessionServiceOptions {
-  store: SessionStore
+  store: KeyValueStore
   clock: Clock
   /** `sessions.idle_timeout`, milliseconds. */
   idleTimeoutMs: number
@@ -60,7 +60,7 @@ export const refreshChainKey = (chainId: string): string => `refresh-chain:${cha
 const userIndexKey = (userId: string): string => `user-sessions:${userId}`
 
 /**
- * Sessions on top of a SessionStore. A token is 32 random bytes; the store holds only its
+ * Sessions on top of a KeyValueStore. A token is 32 random bytes; the store holds only its
  * SHA-256, which doubles as the public session id. Each user has an index set of their
  * session ids, so that their sessions can be listed and ended together.
  *
@@ -70,7 +70,7 @@ const userIndexKey = (userId: string): string => `user-sessions:${userId}`
  * revoked session cannot be resurrected by a concurrent request.
  */
 export class SessionService {
-  readonly #store: SessionStore
+  readonly #store: KeyValueStore
   readonly #clock: Clock
   readonly #idle: number
   readonly #absolute: number

@@ -17,7 +17,7 @@ import type { OidcAccounts } from '../core/oidc-accounts.js'
 import type { OidcSessionLink, OidcSessions } from '../core/oidc-sessions.js'
 import { groupsOf, holdsAllowedGroup } from '../core/provider-roles.js'
 import type { ActiveSession, SessionService } from '../core/sessions.js'
-import type { SessionStore } from '../sessions/store.js'
+import type { KeyValueStore } from '../kv/store.js'
 import type { OidcProviders } from './providers.js'
 
 /** After a failed attempt (provider unreachable), the next one comes at most this much later. */
@@ -30,7 +30,7 @@ export interface SessionRecheckOptions {
   oidcSessions: OidcSessions
   oidcAccounts: OidcAccounts
   sessions: SessionService
-  store: SessionStore
+  store: KeyValueStore
   keys: DataKeyRing
   audit: AuditLog
   clock: Clock

@@ -4,22 +4,22 @@
  * unreachable (or its breaker open), counted in this process instead, so that limits still
  * hold per replica and the outage turns into neither a 503 nor an unlimited route.
  */
-import type { CounterState, SessionStore } from '../sessions/store.js'
-import { MemorySessionStore } from '../sessions/memory.js'
+import type { CounterState, KeyValueStore } from '../kv/store.js'
+import { MemoryKeyValueStore } from '../kv/memory.js'
 import { isBreakerOpen } from './circuit-breaker.js'
 import { isDependencyOutage } from './outage.js'
 
 export type FallbackListener = (active: boolean, err?: unknown) => void
 
 export class FallbackCounter {
-  readonly #store: SessionStore
-  readonly #local: MemorySessionStore
+  readonly #store: KeyValueStore
+  readonly #local: MemoryKeyValueStore
   readonly #listeners = new Set<FallbackListener>()
   #fallingBack = false
 
-  constructor(store: SessionStore, options: { maxLocalKeys?: number } = {}) {
+  constructor(store: KeyValueStore, options: { maxLocalKeys?: number } = {}) {
     this.#store = store
-    this.#local = new MemorySessionStore({ maxEntries: options.maxLocalKeys ?? 100_000 })
+    this.#local = new MemoryKeyValueStore({ maxEntries: options.maxLocalKeys ?? 100_000 })
   }
 
   get fallingBack(): boolean {

@@ -13,8 +13,8 @@ import { Redis } from 'ioredis'
 import pg from 'pg'
 import tap, { type Test } from 'tap'
 import type { Clock } from '../../src/core/clock.js'
-import { openSessionStore } from '../../src/sessions/open.js'
-import type { SessionStore } from '../../src/sessions/store.js'
+import { openKeyValueStore } from '../../src/kv/open.js'
+import type { KeyValueStore } from '../../src/kv/store.js'
 import type { Database } from '../../src/storage/database.js'
 import { migrate } from '../../src/storage/migrate.js'
 import { migrations } from '../../src/storage/migrations.js'
@@ -37,19 +37,19 @@ export interface DatabaseBackend {
   url(t: Test, options?: DatabaseOptions): Promise<string>
 }
 
-export interface SessionStoreOptions {
+export interface KeyValueStoreOptions {
   /** Drives the memory store's TTLs; Redis keeps its own time. */
   clock?: Clock
   /** Redis only: reuse a prefix to see what an earlier store wrote. Default: a fresh one. */
   keyPrefix?: string
 }
 
-export interface SessionStoreBackend {
+export interface KeyValueStoreBackend {
   name: 'memory' | 'redis'
   /** True when TTLs follow the injected clock; false when tests must wait real time. */
   clockDriven: boolean
   /** An isolated, open store (Redis: its own key prefix, whose keys go at t's teardown). */
-  open(t: Test, options?: SessionStoreOptions): Promise<SessionStore>
+  open(t: Test, options?: KeyValueStoreOptions): Promise<KeyValueStore>
 }
 
 export function requireBackends(): boolean {
@@ -63,7 +63,7 @@ export function databaseBackends(): DatabaseBackend[] {
 }
 
 /** memory always; redis when TEST_REDIS_URL is set. */
-export function sessionStoreBackends(): SessionStoreBackend[] {
+export function sessionStoreBackends(): KeyValueStoreBackend[] {
   const url = externalBackend('TEST_REDIS_URL', 'redis')
   return url === undefined ? [memory] : [memory, redis(url)]
 }
@@ -230,24 +230,24 @@ async function openFrom(t: Test, backend: DatabaseBackend, options?: DatabaseOpt
 
 // ---- Session stores -----------------------------------------------------------------------
 
-const memory: SessionStoreBackend = {
+const memory: KeyValueStoreBackend = {
   name: 'memory',
   clockDriven: true,
   async open(t, options) {
-    const store = await openSessionStore('memory', { clock: options?.clock })
+    const store = await openKeyValueStore('memory', { clock: options?.clock })
     t.teardown(() => store.close())
     return store
   },
 }
 
-function redis(url: string): SessionStoreBackend {
+function redis(url: string): KeyValueStoreBackend {
   return {
     name: 'redis',
     clockDriven: false,
     async open(t, options) {
       const keyPrefix = options?.keyPrefix ?? `gh-test:${randomBytes(6).toString('hex')}:`
       t.teardown(() => deleteKeys(url, keyPrefix))
-      const store = await openSessionStore(url, { keyPrefix })
+      const store = await openKeyValueStore(url, { keyPrefix })
       t.teardown(() => store.close())
       return store
     },

@@ -19,10 +19,10 @@ import { ensureDevCertificate } from '../../src/dev-certificate.js'
 import { GatewayMetrics } from '../../src/metrics/gateway-metrics.js'
 import type { BreakerRegistry } from '../../src/resilience/breaker-registry.js'
 import { createRuntime, type Runtime } from '../../src/runtime.js'
-import type { InvalidationBus } from '../../src/sessions/invalidation.js'
-import type { SessionStore } from '../../src/sessions/store.js'
+import type { InvalidationBus } from '../../src/kv/invalidation.js'
+import type { KeyValueStore } from '../../src/kv/store.js'
 import type { Database } from '../../src/storage/database.js'
-import { databaseBackends, sessionStoreBackends, type DatabaseBackend, type SessionStoreBackend } from './backends.js'
+import { databaseBackends, sessionStoreBackends, type DatabaseBackend, type KeyValueStoreBackend } from './backends.js'
 
 export const PUBLIC_URL = 'https://gatehouse.test'
 
@@ -64,9 +64,9 @@ export function testCertificate(): Promise<{ cert: Buffer; key: Buffer }> {
 
 export interface TestGatewayOptions {
   database?: DatabaseBackend
-  sessionStore?: SessionStoreBackend
+  sessionStore?: KeyValueStoreBackend
   /** An already open store (e.g. shared by two gateways). */
-  store?: SessionStore
+  store?: KeyValueStore
   db?: Database
   /**
    * An already open invalidation bus (e.g. one per replica on one Redis channel); the caller

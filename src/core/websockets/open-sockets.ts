@@ -8,7 +8,7 @@
  * its credential's known expiry passes, after a reload, and every `sweepMs` while the bus may
  * be missing messages.
  */
-import type { InvalidationBus, InvalidationMessage } from '../../sessions/invalidation.js'
+import type { InvalidationBus, InvalidationMessage } from '../../kv/invalidation.js'
 import type { Clock } from '../clock.js'
 import type { SocketChecker, TrackedSocket } from './checker.js'
 

@@ -2,20 +2,20 @@ import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { ManualClock } from '../src/core/clock.js'
-import { MemorySessionStore } from '../src/sessions/memory.js'
-import { openSessionStore } from '../src/sessions/open.js'
-import { sessionStoreContract } from './contracts/session-store.js'
+import { MemoryKeyValueStore } from '../src/kv/memory.js'
+import { openKeyValueStore } from '../src/kv/open.js'
+import { sessionStoreContract } from './contracts/kv-store.js'
 import { sessionStoreBackends } from './helpers/backends.js'
 import { freePort, haveRedisServer, startRedisServer } from './helpers/private-redis.js'
 
 const backends = sessionStoreBackends()
 
 for (const backend of backends) {
-  t.test(`${backend.name}: SessionStore contract`, async (t) => sessionStoreContract(t, backend))
+  t.test(`${backend.name}: KeyValueStore contract`, async (t) => sessionStoreContract(t, backend))
 }
 
 t.test('memory: never holds more than maxEntries keys, dropping the oldest written', async (t) => {
-  const store = new MemorySessionStore({ maxEntries: 10 })
+  const store = new MemoryKeyValueStore({ maxEntries: 10 })
   for (let i = 0; i < 40; i++) {
     if (i % 3 === 0) await store.set(`k${i}`, 'v', 60_000)
     else if (i % 3 === 1) await store.setAdd(`k${i}`, 'm', 60_000)
@@ -32,26 +32,26 @@ t.test('memory: never holds more than maxEntries keys, dropping the oldest writt
 
 t.test('memory: expired entries are swept by later writes, not only when read', async (t) => {
   const clock = new ManualClock()
-  const store = new MemorySessionStore({ clock })
+  const store = new MemoryKeyValueStore({ clock })
   for (let i = 0; i < 100; i++) await store.set(`old${i}`, 'v', 1_000)
   clock.advance(1_000)
   for (let i = 0; i < 20; i++) await store.set(`new${i}`, 'v', 60_000)
   t.equal(store.size, 20, 'the expired 100 are gone without being read')
-  t.throws(() => new MemorySessionStore({ maxEntries: 0 }), TypeError)
+  t.throws(() => new MemoryKeyValueStore({ maxEntries: 0 }), TypeError)
 })
 
-t.test('openSessionStore refuses URLs it does not know', async (t) => {
-  await t.rejects(openSessionStore('memcached://u:s3cret@host:11211'), /unsupported session store "memcached:…"/)
-  const error = await openSessionStore('memcached://u:s3cret@host').catch((e: unknown) => e)
+t.test('openKeyValueStore refuses URLs it does not know', async (t) => {
+  await t.rejects(openKeyValueStore('memcached://u:s3cret@host:11211'), /unsupported session store "memcached:…"/)
+  const error = await openKeyValueStore('memcached://u:s3cret@host').catch((e: unknown) => e)
   t.notMatch(error instanceof Error ? error.message : '', /s3cret/)
-  t.equal((await openSessionStore('memory')).kind, 'memory')
+  t.equal((await openKeyValueStore('memory')).kind, 'memory')
 })
 
 t.test('redis: open fails within the connect timeout when nothing listens', async (t) => {
   const port = await freePort()
   const started = Date.now()
   await t.rejects(
-    openSessionStore(`redis://127.0.0.1:${port}/0`, { connectTimeoutMs: 1_000 }),
+    openKeyValueStore(`redis://127.0.0.1:${port}/0`, { connectTimeoutMs: 1_000 }),
     { message: new RegExp(`could not connect to Redis at 127\\.0\\.0\\.1:${port} within 1000 ms`) },
   )
   const elapsed = Date.now() - started
@@ -80,7 +80,7 @@ t.test('redis: calls fail fast while Redis is stalled or down, and work again wh
   t.teardown(() => {
     server.kill('SIGKILL')
   })
-  const store = await openSessionStore(`redis://127.0.0.1:${port}`, { keyPrefix: 'outage:' })
+  const store = await openKeyValueStore(`redis://127.0.0.1:${port}`, { keyPrefix: 'outage:' })
   t.teardown(() => store.close())
   await store.set('k', 'v', 60_000)
 

@@ -2,7 +2,7 @@
  * The session store interface: a small string-and-TTL store with per-key sets and counters.
  * The core builds sessions, lockouts and login limits on it. Implementations: `memory.ts`
  * (in-process, bounded) and `redis.ts` (shared by replicas); both pass
- * test/contracts/session-store.ts.
+ * test/contracts/kv-store.ts.
  *
  * TTLs are garbage collection only: the core never relies on a store expiring a key on
  * time, it checks its own timestamps against its own clock.
@@ -15,7 +15,7 @@ export interface CounterState {
   resetInMs: number
 }
 
-export interface SessionStore {
+export interface KeyValueStore {
   readonly kind: 'memory' | 'redis'
   get(key: string): Promise<string | null>
   /** Stores `value` under `key`, replacing any value, for `ttlMs` milliseconds. */

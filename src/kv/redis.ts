@@ -2,7 +2,7 @@ import { Redis, type RedisOptions, type Result } from 'ioredis'
 import { describeRedisUrl, isSentinelUrl, parseSentinelUrl } from './redis-url.js'
 import { translateOutage } from '../dependency-error.js'
 import { isRedisUnavailable } from './redis-outage.js'
-import type { CounterState, SessionStore } from './store.js'
+import type { CounterState, KeyValueStore } from './store.js'
 
 const outage = translateOutage('session store', isRedisUnavailable)
 
@@ -11,7 +11,7 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000
 /** A command unanswered for this long rejects: a stalled Redis must turn into a 503, not a hang. */
 export const DEFAULT_COMMAND_TIMEOUT_MS = 2_000
 
-export interface RedisSessionStoreOptions {
+export interface RedisKeyValueStoreOptions {
   /** redis:// or rediss:// (TLS), with optional user, password and database number; or redis-sentinel://. */
   url: string
   /** Prepended to every key, so that several gateways (or tests) can share one Redis. */
@@ -56,7 +56,7 @@ declare module 'ioredis' {
 }
 
 /** The session store shared by replicas: one Redis (or a managed equivalent). */
-export class RedisSessionStore implements SessionStore {
+export class RedisKeyValueStore implements KeyValueStore {
   readonly kind = 'redis'
   readonly #client: Redis
   #closing: Promise<void> | undefined
@@ -70,7 +70,7 @@ export class RedisSessionStore implements SessionStore {
    * connection error. Once open, the client reconnects by itself after an outage; while it
    * is disconnected every call rejects at once instead of queueing.
    */
-  static async open(options: RedisSessionStoreOptions): Promise<RedisSessionStore> {
+  static async open(options: RedisKeyValueStoreOptions): Promise<RedisKeyValueStore> {
     const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS
     const client = createRedisClient(options.url, {
       keyPrefix: options.keyPrefix ?? DEFAULT_KEY_PREFIX,
@@ -105,7 +105,7 @@ export class RedisSessionStore implements SessionStore {
       client.disconnect()
       throw error
     }
-    return new RedisSessionStore(client)
+    return new RedisKeyValueStore(client)
   }
 
   get(key: string): Promise<string | null> {

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { ManualClock } from '../src/core/clock.js'
 import { generatePat, isWellFormedPat } from '../src/core/pat-format.js'
-import { openInvalidationBus } from '../src/sessions/open-invalidation.js'
+import { openInvalidationBus } from '../src/kv/open-invalidation.js'
 import type { Database } from '../src/storage/database.js'
 import { openDatabase } from '../src/storage/open.js'
 import {

@@ -5,9 +5,9 @@
  */
 import { randomBytes } from 'node:crypto'
 import t, { type Test } from 'tap'
-import type { InvalidationBus } from '../src/sessions/invalidation.js'
-import { MemoryInvalidationBus } from '../src/sessions/memory-invalidation.js'
-import { RedisInvalidationBus } from '../src/sessions/redis-invalidation.js'
+import type { InvalidationBus } from '../src/kv/invalidation.js'
+import { MemoryInvalidationBus } from '../src/kv/memory-invalidation.js'
+import { RedisInvalidationBus } from '../src/kv/redis-invalidation.js'
 import { bearer, signUp } from './helpers/auth-client.js'
 import { databaseBackends, requireBackends, sessionStoreBackends } from './helpers/backends.js'
 import { startTestGateway, type RawConfig } from './helpers/gateway.js'

@@ -9,8 +9,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { openSessionStore } from '../src/sessions/open.js'
-import { parseSentinelUrl } from '../src/sessions/redis-url.js'
+import { openKeyValueStore } from '../src/kv/open.js'
+import { parseSentinelUrl } from '../src/kv/redis-url.js'
 import { bearer, login, signUp } from './helpers/auth-client.js'
 import { databaseBackends } from './helpers/backends.js'
 import { startTestGateway, type TestGateway } from './helpers/gateway.js'
@@ -38,7 +38,7 @@ t.test('a master killed under traffic: the gateways follow the promoted replica'
   const upstream = await startUpstream(t)
   const db = await databaseBackends()[0]!.open(t)
   const gateway = async (): Promise<TestGateway> => {
-    const store = await openSessionStore(sentinel.url)
+    const store = await openKeyValueStore(sentinel.url)
     t.teardown(() => store.close())
     return startTestGateway(t, {
       db,

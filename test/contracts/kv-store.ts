@@ -1,22 +1,22 @@
 /**
- * What every SessionStore implementation does, run against each of them
- * (test/session-store.test.ts). Time: the memory store follows a ManualClock; Redis keeps its
+ * What every KeyValueStore implementation does, run against each of them
+ * (test/kv-store.test.ts). Time: the memory store follows a ManualClock; Redis keeps its
  * own, so there the suite waits short real intervals (the only sleeps in the tests).
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
 import { ManualClock } from '../../src/core/clock.js'
-import type { SessionStore } from '../../src/sessions/store.js'
-import type { SessionStoreBackend } from '../helpers/backends.js'
+import type { KeyValueStore } from '../../src/kv/store.js'
+import type { KeyValueStoreBackend } from '../helpers/backends.js'
 
 interface Timed {
-  store: SessionStore
+  store: KeyValueStore
   /** A duration long enough to observe on this backend: any for a manual clock, 100 ms for real time. */
   unit: number
   elapse(ms: number): Promise<void>
 }
 
-async function openTimed(t: Test, backend: SessionStoreBackend): Promise<Timed> {
+async function openTimed(t: Test, backend: KeyValueStoreBackend): Promise<Timed> {
   const clock = new ManualClock()
   const store = await backend.open(t, { clock })
   if (backend.clockDriven) {
@@ -27,7 +27,7 @@ async function openTimed(t: Test, backend: SessionStoreBackend): Promise<Timed> 
   return { store, unit: 300, elapse: (ms) => sleep(ms) }
 }
 
-export function sessionStoreContract(t: Test, backend: SessionStoreBackend): void {
+export function sessionStoreContract(t: Test, backend: KeyValueStoreBackend): void {
   t.test('get, set, delete', async (t) => {
     const store = await backend.open(t)
     t.equal(store.kind, backend.name)

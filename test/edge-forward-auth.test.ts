@@ -2,7 +2,7 @@
  * GET /auth/verify (SPEC §4b) against a real gateway on a real TLS port: who may call it, how the
  * original request is read (forwarded and original header sets), the decision being the edge's
  * (routes, credentials, permissions, rate limits, origins, normalised paths), and the answers a
- * proxy in front can pass on. The real nginx and Caddy in front are in forward-auth-proxies.test.ts.
+ * proxy in front can pass on. The real nginx and Caddy in front are in edge-forward-auth-proxies.test.ts.
  */
 import https from 'node:https'
 import t, { type Test } from 'tap'

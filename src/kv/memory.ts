@@ -1,13 +1,13 @@
 import { systemClock, type Clock } from '../core/clock.js'
 import { DependencyUnavailableError } from '../dependency-error.js'
-import type { CounterState, SessionStore } from './store.js'
+import type { CounterState, KeyValueStore } from './store.js'
 
 export const DEFAULT_MAX_ENTRIES = 100_000
 
 /** Entries the incremental sweep looks at per write: enough to outpace inserts, never a pause. */
 const SWEEP_STEP = 8
 
-export interface MemorySessionStoreOptions {
+export interface MemoryKeyValueStoreOptions {
   /** Keys held at most (strings, sets and counters alike); the oldest-written go first. */
   maxEntries?: number
   clock?: Clock
@@ -25,7 +25,7 @@ type EntryOf<T extends Entry['type']> = Extract<Entry, { type: T }>
  * Expired entries are dropped when read and by a sweep that advances a few entries on every
  * write. Sessions kept here end with the process and are not shared by replicas.
  */
-export class MemorySessionStore implements SessionStore {
+export class MemoryKeyValueStore implements KeyValueStore {
   readonly kind = 'memory'
   readonly #entries = new Map<string, Entry>()
   readonly #maxEntries: number
@@ -33,7 +33,7 @@ export class MemorySessionStore implements SessionStore {
   #sweep: Iterator<[string, Entry]> | undefined
   #closed = false
 
-  constructor(options: MemorySessionStoreOptions = {}) {
+  constructor(options: MemoryKeyValueStoreOptions = {}) {
     const maxEntries = options.maxEntries ?? DEFAULT_MAX_ENTRIES
     if (!Number.isInteger(maxEntries) || maxEntries < 1) {
       throw new TypeError(`maxEntries must be a positive integer, got ${maxEntries}`)

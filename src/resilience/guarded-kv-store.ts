@@ -2,19 +2,19 @@
  * The session store behind its circuit breaker: once it is open, session checks fail at once
  * with BreakerOpenError (503 with Retry-After) instead of each waiting for a command timeout.
  */
-import type { CounterState, SessionStore } from '../sessions/store.js'
+import type { CounterState, KeyValueStore } from '../kv/store.js'
 import type { Breaker } from './circuit-breaker.js'
 
-export class GuardedSessionStore implements SessionStore {
-  readonly #store: SessionStore
+export class GuardedKeyValueStore implements KeyValueStore {
+  readonly #store: KeyValueStore
   readonly #breaker: Breaker
 
-  constructor(store: SessionStore, breaker: Breaker) {
+  constructor(store: KeyValueStore, breaker: Breaker) {
     this.#store = store
     this.#breaker = breaker
   }
 
-  get kind(): SessionStore['kind'] {
+  get kind(): KeyValueStore['kind'] {
     return this.#store.kind
   }
 

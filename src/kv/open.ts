@@ -1,9 +1,9 @@
 import type { Clock } from '../core/clock.js'
-import { MemorySessionStore } from './memory.js'
-import { RedisSessionStore } from './redis.js'
-import type { SessionStore } from './store.js'
+import { MemoryKeyValueStore } from './memory.js'
+import { RedisKeyValueStore } from './redis.js'
+import type { KeyValueStore } from './store.js'
 
-export interface OpenSessionStoreOptions {
+export interface OpenKeyValueStoreOptions {
   /** Clock of the memory store's TTLs (Redis keeps its own time). */
   clock?: Clock
   /** Redis key prefix; default 'gh:'. */
@@ -16,10 +16,10 @@ export interface OpenSessionStoreOptions {
  * Opens the store named by `storage.sessions`: `memory` (this process only) or
  * `redis://…` / `rediss://…` / `redis-sentinel://…` (rejects when Redis cannot be reached within the connect timeout).
  */
-export async function openSessionStore(url: string, options: OpenSessionStoreOptions = {}): Promise<SessionStore> {
-  if (url === 'memory') return new MemorySessionStore({ clock: options.clock })
+export async function openKeyValueStore(url: string, options: OpenKeyValueStoreOptions = {}): Promise<KeyValueStore> {
+  if (url === 'memory') return new MemoryKeyValueStore({ clock: options.clock })
   if (/^(rediss?|redis-sentinel):\/\//i.test(url)) {
-    return RedisSessionStore.open({ url, keyPrefix: options.keyPrefix, connectTimeoutMs: options.connectTimeoutMs })
+    return RedisKeyValueStore.open({ url, keyPrefix: options.keyPrefix, connectTimeoutMs: options.connectTimeoutMs })
   }
   // Only the scheme is echoed: the rest may hold a password.
   const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(url)?.[0] ?? url.slice(0, 12)
