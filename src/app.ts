@@ -29,6 +29,7 @@ import { webSockets } from './http/websocket/plugin.js'
 import { frameworkErrorHandler, registerErrorHandlers } from './http/error-handler.js'
 import { healthRoutes } from './http/health.js'
 import { loginRoutes } from './http/login-routes.js'
+import { mfaRoutes } from './http/mfa-routes.js'
 import { hasDuplicateHost, hostDiffersFromAuthority } from './http/malformed-requests.js'
 import { isAuthAnswer } from './http/no-store.js'
 import { flowCookieName, oidcRoutes } from './http/oidc-routes.js'
@@ -147,6 +148,8 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     metrics.patLastUsedFlushFailed()
   })
   app.addHook('onClose', async () => stopFlushReports())
+  const stopMfaCounts = runtime.secondFactors.onAttempt((method, result) => metrics.mfaAttempt(method, result))
+  app.addHook('onClose', async () => stopMfaCounts())
 
   const sessionCookie = createSessionCookie(config.server.public_url, config.sessions.absolute_timeout, config.sessions.cookie_domain)
   const { users, sessions, throttle, audit } = runtime
@@ -178,6 +181,8 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
       links: { register: config.auth.registration === 'open', forgot: config.email !== null },
       emailEnabled: config.email !== null,
       refreshTokens: config.sessions.refresh_tokens ? runtime.refreshTokens : null,
+      secondFactors: runtime.secondFactors,
+      twoStepLogin: runtime.twoStepLogin,
       bodyLimit: config.server.body_limit,
       cookie: sessionCookie,
       metrics,
@@ -204,10 +209,12 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
       audit,
       registration: config.auth.registration,
       cookie: sessionCookie,
+      factors: runtime.secondFactors,
       verifications: accounts.verifications,
       providerLogout: (sessionId) => providerLogoutUrl({ oidc: runtime.oidc, oidcSessions: runtime.oidcSessions, config }, sessionId),
     })
     await auth.register(tokenRoutes, { pats: runtime.pats })
+    await auth.register(mfaRoutes, { users, sessions, factors: runtime.secondFactors })
     await auth.register(adminRoutes, { users, sessions, roles: config.roles })
     await auth.register(emailRoutes, { resets: accounts.resets, verifications: accounts.verifications, throttle, bodyLimit: config.server.body_limit })
     await auth.register(accountRoutes, {

@@ -18,6 +18,7 @@ import { UserService } from './core/users.js'
 import { OidcAccounts } from './core/oidc-accounts.js'
 import { oidcSessionKey, OidcSessions } from './core/oidc-sessions.js'
 import { DataKeyRing } from './core/data-keys.js'
+import { PendingMfaLogins, SecondFactors, TwoStepLogin, type PasskeyFactor } from './core/mfa/index.js'
 import { LogoutTokenVerifier } from './oidc/logout-token.js'
 import { SessionRecheck } from './oidc/session-recheck.js'
 import { JwtBearer } from './oidc/jwt-bearer.js'
@@ -70,6 +71,10 @@ export interface Runtime {
   readonly dataKeys: DataKeyRing
   /** Re-checks OIDC sessions with the provider's refresh token (refresh_interval). */
   readonly sessionRecheck: SessionRecheck
+  /** Each user's second factors: TOTP, recovery codes, passkeys (through their hook). */
+  readonly secondFactors: SecondFactors
+  /** Logins waiting for their second factor (`mfa_token`), and finishing them. */
+  readonly twoStepLogin: TwoStepLogin
   readonly keys: KeyRing
   readonly signer: AssertionSigner
   /** The routes the edge proxies: those with an upstream. */
@@ -102,6 +107,8 @@ export interface RuntimeDependencies {
   onLockout?: () => void
   /** Default: one for `auth.jwt_bearer`, on the runtime's clock (tests inject a fetch or cooldown). */
   jwtBearer?: JwtBearer
+  /** HOOK: WebAuthn passkeys as a second factor (core/mfa/passkey-factor.ts); default none. */
+  passkeys?: (db: Database, store: KeyValueStore) => PasskeyFactor
 }
 
 /** Builds the services on stores that are already open; `close()` closes them. */
@@ -166,7 +173,17 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
     defaultRoles: config.default_roles,
     onUserChanged: (userId) => invalidation.publish({ kind: 'user', userId }),
   })
-  const retire = () => (retired ??= (oidc.close(), activeUsers.close(), pats.close().catch(() => undefined)))
+  const secondFactors = new SecondFactors({
+    db,
+    keys: dataKeys,
+    audit,
+    clock,
+    issuer: config.auth.mfa.issuer_name,
+    bus: invalidation,
+    passkeys: deps.passkeys?.(db, store),
+  })
+  const twoStepLogin = new TwoStepLogin({ logins: new PendingMfaLogins({ store, clock }), factors: secondFactors, throttle, audit })
+  const retire = () => (retired ??= (oidc.close(), activeUsers.close(), secondFactors.close(), pats.close().catch(() => undefined)))
   return {
     config,
     clock,
@@ -195,6 +212,8 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
     jwtBearer: deps.jwtBearer ?? new JwtBearer(config.auth.jwt_bearer, { clock }),
     dataKeys,
     sessionRecheck: new SessionRecheck({ oidc, oidcSessions, oidcAccounts, sessions, store, keys: dataKeys, audit, clock }),
+    secondFactors,
+    twoStepLogin,
     keys,
     signer,
     routes: new RouteTable(config.routes.filter((route) => route.upstream !== null)),
