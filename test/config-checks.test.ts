@@ -88,6 +88,14 @@ t.test('a route permission that no role grants', async (t) => {
   t.match(problemsOf({ roles: { viewer: ['*'] }, routes: [route('a', { permissions: ['x:y'] })] }), [/roles grant: nothing but "\*"/])
 })
 
+t.test('second factors: auth.mfa and route mfa are checked like every other key', async (t) => {
+  t.same(problemsOf({ roles: ROLES, auth: { mfa: { issuer_name: 'Example', required_roles: ['admin'], passkey_login: false } }, routes: [route('a', { mfa: 'required' })] }), [])
+  t.match(problemsOf({ roles: ROLES, auth: { mfa: { required_roles: ['admins'] } } }), [/^auth\.mfa\.required_roles\[0\]: /], 'a role that does not exist')
+  t.match(problemsOf({ auth: { mfa: { requires_roles: ['admin'] } } }), [/^auth\.mfa\.requires_roles: /], 'an unknown key')
+  t.match(problemsOf({ routes: [route('a', { mfa: 'always' })] }), [/^routes\[0\]\.mfa: /], 'a value that is neither optional nor required')
+  t.match(problemsOf({ auth: { mfa: { passkey_login: 'yes' } } }), [/^auth\.mfa\.passkey_login: /], 'a wrong type')
+})
+
 t.test('an upstream that is not an http(s) URL', async (t) => {
   for (const upstream of ['ftp://files.example.com', 'unix:/run/app.sock', '127.0.0.1:9001', 'http://', 'http://user:pw@host']) {
     const problems = problemsOf({ routes: [route('app', { upstream })] })

@@ -14,7 +14,7 @@ import { newChainId, type RefreshTokens } from '../core/refresh-tokens.js'
 import { GatehouseError, isGatehouseError } from '../errors.js'
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js'
 import type { LoginThrottle } from '../core/login-throttle.js'
-import type { SessionService } from '../core/sessions.js'
+import type { CreatedSession, SessionService } from '../core/sessions.js'
 import type { User, UserService } from '../core/users.js'
 import type { SessionAmr } from '../core/amr.js'
 import { offeredProof, type SecondFactors, type StartedMfaLogin, type TwoStepLogin } from '../core/mfa/index.js'
@@ -93,8 +93,8 @@ interface MfaBody {
   webauthn?: unknown
 }
 
-
-type SignedIn = { kind: 'session'; user: User; session: Awaited<ReturnType<SessionService['create']>> } | { kind: 'mfa'; started: StartedMfaLogin }
+/** The password step's result: a session, or (a user with a second factor) a login waiting for it. */
+type SignedIn = { kind: 'session'; user: User; session: CreatedSession } | { kind: 'mfa'; started: StartedMfaLogin }
 
 export async function loginRoutes(app: FastifyInstance, options: LoginRoutesOptions) {
   const { users, sessions, throttle, providers, cookie, metrics, links, emailEnabled, refreshTokens, twoStepLogin } = options
@@ -134,7 +134,7 @@ export async function loginRoutes(app: FastifyInstance, options: LoginRoutesOpti
   }
 
   /** The JSON answer of a login that started a session (and its refresh chain, when enabled). */
-  async function sessionAnswer(user: User, session: Awaited<ReturnType<typeof startSession>>) {
+  async function sessionAnswer(user: User, session: CreatedSession) {
     const refresh = refreshTokens !== null && session.session.chain !== undefined ? { refresh_token: await refreshTokens.start(session.session) } : {}
     return { token: session.token, expires_at: new Date(session.expiresAt).toISOString(), user, ...refresh }
   }
