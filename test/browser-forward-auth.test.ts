@@ -8,7 +8,9 @@
  * signs in with the form and lands back on exactly the URL it first asked for, which now
  * reaches the upstream with the identity headers and an assertion bound to that URL. The
  * session cookie is one of the whole domain (Domain=gatehouse.test). A screenshot of the final
- * page is kept as test-artifacts/browser-forward-auth.png.
+ * page (the upstream's echo of the original path) is kept as
+ * test-artifacts/browser-forward-auth.png, one of the login page it was sent to as
+ * browser-forward-auth-login.png.
  */
 import { existsSync } from 'node:fs'
 import { decodeJwt } from 'jose'
@@ -22,6 +24,7 @@ import { testCertificate } from './helpers/gateway.js'
 import { startUpstream } from './helpers/upstream.js'
 
 const SCREENSHOT = `${ARTIFACTS}browser-forward-auth.png`
+const LOGIN_SCREENSHOT = `${ARTIFACTS}browser-forward-auth-login.png`
 /** The browser's resolver: the app's and the gateway's host are both this machine. */
 const HOST_RULES = `--host-resolver-rules=MAP *.${COOKIE_DOMAIN} 127.0.0.1`
 
@@ -62,6 +65,7 @@ t.test('a browser without a session is sent to the login page by nginx and back 
   t.equal(await page.title(), 'Sign in · Gatehouse', "the gateway's sign-in form")
   t.equal(await page.locator('input[name="next"]').inputValue(), original, 'next is in the form')
   t.equal(upstream.received.length, 0, 'nothing reached the upstream')
+  await page.screenshot({ path: LOGIN_SCREENSHOT, fullPage: true })
 
   // 2. Sign in with the form: back on exactly the original URL.
   await page.getByLabel('Email').fill(email)
@@ -100,5 +104,5 @@ t.test('a browser without a session is sent to the login page by nginx and back 
 
   t.same(problems, [], 'no CSP refusal or script error on the way')
   await page.screenshot({ path: SCREENSHOT, fullPage: true })
-  t.ok(existsSync(SCREENSHOT), `screenshot kept: ${SCREENSHOT}`)
+  t.ok(existsSync(SCREENSHOT) && existsSync(LOGIN_SCREENSHOT), `screenshots kept: ${SCREENSHOT}, ${LOGIN_SCREENSHOT}`)
 })
