@@ -109,26 +109,27 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
   }) as unknown as FastifyInstance
 
   for (const name of REQUEST_DECORATIONS) app.decorateRequest(name, null)
-  app.addHook('onRequest', async (request, reply) => {
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
     dropNonAddressForwardedFor(request.raw.headers)
-    if (hasDuplicateHost(request.raw.rawHeaders)) throw new GatehouseError('GH_VALIDATION', 'Send one Host header, not several')
+    if (hasDuplicateHost(request.raw.rawHeaders)) return done(new GatehouseError('GH_VALIDATION', 'Send one Host header, not several'))
     if (hostDiffersFromAuthority(request.raw.httpVersionMajor, request.headers)) {
-      throw new GatehouseError('GH_VALIDATION', 'The Host header differs from :authority')
+      return done(new GatehouseError('GH_VALIDATION', 'The Host header differs from :authority'))
     }
+    done()
   })
   accessLog = addAccessLog(app, { slowRequestMs: config.logging.slow_request_threshold, metrics })
   // Every /auth answer is about credentials or a person: never cached. Registered at the root
   // so that it covers the not-found answers of unknown /auth paths too.
-  app.addHook('onSend', async (request, reply) => {
+  app.addHook('onSend', (request, reply, payload, done) => {
     if (isAuthAnswer(request)) reply.header('cache-control', 'no-store')
+    done(null, payload)
   })
   addHsts(app, options.https ? hstsSeconds(config) : 0)
   registerErrorHandlers(app)
   for (const schema of sharedSchemas) app.addSchema(schema)
   await app.register(docs, { publicUrl: config.server.public_url, cookieDomain: config.sessions.cookie_domain }) // OpenAPI at /docs/json, before every route
 
-  await app.register(cookie)
   await app.register(healthRoutes, {
     version,
     components: { database: () => runtime.db.ping(), sessions: () => runtime.store.ping() },
@@ -164,6 +165,10 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
   // by, an upstream.
   const gatewayCookieNames = [...SESSION_COOKIE_SPELLINGS, flowCookieName(config.server.public_url)]
   await app.register(async (auth) => {
+    // Cookies are parsed for the gateway's own endpoints only: the edge, forward auth and
+    // WebSocket handshakes read the session cookie from the raw headers (credentials.ts), so
+    // proxied requests do not pay for parsing every cookie of the upstream's site.
+    await auth.register(cookie)
     if (config.server.cors) addAuthCors(auth, config.server.cors.origins)
     // The /auth API speaks JSON only: fastify's default text/plain parser would hand the
     // schemas a string (a confusing 400) where the answer is 415 GH_UNSUPPORTED_MEDIA_TYPE.
