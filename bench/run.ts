@@ -224,7 +224,7 @@ http {
     url: `http://127.0.0.1:${port}`,
     stats: async () => {
       const authStats = await auth.stats()
-      return { cpuMicros: authStats.cpuMicros + (await treeCpuMicros(pid)), rss: authStats.rss }
+      return { ...authStats, cpuMicros: authStats.cpuMicros + (await treeCpuMicros(pid)) }
     },
   }
 }
@@ -395,12 +395,14 @@ const rows = targets.map((target) => {
     cpu_us_per_request_max: round1(Math.max(...cpu)),
   }
 })
-const memory: Record<string, number> = { bound: (await bound.stats()).rss, unbound: (await unbound.stats()).rss, bare: (await bare.stats()).rss }
-if (backed) memory.postgres_redis = (await backed.stats()).rss
+const memoryOf: Record<string, ProcessStats> = { bare: await bare.stats(), bound: await bound.stats(), unbound: await unbound.stats() }
+if (backed) memoryOf.postgres_redis = await backed.stats()
 if (baseline && baselineUnbound) {
-  memory.before_bound = (await baseline.stats()).rss
-  memory.before_unbound = (await baselineUnbound.stats()).rss
+  memoryOf.before_bound = await baseline.stats()
+  memoryOf.before_unbound = await baselineUnbound.stats()
 }
+const memory = Object.fromEntries(Object.entries(memoryOf).map(([k, v]) => [k, v.rss]))
+const mib = (bytes: number) => Math.round(bytes / 1048576)
 const ratio = (name: string, to = 'bare @fastify/http-proxy') => {
   const a = rows.find((r) => r.target === name)
   const b = rows.find((r) => r.target === to)
@@ -434,7 +436,8 @@ const report = {
   logins_per_second: Math.round(login.rps * 10) / 10,
   login_p99_ms: login.p99,
   goals,
-  rss_mib: Object.fromEntries(Object.entries(memory).map(([k, v]) => [k, Math.round(v / 1048576)])),
+  rss_mib: Object.fromEntries(Object.entries(memory).map(([k, v]) => [k, mib(v)])),
+  memory_mib: Object.fromEntries(Object.entries(memoryOf).map(([k, v]) => [k, { rss: mib(v.rss), v8_heap: mib(v.heapTotal), external: mib(v.external) }])),
 }
 await mkdir('bench/results', { recursive: true })
 await writeFile('bench/results/latest.json', JSON.stringify(report, null, 2) + '\n')
@@ -462,7 +465,8 @@ const md = [
   `| --- | ---: | --- |`,
   ...goals.map((g) => `| ${g.goal} | ${g.value ?? 'not measured'} | ${g.met === null ? '–' : g.met ? 'yes' : 'no'} |`),
   '',
-  `Resident memory after the run (MiB): ${Object.entries(report.rss_mib).map(([k, v]) => `${k} ${v}`).join(', ')}; gateway rows are embedded PGlite unless named PostgreSQL.`,
+  `Memory after the run (MiB; gateways on embedded PGlite unless named postgres): resident (V8 heap, external)`,
+  ...Object.entries(report.memory_mib).map(([k, v]) => `- ${k}: ${v.rss} (${v.v8_heap}, ${v.external})`),
 ].join('\n')
 await writeFile('bench/results/latest.md', md + '\n')
 process.stdout.write(md + '\n')

@@ -13,16 +13,14 @@ import os from 'node:os'
 import path from 'node:path'
 import proxy from '@fastify/http-proxy'
 import Fastify from 'fastify'
-import yaml from 'js-yaml'
-import pg from 'pg'
 import { WebSocketServer } from 'ws'
-import { loadConfig } from '../src/config/index.js'
-import { permissionsFor } from '../src/core/permissions.js'
-import { startGateway } from '../src/server.js'
 
 export interface ProcessStats {
   cpuMicros: number
   rss: number
+  /** V8's heap (JavaScript objects) and memory outside it (buffers, WebAssembly), in bytes. */
+  heapTotal: number
+  external: number
 }
 
 export type ReadyMessage = { ready: true; port: number; pat?: string; session?: string; loginEmail?: string; loginPassword?: string; database?: string }
@@ -34,7 +32,8 @@ function send(message: unknown): void {
 process.on('message', (message) => {
   if (message === 'stats') {
     const cpu = process.cpuUsage()
-    send({ stats: { cpuMicros: cpu.user + cpu.system, rss: process.memoryUsage().rss } satisfies ProcessStats })
+    const memory = process.memoryUsage()
+    send({ stats: { cpuMicros: cpu.user + cpu.system, rss: memory.rss, heapTotal: memory.heapTotal, external: memory.external } satisfies ProcessStats })
   }
 })
 process.on('disconnect', () => process.exit(0))
@@ -68,6 +67,13 @@ if (kind === 'upstream') {
   server.keepAliveTimeout = 60_000
   server.listen(0, '127.0.0.1', () => send({ ready: true, port: (server.address() as AddressInfo).port }))
 } else if (kind === 'gateway') {
+  // Imported here, so that the other processes (the bare proxy above all) load only what they use.
+  const [{ default: yaml }, { loadConfig }, { permissionsFor }, { startGateway }] = await Promise.all([
+    import('js-yaml'),
+    import('../src/config/index.js'),
+    import('../src/core/permissions.js'),
+    import('../src/server.js'),
+  ])
   // `option`: a comma-separated list of `unbound` (bind_to_request: false), `tls` (HTTPS with a
   // self-signed certificate made at start, HTTP/2 offered by ALPN), `redis` (sessions and
   // counters in Redis, BENCH_REDIS_URL) and `postgres` (a fresh database on BENCH_DATABASE_URL).
@@ -122,6 +128,7 @@ if (kind === 'upstream') {
 async function freshDatabase(): Promise<string> {
   const admin = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
   const name = `gatehouse_bench_${process.pid}`
+  const { default: pg } = await import('pg')
   const client = new pg.Client({ connectionString: admin })
   await client.connect()
   try {
