@@ -24,6 +24,16 @@ const configTypes = 'src/config/types.ts'
  */
 export const layers = [
   {
+    name: 'clock', dir: 'src/core/clock.ts',
+    may: [],
+    why: 'src/core/clock.ts is a leaf every layer imports: it imports nothing',
+  },
+  {
+    name: 'errors', dir: 'src/errors.ts',
+    may: [],
+    why: 'src/errors.ts is a leaf every layer imports: it imports nothing',
+  },
+  {
     name: 'core', dir: 'src/core',
     may: [...leaves, ...ports, configTypes],
     why: 'src/core is innermost: it imports only itself, the clock, the errors, the config types and the storage/kv interfaces',
