@@ -4,10 +4,7 @@
  * what happens when the subscriber connection drops: a private redis-server is killed and
  * restarted (the shared one is never touched beyond its own channel).
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { once } from 'node:events'
-import net from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
@@ -15,7 +12,6 @@ import t, { type Test } from 'tap'
 import { AuditLog } from '../src/core/audit.js'
 import { systemClock } from '../src/core/clock.js'
 import { PatService } from '../src/core/pats.js'
-import { permissionsFor } from '../src/core/permissions.js'
 import type { InvalidationBus } from '../src/kv/invalidation.js'
 import { MemoryInvalidationBus } from '../src/kv/memory-invalidation.js'
 import { openInvalidationBus } from '../src/kv/open-invalidation.js'
@@ -24,6 +20,8 @@ import type { Database } from '../src/storage/database.js'
 import { databaseBackends, requireBackends } from './helpers/backends.js'
 import { CountingDatabase } from './helpers/counting-database.js'
 import { freePort } from './helpers/ports.js'
+import { startPrivateRedis } from './helpers/private-redis.js'
+import { insertPatOwner } from './helpers/users.js'
 
 const roles = { viewer: ['app:read'], operator: ['app:read', 'app:write'], admin: ['*'] }
 const LIMIT_MS = 1_000
@@ -82,13 +80,7 @@ async function replicas(t: Test, db: Database, buses: [InvalidationBus, Invalida
   const b = new PatService({ db: bQueries, audit, clock: systemClock, roles, invalidation: buses[1] })
   t.teardown(() => a.close())
   t.teardown(() => b.close())
-  const addUser = async (email: string, userRoles: string[]): Promise<{ id: string; permissions: string[] }> => {
-    const result = await db.query<{ id: string }>('INSERT INTO users (email, roles) VALUES ($1, $2) RETURNING id::text AS id', [
-      email,
-      userRoles,
-    ])
-    return { id: result.rows[0]!.id, permissions: permissionsFor(userRoles, roles) }
-  }
+  const addUser = (email: string, userRoles: string[]) => insertPatOwner(db, email, userRoles, roles)
   const announceUserChange = (userId: string) => buses[0].publish({ kind: 'user', userId })
   return { raw: db, a, b, bQueries, addUser, announceUserChange }
 }
@@ -227,11 +219,8 @@ if (redisUrl) {
   })
 
   t.test('a private redis-server killed and restarted: caches are reset, nothing stale survives', async (t) => {
-    const port = await freePort()
-    const server = new PrivateRedis(port)
-    t.teardown(() => server.stop())
-    await server.start()
-    const url = `redis://127.0.0.1:${port}/0`
+    const server = await startPrivateRedis(t)
+    const url = `${server.url}/0`
     const busA = await RedisInvalidationBus.open({ url, keyPrefix: 'gh-test:' })
     t.teardown(() => busA.close())
     const busB = await RedisInvalidationBus.open({ url, keyPrefix: 'gh-test:', heartbeatMs: 250 })
@@ -245,7 +234,7 @@ if (redisUrl) {
     const survivor = await r.a.create(alice, { name: 'still valid' })
     for (const token of [revokedByA.token, revokedInDb.token, survivor.token]) await cacheInB(t, r, token)
 
-    await server.kill()
+    await server.stop()
     await until(performance.now(), () => !busB.connected, 3_000, 'B notices the outage')
     t.same(resets, ['down'], 'B was reset when its subscriber dropped')
 
@@ -258,7 +247,7 @@ if (redisUrl) {
     t.ok(await r.b.authenticate(survivor.token))
     t.equal(r.bQueries.count, before + 2, 'nor fills it')
 
-    await server.start()
+    await server.restart()
     await until(performance.now(), () => busA.connected && busB.connected, 10_000, 'both reconnect')
     t.same(resets, ['down', 'up'], 'B was reset again once subscribed again')
     t.equal(await r.b.authenticate(revokedInDb.token), null, 'a change whose message was lost is seen')
@@ -275,11 +264,8 @@ if (redisUrl) {
   })
 
   t.test('a frozen redis-server (SIGSTOP): the heartbeat notices, the caches are reset', async (t) => {
-    const port = await freePort()
-    const server = new PrivateRedis(port)
-    t.teardown(() => server.stop())
-    await server.start()
-    const url = `redis://127.0.0.1:${port}/0`
+    const server = await startPrivateRedis(t)
+    const url = `${server.url}/0`
     const bus = await RedisInvalidationBus.open({ url, keyPrefix: 'gh-test:', heartbeatMs: 200 })
     t.teardown(() => bus.close())
     const resets: boolean[] = []
@@ -289,7 +275,7 @@ if (redisUrl) {
     const { token, pat } = await r.a.create(alice, { name: 'x' })
     await cacheInB(t, r, token)
 
-    server.freeze()
+    server.stall()
     const start = performance.now()
     const noticed = await until(start, () => !bus.connected, 2_000, 'the heartbeat notices')
     t.comment(`a frozen Redis was noticed after ${noticed.toFixed(0)} ms`)
@@ -298,7 +284,7 @@ if (redisUrl) {
     await r.raw.query('UPDATE personal_access_tokens SET revoked_at = now() WHERE id = $1', [pat.id])
     t.equal(await r.b.authenticate(token), null)
 
-    server.thaw()
+    server.resume()
     await until(performance.now(), () => bus.connected, 10_000, 'B reconnects')
     t.same(resets, [false, true])
   })
@@ -309,71 +295,3 @@ t.teardown(() => {
     console.log(`# invalidation latency, ${what}: ${values.map((ms) => ms.toFixed(1)).join(', ')} ms`)
   }
 })
-
-/** A redis-server child process of this test, on its own port, without persistence. */
-class PrivateRedis {
-  readonly port: number
-  #child: ChildProcess | undefined
-  #frozen = false
-
-  constructor(port: number) {
-    this.port = port
-  }
-
-  async start(): Promise<void> {
-    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-      stdio: 'ignore',
-    })
-    this.#child = child
-    const failed = once(child, 'exit').then(() => {
-      throw new Error(`redis-server on port ${this.port} exited at start`)
-    })
-    failed.catch(() => {})
-    await Promise.race([until(performance.now(), () => answersPing(this.port), 10_000, 'redis-server starts'), failed])
-  }
-
-  async kill(): Promise<void> {
-    const child = this.#child
-    if (!child || child.exitCode !== null || child.signalCode !== null) return
-    this.#child = undefined
-    const exited = once(child, 'exit')
-    if (this.#frozen) this.thaw(child)
-    child.kill('SIGKILL')
-    await exited
-  }
-
-  freeze(): void {
-    this.#frozen = true
-    this.#child?.kill('SIGSTOP')
-  }
-
-  thaw(child = this.#child): void {
-    this.#frozen = false
-    child?.kill('SIGCONT')
-  }
-
-  stop(): Promise<void> {
-    return this.kill()
-  }
-}
-
-function answersPing(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1')
-    socket.setTimeout(500)
-    let reply = ''
-    socket.on('connect', () => socket.write('PING\r\n'))
-    socket.on('data', (chunk) => {
-      reply += chunk.toString()
-      if (reply.includes('\r\n')) {
-        socket.destroy()
-        resolve(reply.startsWith('+PONG'))
-      }
-    })
-    socket.on('error', () => resolve(false))
-    socket.on('timeout', () => {
-      socket.destroy()
-      resolve(false)
-    })
-  })
-}
