@@ -68,7 +68,7 @@ export class Gate {
       const resolved = resolveRequest(this.#deps.table, request, (step) => Object.assign(progress, step))
       progress.route = resolved.route
       progress.identity = await this.#authenticate(resolved.route, request)
-      await this.#rateLimit(resolved.route, progress, request)
+      if (resolved.route.rate_limit !== null) await this.#rateLimit(resolved.route, progress, request)
       const decision = authorise(resolved.route, progress.identity, request, this.#deps.origins, (d) => (progress.decision = d))
       outcome = { ...progress, kind: 'allow', outcome: 'allow', ...resolved, decision, identityHeaders: this.#sign(resolved, progress.identity, request) }
     } catch (err) {
@@ -85,7 +85,7 @@ export class Gate {
   }
 
   async #rateLimit(route: RouteConfig, progress: Progress, request: GateRequest): Promise<void> {
-    const verdict = await this.#deps.rateLimiter?.take(route, progress.identity, request.clientKey)
+    const verdict = await this.#deps.rateLimiter?.take(route, progress.identity, () => request.clientKey)
     if (verdict === null || verdict === undefined) return
     progress.responseHeaders = { ...progress.responseHeaders, ...rateLimitHeaders(verdict) }
     if (!verdict.allowed) {
