@@ -223,6 +223,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
       users,
       sessions,
       pats: runtime.pats,
+      secrets: runtime.userSecrets,
       audit,
       throttle,
       verifications: accounts.verifications,
