@@ -38,7 +38,7 @@ interface Setup {
   configure(raw: RawConfig): void
 }
 
-/** `vault` takes a secret; `other` and the public `open` (on the vault's own upstream) do not. */
+/** `vault` takes a secret; `other`, `side` and the public `open` (the last two on the vault's own upstream) do not. */
 async function setup(t: Test, extra: (raw: RawConfig) => void = () => {}): Promise<Setup> {
   const vault = await startUpstream(t)
   const other = await startUpstream(t)
@@ -51,6 +51,7 @@ async function setup(t: Test, extra: (raw: RawConfig) => void = () => {}): Promi
         { name: 'vault', match: '/vault', upstream: vault.url, permissions: ['app:read'], user_secret: { header: HEADER } },
         { name: 'other', match: '/other', upstream: other.url },
         { name: 'open', match: '/open', upstream: vault.url, auth: 'public' },
+        { name: 'side', match: '/side', upstream: vault.url },
         { name: 'admin-vault', match: '/admin-vault', upstream: vault.url, permissions: ['app:write'], user_secret: { header: 'X-Admin-Key' } },
       ]
       extra(raw)
@@ -99,6 +100,7 @@ t.test('a secret reaches only its own route\'s upstream, and only for its owner'
 
   t.same(received(await through(t, gw, other, '/other/x', bearer(alice.token)), HEADER), [], 'another route\'s upstream never gets it')
   t.same(received(await through(t, gw, vault, '/open/x', bearer(alice.token)), HEADER), [], 'a public route on the same upstream never gets it')
+  t.same(received(await through(t, gw, vault, '/side/x', bearer(alice.token)), HEADER), [], 'nor another authenticated route on the same upstream')
 
   await t.test('a client-sent header of that name is always stripped, in any spelling', async (t) => {
     const spellings = ['X-Db-Credentials', 'x-db-credentials', 'X_DB_CREDENTIALS', 'x-db_credentials']
