@@ -17,7 +17,8 @@ import type { Database } from '../src/storage/database.js'
 import { assertCode } from './helpers/assert-code.js'
 import { bearer, browser, sessionCookie, signUp, type LoggedIn } from './helpers/auth-client.js'
 import { databaseBackends, sessionStoreBackends } from './helpers/backends.js'
-import { startTestGateway, type RawConfig, type TestGateway } from './helpers/gateway.js'
+import { startTestGateway, testCertificate, type RawConfig, type TestGateway } from './helpers/gateway.js'
+import { openSocket, startEchoUpstream } from './helpers/websocket.js'
 import { startUpstream, type ReceivedRequest, type RecordingUpstream } from './helpers/upstream.js'
 
 const HEADER = 'X-Db-Credentials'
@@ -294,6 +295,30 @@ t.test('a changed upstream makes a secret dormant until it is set again', async 
     'listed as dormant')
   t.equal((await putSecret(second, alice, 'vault', 'for-the-new-upstream')).status, 204, 'set again')
   t.same(received(await through(t, second, moved, '/vault/x', bearer(alice.token)), HEADER), ['for-the-new-upstream'], 'now sent')
+})
+
+t.test('a WebSocket handshake carries its owner\'s secret to its own route only, and never a client\'s', async (t) => {
+  const echo = await startEchoUpstream(t)
+  const gw = await startTestGateway(t, {
+    configure(raw) {
+      raw.routes = [
+        { name: 'live', match: '/live', upstream: echo.url, websocket: true, user_secret: { header: HEADER } },
+        { name: 'feed', match: '/feed', upstream: echo.url, websocket: true },
+      ]
+    },
+  })
+  const alice = await signUp(gw, 'alice')
+  const carol = await signUp(gw, 'carol')
+  t.equal((await putSecret(gw, alice, 'live', 'ws-secret')).status, 204)
+  const ca = (await testCertificate()).cert
+  const open = async (path: string, who: LoggedIn) => {
+    const socket = await openSocket(gw.url, path, { headers: { ...bearer(who.token), [HEADER]: 'forged' }, ca })
+    socket.terminate()
+    return echo.handshakes.at(-1)!.headers['x-db-credentials']
+  }
+  t.equal(await open('/live/a', alice), 'ws-secret', 'alice\'s handshake: hers, not the forged one')
+  t.equal(await open('/live/a', carol), undefined, 'carol\'s: none, not the forged one')
+  t.equal(await open('/feed/a', alice), undefined, 'another route on the same upstream: none')
 })
 
 t.test('the logs never hold a secret value', async (t) => {
