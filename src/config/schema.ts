@@ -71,7 +71,7 @@ const identity = obj({
   signing_key_file: optional(filePath(), 'certs/identity-keys.json', 'Private JWK set signing identity assertions, created on first start.'),
   assertion_ttl: optional(duration({ min: SECOND, max: HOUR }), '60s', 'Lifetime of an X-Auth-Assertion.'),
   data_key_file: optional(filePath(), 'certs/data-keys.json',
-    'AES-256-GCM key ring for secrets at rest (provider refresh tokens, TOTP secrets); created on first start with embedded storage.'),
+    'AES-256-GCM key ring for secrets at rest (provider refresh tokens, TOTP secrets, user secrets); created on first start with embedded storage; with PostgreSQL it must exist when a route has user_secret or a provider refresh_interval (`gatehouse keys rotate --data` makes it).'),
   bind_to_request: optional(bool(), true,
     'Whether each assertion names its request (jti, rid, htm, htu); false reuses one per identity and route for half its ttl.'),
 })

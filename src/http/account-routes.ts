@@ -201,7 +201,7 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
       config: { access: 'optional' },
       attachValidation: true,
       schema: {
-        summary: 'The HTML account page: name, password, sessions, tokens, delete account',
+        summary: 'The HTML account page: name, password, sessions, tokens, user secrets, delete account',
         querystring: { type: 'object', properties: { done: { type: 'string', description: 'What the last form did (a fixed set of confirmations)' } }, additionalProperties: true },
         response: { 200: schemas.htmlPage('The account page'), 303: seeOther('Signed out: to the sign-in page, back here after'), ...schemas.errorResponses },
       },
