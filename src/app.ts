@@ -38,6 +38,7 @@ import { requestIdOf } from './http/request-id.js'
 import { sharedSchemas } from './http/schemas.js'
 import { createSessionCookie } from './http/session-cookie.js'
 import { tokenRoutes } from './http/token-routes.js'
+import { secretRoutes } from './http/secret-routes.js'
 import { UpstreamPools } from './http/upstream-pools.js'
 import { dropNonAddressForwardedFor, trustedProxies } from './http/trusted-proxies.js'
 import { GatehouseError } from './errors.js'
@@ -148,6 +149,13 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     metrics.patLastUsedFlushFailed()
   })
   app.addHook('onClose', async () => stopFlushReports())
+  // Never the value: who, which route, which key, why.
+  const stopSecretReports = runtime.userSecrets.onProblem(({ kind, userId, route, keyId, reason }) => {
+    app.log.warn({ user: userId, route, key_id: keyId, reason }, kind === 'unreadable'
+      ? 'a user secret does not decrypt (tampered with, or sealed with a data key the key file no longer holds); it is not injected'
+      : 'a user secret could not be re-encrypted under the current data key; the old key still opens it')
+  })
+  app.addHook('onClose', async () => stopSecretReports())
 
   const sessionCookie = createSessionCookie(config.server.public_url, config.sessions.absolute_timeout, config.sessions.cookie_domain)
   const { users, sessions, throttle, audit } = runtime
@@ -213,12 +221,14 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
       providerLogout: (sessionId) => providerLogoutUrl({ oidc: runtime.oidc, oidcSessions: runtime.oidcSessions, config }, sessionId),
     })
     await auth.register(tokenRoutes, { pats: runtime.pats })
+    await auth.register(secretRoutes, { secrets: runtime.userSecrets })
     await auth.register(adminRoutes, { users, sessions, roles: config.roles })
     await auth.register(emailRoutes, { resets: accounts.resets, verifications: accounts.verifications, throttle, bodyLimit: config.server.body_limit })
     await auth.register(accountRoutes, {
       users,
       sessions,
       pats: runtime.pats,
+      secrets: runtime.userSecrets,
       audit,
       throttle,
       verifications: accounts.verifications,
@@ -276,6 +286,8 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     breakers: runtime.breakers,
     counter: runtime.rateCounter,
     pools,
+    secrets: runtime.userSecrets,
+    secretHeaders: runtime.userSecrets.headerNames(),
   })
   pools.startHealthChecks()
   app.addHook('onClose', async () => pools.stop())
@@ -297,6 +309,8 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     sessionCookieNames: gatewayCookieNames,
     protocol: options.https ? 'https' : 'http',
     metrics,
+    secrets: runtime.userSecrets,
+    secretHeaders: runtime.userSecrets.headerNames(),
   })
 
   return app

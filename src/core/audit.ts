@@ -23,6 +23,8 @@ export type AuditEventType =
   | 'identity.linked'
   | 'token.created'
   | 'token.revoked'
+  | 'user_secret.set'
+  | 'user_secret.removed'
 
 export interface AuditEvent {
   /** The user the event is about (not necessarily who caused it: see `details.actor_id`). */

@@ -1,8 +1,10 @@
 /**
  * The HTML of the self-service account page (SPEC §5): name, password, sessions, personal
- * access tokens and deleting the account, each a plain form that works without script.
+ * access tokens, user secrets and deleting the account, each a plain form that works without
+ * script.
  */
 import type { PatInfo } from '../core/pats.js'
+import { secretsSection, type AccountSecretView } from './account-secrets-section.js'
 import { escapeHtml } from './login-page.js'
 import { alertHtml, noticeHtml, renderPage } from './page.js'
 
@@ -19,6 +21,8 @@ export interface AccountView {
   user: { email: string; name: string | null; email_verified: boolean }
   sessions: readonly AccountSessionView[]
   tokens: readonly PatInfo[]
+  /** The routes the user may keep a secret for, and the secrets stored. */
+  secrets: readonly AccountSecretView[]
   /** Permissions a new token may be limited to. */
   permissionChoices: readonly string[]
   notice?: string
@@ -198,6 +202,7 @@ export function renderAccountPage(view: AccountView): string {
     passwordSection(),
     sessionsSection(view),
     tokensSection(view),
+    secretsSection(view.secrets),
     // Second factors (TOTP, passkeys, recovery codes) go here: the MFA issue adds their section.
     deleteSection(),
   ].join('\n')

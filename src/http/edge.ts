@@ -8,7 +8,7 @@ import replyFrom from '@fastify/reply-from'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { OriginMatcher } from '../core/allowed-origins.js'
 import type { AssertionSigner } from '../core/assertion-signer.js'
-import { type CredentialResolver, type GateAllow, type GateOutcome, type GateRefusal, type GateRequest } from '../core/pipeline/index.js'
+import { type CredentialResolver, type GateAllow, type GateOutcome, type GateRefusal, type GateRequest, type SecretSource } from '../core/pipeline/index.js'
 import type { RouteTable } from '../core/route-table.js'
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js'
 import type { BreakerRegistry } from '../resilience/breaker-registry.js'
@@ -37,6 +37,10 @@ export interface EdgeOptions {
   counter: FallbackCounter
   /** Each route's upstream servers. */
   pools: UpstreamPools
+  /** Users' secrets: looked up for routes with `user_secret`, injected into their upstream request only. */
+  secrets: SecretSource
+  /** Every route's `user_secret` header, stripped from every client request. */
+  secretHeaders: ReadonlySet<string>
 }
 
 const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
@@ -55,6 +59,7 @@ export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<
     publicUrl: options.publicUrl,
     allowedOrigins: options.allowedOrigins,
     metrics,
+    secrets: options.secrets,
   })
 
   async function handle(request: FastifyRequest, reply: FastifyReply) {
@@ -100,6 +105,8 @@ export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<
           host: clientHost(request),
           preserveHost: route.preserve_host,
           identity: allowed.identity && allowed.identityHeaders,
+          secretHeaders: options.secretHeaders,
+          userSecret: allowed.userSecret,
         }),
       rewriteResponseHeaders: (headers) => {
         const kept = withoutGatewaySetCookies(headers, options.sessionCookieNames)

@@ -19,6 +19,8 @@ export const ACCOUNT_NOTICES = {
   password_changed: 'Your password is changed. Your other sessions were signed out.',
   session_revoked: 'The session is signed out.',
   token_revoked: 'The token is revoked. It no longer works.',
+  secret_saved: 'The secret is saved. It is sent with your requests to that route from now on.',
+  secret_removed: 'The secret is removed. It is no longer sent.',
 } as const
 
 export function noticeOf<T extends Record<string, string>>(notices: T, key: unknown): string | undefined {

@@ -25,6 +25,7 @@ export function routeConfig(name: string, match: string, overrides: Partial<Rout
     csrf: true,
     websocket: false,
     cors: null,
+    user_secret: null,
     ...overrides,
   }
 }

@@ -10,6 +10,7 @@ import type { AssertionRequest } from '../assertion-signer.js'
 import type { Identity } from '../identity.js'
 import { identityHeaders } from '../identity-headers.js'
 import type { RouteTable } from '../route-table.js'
+import type { InjectedSecret } from '../user-secrets/index.js'
 import { authorise, isBrowserNavigation, type OriginPolicy } from './authorise.js'
 import { outcomeOf, type GateAllow, type GateOutcome, type GateRefusal } from './outcome.js'
 import { rateLimitHeaders, type RateLimiter } from './rate-limit.js'
@@ -20,6 +21,12 @@ import { resolveRequest, type Resolved } from './resolve.js'
 export interface CredentialResolver {
   /** `rawHeaders` as node gives them (name, value, …): several Authorization headers are a refusal, not a choice. */
   resolve(rawHeaders: readonly string[]): Promise<Identity | null>
+}
+
+/** The user's own secret for a route (core/user-secrets), looked up once the request is allowed. */
+export interface SecretSource {
+  /** Null (synchronously) for a route without `user_secret`: no lookup at all. */
+  forRequest(identity: Identity | null, route: RouteConfig): Promise<InjectedSecret | null> | null
 }
 
 export interface RequestSigner {
@@ -34,6 +41,11 @@ export interface GateDependencies {
   /** Null: no assertion is signed and no identity headers are made (explain). */
   signer: RequestSigner | null
   origins: OriginPolicy
+  /**
+   * Null or absent: no user secret is injected (explain). Never asked for a forward-auth call:
+   * the proxy in front would receive the secret, and SPEC §4b lists identity headers only.
+   */
+  secrets?: SecretSource | null
   /** Maps what a dependency threw (a breaker, a store outage) to the answer; default: 500 GH_INTERNAL. */
   toError?: (err: unknown) => GatehouseError
   /** Told every outcome, exactly once per `evaluate`: where metrics count decisions. */
@@ -70,7 +82,9 @@ export class Gate {
       progress.identity = await this.#authenticate(resolved.route, request)
       if (resolved.route.rate_limit !== null) await this.#rateLimit(resolved.route, progress, request)
       const decision = authorise(resolved.route, progress.identity, request, this.#deps.origins, (d) => (progress.decision = d))
-      outcome = { ...progress, kind: 'allow', outcome: 'allow', ...resolved, decision, identityHeaders: this.#sign(resolved, progress.identity, request) }
+      const identityHeaders = this.#sign(resolved, progress.identity, request)
+      const userSecret = request.kind === 'forward_auth' ? null : await (this.#deps.secrets?.forRequest(progress.identity, resolved.route) ?? null)
+      outcome = { ...progress, kind: 'allow', outcome: 'allow', ...resolved, decision, identityHeaders, userSecret }
     } catch (err) {
       outcome = this.#refusal(progress, err, request)
     }
