@@ -14,6 +14,12 @@
  * on one socket through the gateway (PAT, `/socket`) next to one straight to the upstream's
  * echo, BENCH_WS_MESSAGES per round (default 2000), interleaved in the same rounds.
  *
+ * Also, in the same rounds: a gateway on PostgreSQL and Redis (BENCH_DATABASE_URL, an account
+ * that may CREATE DATABASE; BENCH_REDIS_URL), skipped when they do not answer; nginx with
+ * `auth_request` to Gatehouse's /auth/verify beside nginx with a minimal responder, skipped
+ * without nginx; and with BENCH_BASELINE=<another build's dist/bench/servers.js>, that build's
+ * gateway ("before" rows).
+ *
  * HTTP/2: the gateway on TLS with server.http2, loaded by a node:http2 client in this process
  * (autocannon speaks HTTP/1.1 only): requests/s over h2, upstream still HTTP/1.1.
  *
@@ -21,14 +27,17 @@
  * BENCH_LOG_LEVEL (the gateways' logging.level, default info: one access line per request).
  * Results: bench/results/latest.{json,md}.
  */
-import { execFile, fork, type ChildProcess } from 'node:child_process'
+import { execFile, fork, spawn, type ChildProcess } from 'node:child_process'
 import { connect as connectH2 } from 'node:http2'
 import { once } from 'node:events'
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises'
+import { connect as connectTcp, createServer as createNetServer, type AddressInfo } from 'node:net'
+import path from 'node:path'
 import os from 'node:os'
 import { createRequire } from 'node:module'
 import { promisify } from 'node:util'
 import { fileURLToPath } from 'node:url'
+import pg from 'pg'
 import { WebSocket } from 'ws'
 import type { ProcessStats, ReadyMessage } from './servers.js'
 
@@ -47,9 +56,13 @@ interface Server {
   stats(): Promise<ProcessStats>
 }
 
-async function startServer(kind: string, ...args: string[]): Promise<Server> {
-  const child = fork(SERVERS, [kind, ...args], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
-  const [ready] = (await once(child, 'message')) as [ReadyMessage]
+async function startServer(kind: string, option = '', arg2 = '', serversModule = SERVERS): Promise<Server> {
+  const args = arg2 === '' ? [option] : [option, arg2]
+  const child = fork(serversModule, [kind, ...args], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+  const [ready] = (await Promise.race([
+    once(child, 'message'),
+    once(child, 'exit').then(([code]) => Promise.reject(new Error(`${kind} ${option} exited with ${String(code)} before it was ready`))),
+  ])) as [ReadyMessage]
   const stats = async () => {
     child.send('stats')
     for (;;) {
@@ -132,7 +145,126 @@ const bare = await startServer('bare', upstream.url)
 const bound = await startServer('gateway', upstream.url, 'bound')
 const unbound = await startServer('gateway', upstream.url, 'unbound')
 const tlsGateway = await startServer('gateway', upstream.url, 'tls')
-const servers = [upstream, bare, bound, unbound, tlsGateway]
+const servers: Server[] = [upstream, bare, bound, unbound, tlsGateway]
+
+// Sessions and counters in Redis, users and tokens in PostgreSQL: the replicas' configuration.
+const backed = await startServer('gateway', upstream.url, 'postgres,redis').catch((err: Error) => {
+  process.stderr.write(`bench: no PostgreSQL/Redis target (${err.message})\n`)
+  return null
+})
+if (backed) servers.push(backed)
+
+// BENCH_BASELINE: another build's dist/bench/servers.js, measured in the same rounds ("before").
+const baselineServers = process.env.BENCH_BASELINE
+const baseline = baselineServers ? await startServer('gateway', upstream.url, 'bound', baselineServers) : null
+const baselineUnbound = baselineServers ? await startServer('gateway', upstream.url, 'unbound', baselineServers) : null
+for (const server of [baseline, baselineUnbound]) if (server) servers.push(server)
+
+// Forward auth: nginx in front of the upstream asking Gatehouse's /auth/verify, beside the same
+// nginx asking a minimal responder (bench/servers.ts auth-responder).
+const responder = await startServer('auth-responder', '', bound.ready.pat ?? '')
+servers.push(responder)
+const nginxWithGatehouse = await startNginx(upstream.ready.port, bound, '/auth/verify')
+const nginxWithResponder = nginxWithGatehouse ? await startNginx(upstream.ready.port, responder, '/') : null
+for (const server of [nginxWithGatehouse, nginxWithResponder]) if (server) servers.push(server)
+
+/**
+ * nginx (one worker) with `auth_request` to `auth`; null when nginx is not installed. Its
+ * `stats` add the auth server's CPU time to nginx's, so that CPU per request is the pair's.
+ */
+async function startNginx(upstreamPort: number, auth: Server, authPath: string): Promise<Server | null> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'gatehouse-bench-nginx-'))
+  const port = await freePort()
+  const conf = `
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream app { server 127.0.0.1:${upstreamPort}; keepalive 64; }
+  upstream auth { server 127.0.0.1:${auth.ready.port}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${port};
+    location = /_auth {
+      internal;
+      proxy_pass http://auth${authPath};
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Original-Method $request_method;
+      proxy_set_header X-Original-URL http://$http_host$request_uri;
+    }
+    location / {
+      auth_request /_auth;
+      auth_request_set $auth_user_id $upstream_http_x_auth_user_id;
+      auth_request_set $auth_assertion $upstream_http_x_auth_assertion;
+      proxy_set_header X-Auth-User-Id $auth_user_id;
+      proxy_set_header X-Auth-Assertion $auth_assertion;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_pass http://app;
+    }
+  }
+}
+`
+  await writeFile(path.join(dir, 'nginx.conf'), conf)
+  const main = `daemon off; worker_processes 1; pid ${dir}/nginx.pid; error_log stderr error;${process.getuid?.() === 0 ? ' user root;' : ''}`
+  const child = spawn('nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-g', main], { stdio: ['ignore', 'ignore', 'inherit'] })
+  try {
+    await Promise.race([once(child, 'spawn'), once(child, 'error').then(([err]) => Promise.reject(err as Error))])
+    await waitForPort(port)
+  } catch (err) {
+    process.stderr.write(`bench: no forward-auth target (nginx: ${(err as Error).message})\n`)
+    child.kill()
+    return null
+  }
+  const pid = child.pid ?? 0
+  return {
+    child,
+    ready: { ready: true, port },
+    url: `http://127.0.0.1:${port}`,
+    stats: async () => {
+      const authStats = await auth.stats()
+      return { ...authStats, cpuMicros: authStats.cpuMicros + (await treeCpuMicros(pid)) }
+    },
+  }
+}
+
+/** User plus system CPU time of a process and its children (from /proc), in microseconds. */
+async function treeCpuMicros(pid: number): Promise<number> {
+  const ticksPerSecond = 100 // USER_HZ on Linux
+  const one = async (p: number): Promise<number> => {
+    const stat = await readFile(`/proc/${p}/stat`, 'utf8').catch(() => '')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return ((Number(fields[11] ?? 0) + Number(fields[12] ?? 0)) * 1e6) / ticksPerSecond
+  }
+  const children = (await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '')).split(' ').filter(Boolean).map(Number)
+  let total = await one(pid)
+  for (const c of children) total += await one(c)
+  return total
+}
+
+async function freePort(): Promise<number> {
+  const server = createNetServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as AddressInfo
+  server.close()
+  return port
+}
+
+async function waitForPort(port: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = connectTcp(port, '127.0.0.1', () => {
+        socket.end()
+        resolve(true)
+      }).on('error', () => resolve(false))
+    })
+    if (open) return
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  throw new Error(`nothing listens on ${port}`)
+}
 
 /**
  * Requests/s over h2: `sessions` connections, each keeping `streams` requests in flight for
@@ -168,14 +300,37 @@ async function h2Load(port: number, path: string, headers: Record<string, string
   return { rps: done / seconds, errors }
 }
 
+const pat = (server: Server) => ({ authorization: `Bearer ${server.ready.pat}` })
+const session = (server: Server) => ({ authorization: `Bearer ${server.ready.session}` })
 const targets: Array<{ name: string; server: Server; load: Load }> = [
   { name: 'upstream (direct)', server: upstream, load: { url: `${upstream.url}/` } },
   { name: 'bare @fastify/http-proxy', server: bare, load: { url: `${bare.url}/` } },
   { name: 'gateway public route', server: bound, load: { url: `${bound.url}/public` } },
-  { name: 'gateway PAT route, bound assertions', server: bound, load: { url: `${bound.url}/pat`, headers: { authorization: `Bearer ${bound.ready.pat}` } } },
-  { name: 'gateway PAT route, bind_to_request: false', server: unbound, load: { url: `${unbound.url}/pat`, headers: { authorization: `Bearer ${unbound.ready.pat}` } } },
-  { name: 'gateway session route', server: bound, load: { url: `${bound.url}/session`, headers: { authorization: `Bearer ${bound.ready.session}` } } },
+  { name: 'gateway PAT route, bound assertions', server: bound, load: { url: `${bound.url}/pat`, headers: pat(bound) } },
+  { name: 'gateway PAT route, bind_to_request: false', server: unbound, load: { url: `${unbound.url}/pat`, headers: pat(unbound) } },
+  { name: 'gateway session route', server: bound, load: { url: `${bound.url}/session`, headers: session(bound) } },
 ]
+if (backed) {
+  targets.push(
+    { name: 'PostgreSQL + Redis: public route', server: backed, load: { url: `${backed.url}/public` } },
+    { name: 'PostgreSQL + Redis: PAT route, bound', server: backed, load: { url: `${backed.url}/pat`, headers: pat(backed) } },
+    { name: 'PostgreSQL + Redis: session route', server: backed, load: { url: `${backed.url}/session`, headers: session(backed) } },
+  )
+}
+if (baseline && baselineUnbound) {
+  targets.push(
+    { name: 'before: public route', server: baseline, load: { url: `${baseline.url}/public` } },
+    { name: 'before: PAT route, bound', server: baseline, load: { url: `${baseline.url}/pat`, headers: pat(baseline) } },
+    { name: 'before: PAT route, unbound', server: baselineUnbound, load: { url: `${baselineUnbound.url}/pat`, headers: pat(baselineUnbound) } },
+    { name: 'before: session route', server: baseline, load: { url: `${baseline.url}/session`, headers: session(baseline) } },
+  )
+}
+if (nginxWithGatehouse && nginxWithResponder) {
+  targets.push(
+    { name: 'nginx + minimal auth responder', server: nginxWithResponder, load: { url: `${nginxWithResponder.url}/verified`, headers: pat(bound) } },
+    { name: 'nginx + Gatehouse /auth/verify (PAT)', server: nginxWithGatehouse, load: { url: `${nginxWithGatehouse.url}/verified`, headers: pat(bound) } },
+  )
+}
 
 const samples = new Map<string, Sample[]>(targets.map((t) => [t.name, []]))
 for (let round = 0; round < rounds; round++) {
@@ -240,7 +395,33 @@ const rows = targets.map((target) => {
     cpu_us_per_request_max: round1(Math.max(...cpu)),
   }
 })
-const memory = { bound: (await bound.stats()).rss, unbound: (await unbound.stats()).rss, bare: (await bare.stats()).rss }
+const memoryOf: Record<string, ProcessStats> = { bare: await bare.stats(), bound: await bound.stats(), unbound: await unbound.stats() }
+if (backed) memoryOf.postgres_redis = await backed.stats()
+if (baseline && baselineUnbound) {
+  memoryOf.before_bound = await baseline.stats()
+  memoryOf.before_unbound = await baselineUnbound.stats()
+}
+const memory = Object.fromEntries(Object.entries(memoryOf).map(([k, v]) => [k, v.rss]))
+const mib = (bytes: number) => Math.round(bytes / 1048576)
+const ratio = (name: string, to = 'bare @fastify/http-proxy') => {
+  const a = rows.find((r) => r.target === name)
+  const b = rows.find((r) => r.target === to)
+  return a && b ? Number((a.rps_median / b.rps_median).toFixed(3)) : null
+}
+const p99Over = (name: string) => rows.find((r) => r.target === name)?.p99_vs_bare_ms ?? null
+/** Issue 15's targets beside what this run measured. */
+const goals = [
+  { goal: 'public route ≥ 0.85 of the bare proxy', value: ratio('gateway public route'), min: 0.85 },
+  { goal: 'PAT route, bind_to_request: false ≥ 0.75', value: ratio('gateway PAT route, bind_to_request: false'), min: 0.75 },
+  { goal: 'PAT route, request-bound ≥ 0.60', value: ratio('gateway PAT route, bound assertions'), min: 0.6 },
+  { goal: 'session route ≥ 0.70', value: ratio('gateway session route'), min: 0.7 },
+  { goal: 'PostgreSQL + Redis PAT route, request-bound ≥ 0.60', value: ratio('PostgreSQL + Redis: PAT route, bound'), min: 0.6 },
+  { goal: 'PostgreSQL + Redis session route ≥ 0.70', value: ratio('PostgreSQL + Redis: session route'), min: 0.7 },
+  { goal: 'forward auth: nginx + Gatehouse ≥ 0.8 of nginx + minimal responder', value: ratio('nginx + Gatehouse /auth/verify (PAT)', 'nginx + minimal auth responder'), min: 0.8 },
+  { goal: 'p99 within 2 ms of the bare proxy (PAT, bound)', value: p99Over('gateway PAT route, bound assertions'), max: 2 },
+  { goal: 'p99 within 2 ms of the bare proxy (session)', value: p99Over('gateway session route'), max: 2 },
+  { goal: 'resident memory, PostgreSQL-backed ≤ 1.3× the bare proxy', value: memory.postgres_redis ? Number((memory.postgres_redis / (memory.bare ?? 1)).toFixed(2)) : null, max: 1.3 },
+].map((g) => ({ ...g, met: g.value === null ? null : 'min' in g ? g.value >= (g.min ?? 0) : g.value <= (g.max ?? Infinity) }))
 const report = {
   date: new Date().toISOString(),
   node: process.version,
@@ -254,7 +435,9 @@ const report = {
   h2_requests_per_second: { public_route: Math.round(h2Public.rps), pat_route: Math.round(h2Pat.rps) },
   logins_per_second: Math.round(login.rps * 10) / 10,
   login_p99_ms: login.p99,
-  rss_mib: Object.fromEntries(Object.entries(memory).map(([k, v]) => [k, Math.round(v / 1048576)])),
+  goals,
+  rss_mib: Object.fromEntries(Object.entries(memory).map(([k, v]) => [k, mib(v)])),
+  memory_mib: Object.fromEntries(Object.entries(memoryOf).map(([k, v]) => [k, { rss: mib(v.rss), v8_heap: mib(v.heapTotal), external: mib(v.external) }])),
 }
 await mkdir('bench/results', { recursive: true })
 await writeFile('bench/results/latest.json', JSON.stringify(report, null, 2) + '\n')
@@ -277,9 +460,26 @@ const md = [
   `HTTP/2 over TLS (node:http2 client, 4 connections × 16 streams, upstream HTTP/1.1): ${report.h2_requests_per_second.public_route} req/s on the public route, ` +
     `${report.h2_requests_per_second.pat_route} req/s on the PAT route.`,
   `Logins: ${report.logins_per_second}/s at the default argon2 parameters (p99 ${report.login_p99_ms} ms).`,
-  `Resident memory after the run: gateway ${report.rss_mib.bound} MiB (bound), ${report.rss_mib.unbound} MiB (unbound); bare proxy ${report.rss_mib.bare} MiB.`,
+  '',
+  `| goal | measured | met |`,
+  `| --- | ---: | --- |`,
+  ...goals.map((g) => `| ${g.goal} | ${g.value ?? 'not measured'} | ${g.met === null ? '–' : g.met ? 'yes' : 'no'} |`),
+  '',
+  `Memory after the run (MiB; gateways on embedded PGlite unless named postgres): resident (V8 heap, external)`,
+  ...Object.entries(report.memory_mib).map(([k, v]) => `- ${k}: ${v.rss} (${v.v8_heap}, ${v.external})`),
 ].join('\n')
 await writeFile('bench/results/latest.md', md + '\n')
 process.stdout.write(md + '\n')
 
 for (const server of servers) server.child.kill('SIGTERM')
+if (backed?.ready.database) await dropDatabase(backed.ready.database)
+
+/** The PostgreSQL target's database, once its gateway has gone. */
+async function dropDatabase(url: string): Promise<void> {
+  await once(backed?.child ?? process, 'exit').catch(() => undefined)
+  const name = new URL(url).pathname.slice(1)
+  const client = new pg.Client({ connectionString: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test' })
+  await client.connect()
+  await client.query(`DROP DATABASE IF EXISTS ${name}`)
+  await client.end()
+}

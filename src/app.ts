@@ -40,6 +40,7 @@ import { requestIdOf } from './http/request-id.js'
 import { sharedSchemas } from './http/schemas.js'
 import { createSessionCookie } from './http/session-cookie.js'
 import { tokenRoutes } from './http/token-routes.js'
+import { secretRoutes } from './http/secret-routes.js'
 import { UpstreamPools } from './http/upstream-pools.js'
 import { dropNonAddressForwardedFor, trustedProxies } from './http/trusted-proxies.js'
 import { GatehouseError } from './errors.js'
@@ -111,26 +112,27 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
   }) as unknown as FastifyInstance
 
   for (const name of REQUEST_DECORATIONS) app.decorateRequest(name, null)
-  app.addHook('onRequest', async (request, reply) => {
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
     dropNonAddressForwardedFor(request.raw.headers)
-    if (hasDuplicateHost(request.raw.rawHeaders)) throw new GatehouseError('GH_VALIDATION', 'Send one Host header, not several')
+    if (hasDuplicateHost(request.raw.rawHeaders)) return done(new GatehouseError('GH_VALIDATION', 'Send one Host header, not several'))
     if (hostDiffersFromAuthority(request.raw.httpVersionMajor, request.headers)) {
-      throw new GatehouseError('GH_VALIDATION', 'The Host header differs from :authority')
+      return done(new GatehouseError('GH_VALIDATION', 'The Host header differs from :authority'))
     }
+    done()
   })
   accessLog = addAccessLog(app, { slowRequestMs: config.logging.slow_request_threshold, metrics })
   // Every /auth answer is about credentials or a person: never cached. Registered at the root
   // so that it covers the not-found answers of unknown /auth paths too.
-  app.addHook('onSend', async (request, reply) => {
+  app.addHook('onSend', (request, reply, payload, done) => {
     if (isAuthAnswer(request)) reply.header('cache-control', 'no-store')
+    done(null, payload)
   })
   addHsts(app, options.https ? hstsSeconds(config) : 0)
   registerErrorHandlers(app)
   for (const schema of sharedSchemas) app.addSchema(schema)
   await app.register(docs, { publicUrl: config.server.public_url, cookieDomain: config.sessions.cookie_domain }) // OpenAPI at /docs/json, before every route
 
-  await app.register(cookie)
   await app.register(healthRoutes, {
     version,
     components: { database: () => runtime.db.ping(), sessions: () => runtime.store.ping() },
@@ -151,6 +153,13 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
   app.addHook('onClose', async () => stopFlushReports())
   const stopMfaCounts = runtime.secondFactors.onAttempt((method, result) => metrics.mfaAttempt(method, result))
   app.addHook('onClose', async () => stopMfaCounts())
+  // Never the value: who, which route, which key, why.
+  const stopSecretReports = runtime.userSecrets.onProblem(({ kind, userId, route, keyId, reason }) => {
+    app.log.warn({ user: userId, route, key_id: keyId, reason }, kind === 'unreadable'
+      ? 'a user secret does not decrypt (tampered with, or sealed with a data key the key file no longer holds); it is not injected'
+      : 'a user secret could not be re-encrypted under the current data key; the old key still opens it')
+  })
+  app.addHook('onClose', async () => stopSecretReports())
 
   const sessionCookie = createSessionCookie(config.server.public_url, config.sessions.absolute_timeout, config.sessions.cookie_domain)
   const { users, sessions, throttle, audit } = runtime
@@ -173,6 +182,10 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
   // by, an upstream.
   const gatewayCookieNames = [...SESSION_COOKIE_SPELLINGS, flowCookieName(config.server.public_url)]
   await app.register(async (auth) => {
+    // Cookies are parsed for the gateway's own endpoints only: the edge, forward auth and
+    // WebSocket handshakes read the session cookie from the raw headers (credentials.ts), so
+    // proxied requests do not pay for parsing every cookie of the upstream's site.
+    await auth.register(cookie)
     if (config.server.cors) addAuthCors(auth, config.server.cors.origins)
     // The /auth API speaks JSON only: fastify's default text/plain parser would hand the
     // schemas a string (a confusing 400) where the answer is 415 GH_UNSUPPORTED_MEDIA_TYPE.
@@ -229,12 +242,14 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
       cookieDomain: config.sessions.cookie_domain,
       bodyLimit: config.server.body_limit,
     })
+    await auth.register(secretRoutes, { secrets: runtime.userSecrets })
     await auth.register(adminRoutes, { users, sessions, roles: config.roles, factors: runtime.secondFactors })
     await auth.register(emailRoutes, { resets: accounts.resets, verifications: accounts.verifications, throttle, bodyLimit: config.server.body_limit })
     await auth.register(accountRoutes, {
       users,
       sessions,
       pats: runtime.pats,
+      secrets: runtime.userSecrets,
       audit,
       throttle,
       verifications: accounts.verifications,
@@ -295,6 +310,8 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     counter: runtime.rateCounter,
     pools,
     secondFactors: secondFactorPolicy,
+    secrets: runtime.userSecrets,
+    secretHeaders: runtime.userSecrets.headerNames(),
   })
   pools.startHealthChecks()
   app.addHook('onClose', async () => pools.stop())
@@ -317,6 +334,8 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     protocol: options.https ? 'https' : 'http',
     metrics,
     secondFactors: secondFactorPolicy,
+    secrets: runtime.userSecrets,
+    secretHeaders: runtime.userSecrets.headerNames(),
   })
 
   return app

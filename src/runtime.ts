@@ -19,6 +19,7 @@ import { OidcAccounts } from './core/oidc-accounts.js'
 import { oidcSessionKey, OidcSessions } from './core/oidc-sessions.js'
 import { DataKeyRing } from './core/data-keys.js'
 import { PendingMfaLogins, SecondFactors, StepUp, TwoStepLogin, type PasskeyFactor } from './core/mfa/index.js'
+import { DatabaseUserSecretStore, UserSecrets } from './core/user-secrets/index.js'
 import { LogoutTokenVerifier } from './oidc/logout-token.js'
 import { SessionRecheck } from './oidc/session-recheck.js'
 import { JwtBearer } from './oidc/jwt-bearer.js'
@@ -69,6 +70,8 @@ export interface Runtime {
   readonly jwtBearer: JwtBearer
   /** AES-256-GCM keys for secrets at rest (identity.data_key_file). */
   readonly dataKeys: DataKeyRing
+  /** Users' own secrets for routes with `user_secret`, sealed with `dataKeys`. */
+  readonly userSecrets: UserSecrets
   /** Re-checks OIDC sessions with the provider's refresh token (refresh_interval). */
   readonly sessionRecheck: SessionRecheck
   /** Each user's second factors: TOTP, recovery codes, passkeys (through their hook). */
@@ -185,7 +188,14 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
     passkeys: deps.passkeys?.(db, store),
   })
   const twoStepLogin = new TwoStepLogin({ logins: new PendingMfaLogins({ store, clock }), factors: secondFactors, throttle, audit })
-  const retire = () => (retired ??= (oidc.close(), activeUsers.close(), secondFactors.close(), pats.close().catch(() => undefined)))
+  const userSecrets = new UserSecrets({
+    store: new DatabaseUserSecretStore(db, audit),
+    keys: dataKeys,
+    routes: config.routes.filter((route) => route.upstream !== null),
+    bus: invalidation,
+    clock,
+  })
+  const retire = () => (retired ??= (oidc.close(), activeUsers.close(), userSecrets.close(), secondFactors.close(), pats.close().catch(() => undefined)))
   return {
     config,
     clock,
@@ -213,6 +223,7 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
     }),
     jwtBearer: deps.jwtBearer ?? new JwtBearer(config.auth.jwt_bearer, { clock }),
     dataKeys,
+    userSecrets,
     sessionRecheck: new SessionRecheck({ oidc, oidcSessions, oidcAccounts, sessions, store, keys: dataKeys, audit, clock }),
     secondFactors,
     twoStepLogin,
@@ -242,7 +253,7 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
  */
 async function openDataKeys(config: GatewayConfig): Promise<DataKeyRing> {
   const embedded = config.storage.database.startsWith('embedded:')
-  const needed = config.auth.oidc.some((provider) => provider.refresh_interval !== null)
+  const needed = config.auth.oidc.some((provider) => provider.refresh_interval !== null) || config.routes.some((route) => route.user_secret !== null)
   if (embedded || needed) return DataKeyRing.open(config.identity.data_key_file, { create: embedded })
   return DataKeyRing.open(config.identity.data_key_file, { create: false }).catch(() => DataKeyRing.ephemeral())
 }

@@ -165,7 +165,7 @@ t.test('defaults that depend on other keys', async (t) => {
   t.same(defaults, {
     name: 'app', host: null, match: '/app', methods: null, upstream: UPSTREAM, servers: [UPSTREAM], load_balancing: 'round_robin',
     health_check: null, preserve_host: false, auth: 'required', permissions: [],
-    rate_limit: null, rate_limit_name: null, strip_prefix: false, timeout: 30_000, csrf: true, mfa: 'optional', websocket: false, cors: null,
+    rate_limit: null, rate_limit_name: null, strip_prefix: false, timeout: 30_000, csrf: true, mfa: 'optional', websocket: false, cors: null, user_secret: null,
   })
 })
 

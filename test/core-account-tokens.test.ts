@@ -10,16 +10,15 @@ import { ACCOUNT_TOKEN_TTL_MS, AccountTokens, MAX_LIVE_TOKENS } from '../src/cor
 import { ManualClock } from '../src/core/clock.js'
 import { sha256 } from '../src/core/crypto.js'
 import { databaseBackends } from './helpers/backends.js'
+import { insertUser } from './helpers/users.js'
 
 for (const backend of databaseBackends()) {
   t.test(backend.name, async (t) => {
     const db = await backend.open(t)
     const clock = new ManualClock()
     const tokens = new AccountTokens({ db, clock })
-    const addUser = async (email: string): Promise<string> =>
-      (await db.query<{ id: string }>('INSERT INTO users (email) VALUES ($1) RETURNING id::text AS id', [email])).rows[0]!.id
-    const alice = await addUser('alice@example.com')
-    const bob = await addUser('bob@example.com')
+    const alice = await insertUser(db, 'alice@example.com')
+    const bob = await insertUser(db, 'bob@example.com')
 
     t.test('stored as a hash; good for its purpose and user; spent once', async (t) => {
       const token = (await tokens.issue(alice, 'password_reset')) ?? ''
@@ -50,7 +49,7 @@ for (const backend of databaseBackends()) {
     })
 
     t.test('expiry on the clock', async (t) => {
-      const carol = await addUser('carol@example.com')
+      const carol = await insertUser(db, 'carol@example.com')
       for (const purpose of ['password_reset', 'email_verification'] as const) {
         const token = (await tokens.issue(carol, purpose)) ?? ''
         clock.advance(ACCOUNT_TOKEN_TTL_MS[purpose] - 1)
@@ -62,7 +61,7 @@ for (const backend of databaseBackends()) {
     })
 
     t.test(`at most ${MAX_LIVE_TOKENS} live links per user and purpose`, async (t) => {
-      const dave = await addUser('dave@example.com')
+      const dave = await insertUser(db, 'dave@example.com')
       const issued = []
       for (let i = 0; i < MAX_LIVE_TOKENS; i++) issued.push(await tokens.issue(dave, 'password_reset'))
       t.ok(issued.every((token) => typeof token === 'string'), `${MAX_LIVE_TOKENS} issued`)
@@ -75,7 +74,7 @@ for (const backend of databaseBackends()) {
     })
 
     t.test('deleting the user deletes their links', async (t) => {
-      const erin = await addUser('erin@example.com')
+      const erin = await insertUser(db, 'erin@example.com')
       await tokens.issue(erin, 'password_reset')
       await db.query('DELETE FROM users WHERE id = $1', [erin])
       const rows = await db.query('SELECT 1 FROM account_tokens WHERE user_id = $1', [erin])

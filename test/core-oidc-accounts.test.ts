@@ -11,6 +11,7 @@ import { PendingLogins } from '../src/core/oidc-pending.js'
 import { GatehouseError } from '../src/errors.js'
 import type { Database } from '../src/storage/database.js'
 import { databaseBackends, sessionStoreBackends } from './helpers/backends.js'
+import { insertUser } from './helpers/users.js'
 
 const ISSUER = 'https://idp.example.com'
 
@@ -45,12 +46,8 @@ async function count(db: Database, table: 'users' | 'user_identities'): Promise<
   return Number(result.rows[0]?.n)
 }
 
-async function insertUser(db: Database, email: string, disabled = false): Promise<string> {
-  const result = await db.query<{ id: string }>(
-    "INSERT INTO users (email, password_hash, roles, disabled) VALUES ($1, 'x', '{viewer}', $2) RETURNING id::text AS id",
-    [email, disabled],
-  )
-  return result.rows[0]!.id
+async function insertViewer(db: Database, email: string, disabled = false): Promise<string> {
+  return insertUser(db, email, { roles: ['viewer'], disabled, passwordHash: 'x' })
 }
 
 t.test('claim helpers', async (t) => {
@@ -120,7 +117,7 @@ for (const backend of databaseBackends()) {
 
     t.test('a local user with the same email', async (t) => {
       const { db, accounts } = await setup(t)
-      const local = await insertUser(db, 'bob@example.com')
+      const local = await insertViewer(db, 'bob@example.com')
       const claims = { sub: 'bob', email: 'bob@example.com', email_verified: true }
       await refusal(t, accounts.signIn(policy(), claims), 'link_disabled', 'link_existing_users false')
       await refusal(
@@ -138,7 +135,7 @@ for (const backend of databaseBackends()) {
         'already_linked',
         'a second identity of the same issuer',
       )
-      const disabled = await insertUser(db, 'dis@example.com', true)
+      const disabled = await insertViewer(db, 'dis@example.com', true)
       await refusal(t, accounts.signIn(policy({ link_existing_users: true }), { sub: 'dis', email: 'dis@example.com', email_verified: true }), 'user_disabled', 'a disabled local user')
       t.same(await accounts.identitiesOf(disabled), [])
       await refusal(t, accounts.signIn(policy({ create_users: false }), { sub: 'new', email: 'new@example.com', email_verified: true }), 'no_account', 'create_users false')

@@ -4,12 +4,12 @@ import { ManualClock } from '../src/core/clock.js'
 import { sha256 } from '../src/core/crypto.js'
 import { generatePat, maskPat } from '../src/core/pat-format.js'
 import { MAX_TOKENS_PER_USER, PatService, type PatServiceOptions } from '../src/core/pats.js'
-import { permissionsFor } from '../src/core/permissions.js'
 import { MemoryInvalidationBus } from '../src/kv/memory-invalidation.js'
 import type { Database } from '../src/storage/database.js'
 import { openDatabase } from '../src/storage/open.js'
 import { databaseBackends, type DatabaseBackend } from './helpers/backends.js'
 import { CountingDatabase } from './helpers/counting-database.js'
+import { insertPatOwner } from './helpers/users.js'
 
 const DAY = 86_400_000
 const roles = { viewer: ['app:read'], operator: ['app:read', 'app:write'], admin: ['*'], auditor: ['audit:read'] }
@@ -33,13 +33,7 @@ async function harness(t: Test, backend: DatabaseBackend, options: Partial<PatSe
   const pats = new PatService({ db, audit, clock, roles, invalidation: bus, ...options })
   t.teardown(() => pats.close())
   t.teardown(() => bus.close())
-  const addUser = async (email: string, userRoles: string[]): Promise<{ id: string; permissions: string[] }> => {
-    const result = await raw.query<{ id: string }>('INSERT INTO users (email, roles) VALUES ($1, $2) RETURNING id::text AS id', [
-      email,
-      userRoles,
-    ])
-    return { id: result.rows[0]!.id, permissions: permissionsFor(userRoles, roles) }
-  }
+  const addUser = (email: string, userRoles: string[]) => insertPatOwner(raw, email, userRoles, roles)
   return { raw, db, clock, audit, bus, pats, addUser }
 }
 

@@ -33,7 +33,7 @@ import { ensureDevCertificate } from '../src/dev-certificate.js'
 import { GatewayMetrics } from '../src/metrics/gateway-metrics.js'
 import { openKeyValueStore } from '../src/kv/open.js'
 import { startTestGateway } from './helpers/gateway.js'
-import { freePort, haveRedisServer } from './helpers/private-redis.js'
+import { freePort, haveRedisServer, startRedisServer } from './helpers/private-redis.js'
 import { parsePrometheus } from './helpers/prometheus.js'
 
 /** Tests run from dist/test: the repository root is two levels up. */
@@ -606,19 +606,9 @@ t.test('compose\'s Redis: the password from its config file, none on the command
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   writeFileSync(join(dir, 'auth.conf'), content)
   const port = await freePort()
-  const child = spawn('redis-server', [join(dir, 'auth.conf'), '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-  })
+  const child = await startRedisServer(port, [], join(dir, 'auth.conf'))
   t.teardown(() => {
     child.kill('SIGKILL')
-  })
-  await new Promise<void>((resolve, reject) => {
-    let output = ''
-    child.stdout?.on('data', (chunk: Buffer) => {
-      output += chunk.toString()
-      if (output.includes('Ready to accept connections')) resolve()
-    })
-    child.once('exit', (code) => reject(new Error(`redis-server exited with ${code}: ${output}`)))
   })
   t.notMatch(readFileSync(`/proc/${child.pid}/cmdline`, 'utf8'), /p@ss/, 'the password is not on the command line')
 

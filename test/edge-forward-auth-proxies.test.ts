@@ -4,95 +4,19 @@
  * certificate paths are replaced, and each replacement must find its text (so the examples
  * cannot drift from what is tested). A real upstream behind each proxy checks what arrives.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import https from 'node:https'
-import net from 'node:net'
-import os from 'node:os'
-import path from 'node:path'
 import t, { type Test } from 'tap'
 import { Agent, request } from 'undici'
 import { createVerifier } from '../src/verify.js'
-import { requireBackends } from './helpers/backends.js'
 import { bearer, PASSWORD, signUp, type LoggedIn } from './helpers/auth-client.js'
-import { startTestGateway, testCertificate, type TestGateway } from './helpers/gateway.js'
-import { freePort } from './helpers/private-redis.js'
+import { APP_HOST, forwardAuthGateway, haveProxy, startCaddy, startNginx } from './helpers/forward-auth-proxy.js'
+import { testCertificate, type TestGateway } from './helpers/gateway.js'
 import { startUpstream, type RecordingUpstream } from './helpers/upstream.js'
-
-const EXAMPLES = path.resolve(import.meta.dirname, '..', '..', 'examples', 'forward-auth')
-const APP_HOST = 'app.gatehouse.test'
-const AUTH_HOST = 'auth.gatehouse.test'
 
 interface Proxied {
   status: number
   headers: Record<string, string | string[] | undefined>
   body: string
-}
-
-function have(command: string, versionFlag: string): boolean {
-  const found = spawnSync(command, [versionFlag]).status === 0
-  if (!found && requireBackends()) throw new Error(`GATEHOUSE_REQUIRE_BACKENDS=1 but ${command} is not installed: .ci/run installs it`)
-  return found
-}
-
-/** The example with its stand-ins replaced; each must be there. */
-async function render(file: string, replacements: [string, string][]): Promise<string> {
-  let text = await readFile(path.join(EXAMPLES, file), 'utf8')
-  for (const [from, to] of replacements) {
-    if (!text.includes(from)) throw new Error(`examples/forward-auth/${file} no longer contains ${from}`)
-    text = text.split(from).join(to)
-  }
-  return text
-}
-
-async function waitForPort(port: number, child: ChildProcess, output: () => string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode}: ${output()}`)
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = net.connect(port, '127.0.0.1', () => {
-        socket.destroy()
-        resolve(true)
-      })
-      socket.on('error', () => resolve(false))
-    })
-    if (open) return
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  throw new Error(`port ${port} never opened: ${output()}`)
-}
-
-function startProcess(t: Test, command: string, args: string[], env: NodeJS.ProcessEnv = process.env): { child: ChildProcess; output: () => string } {
-  let output = ''
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env })
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()))
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()))
-  t.teardown(async () => {
-    if (child.exitCode !== null) return
-    child.kill('SIGTERM')
-    await new Promise((resolve) => child.once('exit', resolve))
-  })
-  return { child, output: () => output }
-}
-
-/** A gateway for one proxy: its own host under the cookie domain, every route forward-auth-only. */
-async function gatewayFor(t: Test, headers: 'forwarded' | 'original'): Promise<TestGateway> {
-  const port = await freePort()
-  return startTestGateway(t, {
-    port,
-    configure: (raw) => {
-      raw.server.public_url = `https://${AUTH_HOST}:${port}`
-      raw.server.trust_proxy = ['127.0.0.1/32']
-      raw.sessions = { cookie_domain: 'gatehouse.test' }
-      raw.forward_auth = { trusted: ['127.0.0.1/32'], headers }
-      raw.rate_limits = { tight: { max: 2, window: '1m', key: 'user' } }
-      raw.routes = [
-        { name: 'app', host: APP_HOST, match: '/', auth: 'required', permissions: ['app:read'] },
-        { name: 'writes', host: APP_HOST, match: '/write', auth: 'required', permissions: ['app:write'] },
-        { name: 'open', host: APP_HOST, match: '/open', auth: 'public' },
-        { name: 'limited', host: APP_HOST, match: '/limited', auth: 'required', rate_limit: 'tight' },
-      ]
-    },
-  })
 }
 
 interface Setup {
@@ -219,57 +143,18 @@ function caddyCase(name: string): string {
   return name.split('-').map((part) => part.charAt(0).toUpperCase() + part.slice(1)).join('-')
 }
 
-async function certificateFiles(dir: string): Promise<{ cert: string; key: string }> {
-  const { cert, key } = await testCertificate()
-  const files = { cert: path.join(dir, 'tls.crt'), key: path.join(dir, 'tls.key') }
-  await writeFile(files.cert, cert)
-  await writeFile(files.key, key, { mode: 0o600 })
-  return files
-}
-
-t.test('nginx auth_request (examples/forward-auth/nginx.conf)', { skip: !have('nginx', '-v') }, async (t) => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'gatehouse-nginx-'))
-  const files = await certificateFiles(dir)
+t.test('nginx auth_request (examples/forward-auth/nginx.conf)', { skip: !haveProxy('nginx') }, async (t) => {
   const upstream = await startUpstream(t)
-  const gw = await gatewayFor(t, 'original')
-  const proxyPort = await freePort()
-  const conf = await render('nginx.conf', [
-    ['listen 443 ssl;', `listen 127.0.0.1:${proxyPort} ssl;`],
-    ['/etc/nginx/tls/app.example.com.crt', files.cert],
-    ['/etc/nginx/tls/app.example.com.key', files.key],
-    ['/etc/nginx/tls/gatehouse-ca.crt', files.cert],
-    ['server_name app.example.com;', `server_name ${APP_HOST};`],
-    ['https://127.0.0.1:8443', gw.url],
-    ['http://127.0.0.1:9001', upstream.url],
-  ])
-  const confFile = path.join(dir, 'nginx.conf')
-  await writeFile(confFile, conf)
-  const main = `daemon off; pid ${dir}/nginx.pid; error_log stderr warn;${process.getuid?.() === 0 ? ' user root;' : ''}`
-  const { child, output } = startProcess(t, 'nginx', ['-p', dir, '-c', confFile, '-g', main])
-  await waitForPort(proxyPort, child, output)
+  const gw = await forwardAuthGateway(t, 'original')
+  const proxyPort = await startNginx(t, gw, upstream)
   const viewer = await signUp(gw, 'nginx-viewer')
   await sharedRules(t, { gw, upstream, proxyPort, viewer, send: await client(t, proxyPort) }, 403)
 })
 
-t.test('Caddy forward_auth (examples/forward-auth/Caddyfile)', { skip: !have('caddy', 'version') }, async (t) => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'gatehouse-caddy-'))
-  const files = await certificateFiles(dir)
+t.test('Caddy forward_auth (examples/forward-auth/Caddyfile)', { skip: !haveProxy('caddy') }, async (t) => {
   const upstream = await startUpstream(t)
-  const gw = await gatewayFor(t, 'forwarded')
-  const proxyPort = await freePort()
-  const caddyfile = await render('Caddyfile', [
-    ['app.example.com:443 {', `${APP_HOST}:${proxyPort} {`],
-    ['/etc/caddy/tls/app.example.com.crt', files.cert],
-    ['/etc/caddy/tls/app.example.com.key', files.key],
-    ['/etc/caddy/tls/gatehouse-ca.crt', files.cert],
-    ['https://127.0.0.1:8443', gw.url],
-    ['127.0.0.1:9001', upstream.url.replace('http://', '')],
-  ])
-  const file = path.join(dir, 'Caddyfile')
-  await writeFile(file, caddyfile)
-  const env = { ...process.env, HOME: dir, XDG_DATA_HOME: dir, XDG_CONFIG_HOME: dir }
-  const { child, output } = startProcess(t, 'caddy', ['run', '--config', file, '--adapter', 'caddyfile'], env)
-  await waitForPort(proxyPort, child, output)
+  const gw = await forwardAuthGateway(t, 'forwarded')
+  const proxyPort = await startCaddy(t, gw, upstream)
   const viewer = await signUp(gw, 'caddy-viewer')
   await sharedRules(t, { gw, upstream, proxyPort, viewer, send: await client(t, proxyPort) }, 429, true)
 })

@@ -114,6 +114,25 @@ t.test('forward auth with X-Forwarded-* headers', async (t) => {
     }
   })
 
+  await t.test("the login page's form-action lets the form's redirect reach that URL's origin, and only that one", async (t) => {
+    // Browsers hold the form's 303 to form-action too (browser-forward-auth shows it in Chromium).
+    const formAction = (answer: Response) => /form-action ([^;]*);/.exec(String(answer.headers['content-security-policy']))?.[1]
+    const page = (next: string) => gw.call('GET', `/auth/login?next=${encodeURIComponent(next)}`, { headers: { accept: 'text/html' } })
+    t.equal(formAction(await page(`https://${APP_HOST}:8443/items?x=1`)), `'self' https://${APP_HOST}:8443`, 'an absolute next under cookie_domain')
+    t.equal(formAction(await page(`https://${APP_HOST}/items`)), `'self' https://${APP_HOST}`, 'on the default port')
+    t.equal(formAction(await page('/local/path')), "'self'", 'a local next')
+    t.equal(formAction(await page('https://evil.example/x')), "'self'", 'a next that is not followed')
+    const injected = await page('https://x;sandbox;script-src-elem.gatehouse.test/')
+    t.equal(formAction(injected), "'self'", 'a host that would write directives into the header')
+    t.notMatch(String(injected.headers['content-security-policy']), /sandbox|script-src/, 'and none is written')
+    const failed = await gw.call('POST', '/auth/login', {
+      body: new URLSearchParams({ email: viewer.user.email, password: 'not the password at all, sorry', next: `https://${APP_HOST}/items` }).toString(),
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: PUBLIC_URL },
+    })
+    t.equal(failed.status, 401)
+    t.equal(formAction(failed), `'self' https://${APP_HOST}`, 'the form again after a failed sign-in')
+  })
+
   await t.test('a missing permission is 403 naming it', async (t) => {
     const answer = await verify(gw, { ...forwarded('POST', '/write/x'), ...bearer(viewer.token) })
     const body = assertCode(t, answer, 403, 'GH_FORBIDDEN')

@@ -13,15 +13,11 @@ import { connect as tlsConnect } from 'node:tls'
 import t, { type Test } from 'tap'
 import { WebSocket } from 'ws'
 import type { InvalidationBus } from '../src/kv/invalidation.js'
-import { MemoryInvalidationBus } from '../src/kv/memory-invalidation.js'
-import { RedisInvalidationBus } from '../src/kv/redis-invalidation.js'
 import { bearer, sessionCookie, signUp } from './helpers/auth-client.js'
-import { databaseBackends, requireBackends, sessionStoreBackends } from './helpers/backends.js'
+import { databaseBackends, invalidationBusBackends, sessionStoreBackends } from './helpers/backends.js'
 import { PUBLIC_URL, startTestGateway, testCertificate, type RawConfig, type TestGateway } from './helpers/gateway.js'
 import { closed, nextMessage, openSocket, refusedHandshake, startEchoUpstream, type EchoUpstream } from './helpers/websocket.js'
 
-const redisUrl = process.env.TEST_REDIS_URL
-if (!redisUrl && requireBackends()) throw new Error('GATEHOUSE_REQUIRE_BACKENDS=1 but TEST_REDIS_URL is not set')
 
 function routes(upstream: EchoUpstream) {
   return (raw: RawConfig) => {
@@ -212,17 +208,9 @@ t.test('an open socket keeps its session alive, and the absolute timeout closes 
   t.equal((await gw.call('GET', '/auth/me', { headers: bearer(alice.token) })).status, 401, 'the session has ended')
 })
 
-async function buses(t: Test): Promise<[InvalidationBus, InvalidationBus]> {
-  if (!redisUrl) {
-    const bus = new MemoryInvalidationBus()
-    t.teardown(() => bus.close())
-    return [bus, bus]
-  }
-  const keyPrefix = `gh-test:${randomBytes(6).toString('hex')}:`
-  const a = await RedisInvalidationBus.open({ url: redisUrl, keyPrefix })
-  const b = await RedisInvalidationBus.open({ url: redisUrl, keyPrefix })
-  t.teardown(() => Promise.all([a.close(), b.close()]))
-  return [a, b]
+/** The replicas' buses: on Redis when TEST_REDIS_URL is set, else one memory bus. */
+function buses(t: Test): Promise<[InvalidationBus, InvalidationBus]> {
+  return invalidationBusBackends().at(-1)!.pair(t)
 }
 
 t.test('two replicas sharing Redis: a credential ended on one closes the socket opened through the other within 1 s', async (t) => {

@@ -4,26 +4,20 @@
  * what happens when the subscriber connection drops: a private redis-server is killed and
  * restarted (the shared one is never touched beyond its own channel).
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
-import { once } from 'node:events'
-import net from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { AuditLog } from '../src/core/audit.js'
 import { systemClock } from '../src/core/clock.js'
 import { PatService } from '../src/core/pats.js'
-import { permissionsFor } from '../src/core/permissions.js'
 import type { InvalidationBus } from '../src/kv/invalidation.js'
 import { MemoryInvalidationBus } from '../src/kv/memory-invalidation.js'
-import { openInvalidationBus } from '../src/kv/open-invalidation.js'
 import { RedisInvalidationBus } from '../src/kv/redis-invalidation.js'
 import type { Database } from '../src/storage/database.js'
-import { databaseBackends, requireBackends } from './helpers/backends.js'
+import { databaseBackends, invalidationBusBackends, requireBackends } from './helpers/backends.js'
 import { CountingDatabase } from './helpers/counting-database.js'
-import { freePort } from './helpers/ports.js'
+import { startPrivateRedis } from './helpers/private-redis.js'
+import { insertPatOwner } from './helpers/users.js'
 
 const roles = { viewer: ['app:read'], operator: ['app:read', 'app:write'], admin: ['*'] }
 const LIMIT_MS = 1_000
@@ -33,35 +27,6 @@ const redisUrl = process.env.TEST_REDIS_URL
 if (!redisUrl) {
   if (requireBackends()) throw new Error('GATEHOUSE_REQUIRE_BACKENDS=1 but TEST_REDIS_URL is not set: the redis tests cannot run')
   t.comment('redis invalidation tests skipped: TEST_REDIS_URL is not set')
-}
-
-interface BusFlavour {
-  name: string
-  /** Two buses, one per replica (or one shared, in memory). */
-  open(t: Test): Promise<[InvalidationBus, InvalidationBus]>
-}
-
-const memoryFlavour: BusFlavour = {
-  name: 'memory bus',
-  async open(t) {
-    const bus = new MemoryInvalidationBus()
-    t.teardown(() => bus.close())
-    return [bus, bus]
-  },
-}
-
-function redisFlavour(url: string): BusFlavour {
-  return {
-    name: 'redis bus',
-    async open(t) {
-      const keyPrefix = `gh-test:${randomBytes(6).toString('hex')}:`
-      const a = await RedisInvalidationBus.open({ url, keyPrefix })
-      t.teardown(() => a.close())
-      const b = await RedisInvalidationBus.open({ url, keyPrefix })
-      t.teardown(() => b.close())
-      return [a, b]
-    },
-  }
 }
 
 interface Replicas {
@@ -82,13 +47,7 @@ async function replicas(t: Test, db: Database, buses: [InvalidationBus, Invalida
   const b = new PatService({ db: bQueries, audit, clock: systemClock, roles, invalidation: buses[1] })
   t.teardown(() => a.close())
   t.teardown(() => b.close())
-  const addUser = async (email: string, userRoles: string[]): Promise<{ id: string; permissions: string[] }> => {
-    const result = await db.query<{ id: string }>('INSERT INTO users (email, roles) VALUES ($1, $2) RETURNING id::text AS id', [
-      email,
-      userRoles,
-    ])
-    return { id: result.rows[0]!.id, permissions: permissionsFor(userRoles, roles) }
-  }
+  const addUser = (email: string, userRoles: string[]) => insertPatOwner(db, email, userRoles, roles)
   const announceUserChange = (userId: string) => buses[0].publish({ kind: 'user', userId })
   return { raw: db, a, b, bQueries, addUser, announceUserChange }
 }
@@ -117,13 +76,11 @@ function report(t: Test, what: string, ms: number): void {
   t.ok(ms < LIMIT_MS, `${what} within ${LIMIT_MS} ms (${ms.toFixed(1)} ms)`)
 }
 
-const flavours = redisUrl ? [memoryFlavour, redisFlavour(redisUrl)] : [memoryFlavour]
-
 for (const backend of databaseBackends()) {
-  for (const flavour of flavours) {
-    t.test(`${backend.name}, ${flavour.name}`, async (t) => {
+  for (const bus of invalidationBusBackends()) {
+    t.test(`${backend.name}, ${bus.name} bus`, async (t) => {
       t.test('a revoke on A: B refuses the token within a second', async (t) => {
-        const buses = await flavour.open(t)
+        const buses = await bus.pair(t)
         const r = await replicas(t, await backend.open(t), buses)
         const alice = await r.addUser('alice@example.com', ['operator'])
         const { token, pat } = await r.a.create(alice, { name: 'x' })
@@ -137,7 +94,7 @@ for (const backend of databaseBackends()) {
         const committed = performance.now()
         await until(committed, () => delivered !== undefined, LIMIT_MS, 'the message reaches B')
         t.comment(`revoke committed after ${(committed - start).toFixed(1)} ms; B's bus had the message ${(delivered! - committed).toFixed(1)} ms later`)
-        report(t, `${backend.name}/${flavour.name} revoke`, await until(start, async () => (await r.b.authenticate(token)) === null, LIMIT_MS, 'revoke'))
+        report(t, `${backend.name}/${bus.name} bus revoke`, await until(start, async () => (await r.b.authenticate(token)) === null, LIMIT_MS, 'revoke'))
         t.equal(await r.a.authenticate(token), null, 'A refuses it too')
         const before = r.bQueries.count
         t.ok(await r.b.authenticate(other.token))
@@ -145,7 +102,7 @@ for (const backend of databaseBackends()) {
       })
 
       t.test('a disabled user on A: B refuses their tokens within a second', async (t) => {
-        const r = await replicas(t, await backend.open(t), await flavour.open(t))
+        const r = await replicas(t, await backend.open(t), await bus.pair(t))
         const alice = await r.addUser('alice@example.com', ['operator'])
         const bob = await r.addUser('bob@example.com', ['viewer'])
         const tokens = [(await r.a.create(alice, { name: 'one' })).token, (await r.a.create(alice, { name: 'two' })).token]
@@ -156,25 +113,25 @@ for (const backend of databaseBackends()) {
         await r.announceUserChange(alice.id)
         const refused = async (): Promise<boolean> =>
           (await Promise.all(tokens.map((token) => r.b.authenticate(token)))).every((result) => result === null)
-        report(t, `${backend.name}/${flavour.name} disable`, await until(start, refused, LIMIT_MS, 'disable'))
+        report(t, `${backend.name}/${bus.name} bus disable`, await until(start, refused, LIMIT_MS, 'disable'))
         const before = r.bQueries.count
         t.ok(await r.b.authenticate(bobs))
         t.equal(r.bQueries.count, before, "another user's token stays cached")
       })
 
       t.test('a deleted user on A: B refuses their token within a second', async (t) => {
-        const r = await replicas(t, await backend.open(t), await flavour.open(t))
+        const r = await replicas(t, await backend.open(t), await bus.pair(t))
         const alice = await r.addUser('alice@example.com', ['operator'])
         const { token } = await r.a.create(alice, { name: 'x' })
         await cacheInB(t, r, token)
         const start = performance.now()
         await r.raw.query('DELETE FROM users WHERE id = $1', [alice.id])
         await r.announceUserChange(alice.id)
-        report(t, `${backend.name}/${flavour.name} delete`, await until(start, async () => (await r.b.authenticate(token)) === null, LIMIT_MS, 'delete'))
+        report(t, `${backend.name}/${bus.name} bus delete`, await until(start, async () => (await r.b.authenticate(token)) === null, LIMIT_MS, 'delete'))
       })
 
       t.test('a role change on A: B applies it within a second', async (t) => {
-        const r = await replicas(t, await backend.open(t), await flavour.open(t))
+        const r = await replicas(t, await backend.open(t), await bus.pair(t))
         const alice = await r.addUser('alice@example.com', ['operator'])
         const { token } = await r.a.create(alice, { name: 'x' })
         await cacheInB(t, r, token)
@@ -186,7 +143,7 @@ for (const backend of databaseBackends()) {
           const permissions = (await r.b.authenticate(token))?.permissions
           return permissions?.length === 1 && permissions[0] === 'app:read'
         }
-        report(t, `${backend.name}/${flavour.name} role change`, await until(start, demoted, LIMIT_MS, 'role change'))
+        report(t, `${backend.name}/${bus.name} bus role change`, await until(start, demoted, LIMIT_MS, 'role change'))
       })
     })
   }
@@ -195,43 +152,9 @@ for (const backend of databaseBackends()) {
 if (redisUrl) {
   const backend = databaseBackends()[0]!
 
-  t.test('redis bus: malformed messages on the channel are ignored', async (t) => {
-    const keyPrefix = `gh-test:${randomBytes(6).toString('hex')}:`
-    const bus = await RedisInvalidationBus.open({ url: redisUrl, keyPrefix })
-    t.teardown(() => bus.close())
-    const received: unknown[] = []
-    bus.subscribe((message) => received.push(message))
-    const raw = new Redis(redisUrl)
-    t.teardown(() => raw.disconnect())
-    const garbage = ['', 'null', '[]', '{', '"user"', '{"kind":"user"}', '{"kind":"user","userId":42}',
-      '{"kind":"token","userId":"x"}', '{"kind":"other","userId":"x"}', JSON.stringify({ kind: 'user', userId: 'x'.repeat(2_000) })]
-    for (const text of garbage) await raw.publish(bus.channel, text)
-    await raw.publish(bus.channel, JSON.stringify({ kind: 'token', patId: 'p1', extra: true }))
-    await until(performance.now(), () => received.length > 0, 2_000, 'the valid message')
-    t.same(received, [{ kind: 'token', patId: 'p1' }], 'only the valid message, without unknown fields')
-    t.ok(bus.connected)
-  })
-
-  t.test('openInvalidationBus picks the implementation', async (t) => {
-    const memory = await openInvalidationBus('memory')
-    t.equal(memory.kind, 'memory')
-    await memory.close()
-    const redis = await openInvalidationBus(redisUrl, { keyPrefix: `gh-test:${randomBytes(6).toString('hex')}:` })
-    t.equal(redis.kind, 'redis')
-    t.ok(redis.connected)
-    await redis.close()
-    t.notOk(redis.connected, 'closed')
-    await t.rejects(openInvalidationBus('http://user:secret@example.com'), /unsupported session store "http:…"/)
-    const unreachable = `redis://127.0.0.1:${await freePort()}/0`
-    await t.rejects(openInvalidationBus(unreachable, { connectTimeoutMs: 300 }), /could not connect to Redis at 127\.0\.0\.1:\d+ within 300 ms/)
-  })
-
   t.test('a private redis-server killed and restarted: caches are reset, nothing stale survives', async (t) => {
-    const port = await freePort()
-    const server = new PrivateRedis(port)
-    t.teardown(() => server.stop())
-    await server.start()
-    const url = `redis://127.0.0.1:${port}/0`
+    const server = await startPrivateRedis(t)
+    const url = `${server.url}/0`
     const busA = await RedisInvalidationBus.open({ url, keyPrefix: 'gh-test:' })
     t.teardown(() => busA.close())
     const busB = await RedisInvalidationBus.open({ url, keyPrefix: 'gh-test:', heartbeatMs: 250 })
@@ -245,7 +168,7 @@ if (redisUrl) {
     const survivor = await r.a.create(alice, { name: 'still valid' })
     for (const token of [revokedByA.token, revokedInDb.token, survivor.token]) await cacheInB(t, r, token)
 
-    await server.kill()
+    await server.stop()
     await until(performance.now(), () => !busB.connected, 3_000, 'B notices the outage')
     t.same(resets, ['down'], 'B was reset when its subscriber dropped')
 
@@ -258,7 +181,7 @@ if (redisUrl) {
     t.ok(await r.b.authenticate(survivor.token))
     t.equal(r.bQueries.count, before + 2, 'nor fills it')
 
-    await server.start()
+    await server.restart()
     await until(performance.now(), () => busA.connected && busB.connected, 10_000, 'both reconnect')
     t.same(resets, ['down', 'up'], 'B was reset again once subscribed again')
     t.equal(await r.b.authenticate(revokedInDb.token), null, 'a change whose message was lost is seen')
@@ -275,11 +198,8 @@ if (redisUrl) {
   })
 
   t.test('a frozen redis-server (SIGSTOP): the heartbeat notices, the caches are reset', async (t) => {
-    const port = await freePort()
-    const server = new PrivateRedis(port)
-    t.teardown(() => server.stop())
-    await server.start()
-    const url = `redis://127.0.0.1:${port}/0`
+    const server = await startPrivateRedis(t)
+    const url = `${server.url}/0`
     const bus = await RedisInvalidationBus.open({ url, keyPrefix: 'gh-test:', heartbeatMs: 200 })
     t.teardown(() => bus.close())
     const resets: boolean[] = []
@@ -289,7 +209,7 @@ if (redisUrl) {
     const { token, pat } = await r.a.create(alice, { name: 'x' })
     await cacheInB(t, r, token)
 
-    server.freeze()
+    server.stall()
     const start = performance.now()
     const noticed = await until(start, () => !bus.connected, 2_000, 'the heartbeat notices')
     t.comment(`a frozen Redis was noticed after ${noticed.toFixed(0)} ms`)
@@ -298,7 +218,7 @@ if (redisUrl) {
     await r.raw.query('UPDATE personal_access_tokens SET revoked_at = now() WHERE id = $1', [pat.id])
     t.equal(await r.b.authenticate(token), null)
 
-    server.thaw()
+    server.resume()
     await until(performance.now(), () => bus.connected, 10_000, 'B reconnects')
     t.same(resets, [false, true])
   })
@@ -309,71 +229,3 @@ t.teardown(() => {
     console.log(`# invalidation latency, ${what}: ${values.map((ms) => ms.toFixed(1)).join(', ')} ms`)
   }
 })
-
-/** A redis-server child process of this test, on its own port, without persistence. */
-class PrivateRedis {
-  readonly port: number
-  #child: ChildProcess | undefined
-  #frozen = false
-
-  constructor(port: number) {
-    this.port = port
-  }
-
-  async start(): Promise<void> {
-    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-      stdio: 'ignore',
-    })
-    this.#child = child
-    const failed = once(child, 'exit').then(() => {
-      throw new Error(`redis-server on port ${this.port} exited at start`)
-    })
-    failed.catch(() => {})
-    await Promise.race([until(performance.now(), () => answersPing(this.port), 10_000, 'redis-server starts'), failed])
-  }
-
-  async kill(): Promise<void> {
-    const child = this.#child
-    if (!child || child.exitCode !== null || child.signalCode !== null) return
-    this.#child = undefined
-    const exited = once(child, 'exit')
-    if (this.#frozen) this.thaw(child)
-    child.kill('SIGKILL')
-    await exited
-  }
-
-  freeze(): void {
-    this.#frozen = true
-    this.#child?.kill('SIGSTOP')
-  }
-
-  thaw(child = this.#child): void {
-    this.#frozen = false
-    child?.kill('SIGCONT')
-  }
-
-  stop(): Promise<void> {
-    return this.kill()
-  }
-}
-
-function answersPing(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1')
-    socket.setTimeout(500)
-    let reply = ''
-    socket.on('connect', () => socket.write('PING\r\n'))
-    socket.on('data', (chunk) => {
-      reply += chunk.toString()
-      if (reply.includes('\r\n')) {
-        socket.destroy()
-        resolve(reply.startsWith('+PONG'))
-      }
-    })
-    socket.on('error', () => resolve(false))
-    socket.on('timeout', () => {
-      socket.destroy()
-      resolve(false)
-    })
-  })
-}

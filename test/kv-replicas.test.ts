@@ -3,30 +3,17 @@
  * a session works on both, and disabling its user or changing their roles on one replica
  * takes effect on the other at once, although each caches active users.
  */
-import { randomBytes } from 'node:crypto'
 import t, { type Test } from 'tap'
 import type { InvalidationBus } from '../src/kv/invalidation.js'
-import { MemoryInvalidationBus } from '../src/kv/memory-invalidation.js'
-import { RedisInvalidationBus } from '../src/kv/redis-invalidation.js'
 import { bearer, signUp } from './helpers/auth-client.js'
-import { databaseBackends, requireBackends, sessionStoreBackends } from './helpers/backends.js'
+import { databaseBackends, invalidationBusBackends, sessionStoreBackends } from './helpers/backends.js'
 import { startTestGateway, type RawConfig } from './helpers/gateway.js'
 import { startUpstream } from './helpers/upstream.js'
 
-const redisUrl = process.env.TEST_REDIS_URL
-if (!redisUrl && requireBackends()) throw new Error('GATEHOUSE_REQUIRE_BACKENDS=1 but TEST_REDIS_URL is not set')
 
-async function buses(t: Test): Promise<[InvalidationBus, InvalidationBus]> {
-  if (!redisUrl) {
-    const bus = new MemoryInvalidationBus()
-    t.teardown(() => bus.close())
-    return [bus, bus]
-  }
-  const keyPrefix = `gh-test:${randomBytes(6).toString('hex')}:`
-  const a = await RedisInvalidationBus.open({ url: redisUrl, keyPrefix })
-  const b = await RedisInvalidationBus.open({ url: redisUrl, keyPrefix })
-  t.teardown(() => Promise.all([a.close(), b.close()]))
-  return [a, b]
+/** The replicas' buses: on Redis when TEST_REDIS_URL is set, else one memory bus. */
+function buses(t: Test): Promise<[InvalidationBus, InvalidationBus]> {
+  return invalidationBusBackends().at(-1)!.pair(t)
 }
 
 t.test('disabling a user, or changing their roles, on one replica applies on the other at once', async (t) => {

@@ -10,65 +10,17 @@
  */
 import { decodeJwt } from 'jose'
 import t, { type Test } from 'tap'
-import type { Dispatcher } from 'undici'
 import { assertCode } from './helpers/assert-code.js'
 import { countRows, isCleared, login, PASSWORD, register, setCookies, uniqueEmail } from './helpers/auth-client.js'
 import { PUBLIC_URL, startTestGateway, type Response, type TestGateway } from './helpers/gateway.js'
+import { browserFor, gatewayPath, SESSION_COOKIE, waitUntil, type Browser } from './helpers/oidc-browser.js'
 import { startTestProvider, type TestProvider } from './helpers/oidc-provider.js'
 import { startUpstream } from './helpers/upstream.js'
 
 const ORIGIN = new URL(PUBLIC_URL).origin
-const SESSION = '__Host-gh_session'
+const SESSION = SESSION_COOKIE
 const FLOW = '__Host-gh_oidc'
 const NAMES = ['idp', 'idp-link', 'idp-down']
-
-/** Cookies a browser keeps for the gateway's origin. */
-class CookieJar {
-  readonly cookies = new Map<string, string>()
-
-  store(response: Response): void {
-    for (const cookie of setCookies(response)) {
-      if (isCleared(cookie) || cookie.value === '') this.cookies.delete(cookie.name)
-      else this.cookies.set(cookie.name, cookie.value)
-    }
-  }
-
-  header(): Record<string, string> {
-    return this.cookies.size === 0 ? {} : { cookie: [...this.cookies].map(([name, value]) => `${name}=${value}`).join('; ') }
-  }
-}
-
-interface Browser {
-  jar: CookieJar
-  request(method: Dispatcher.HttpMethod, path: string, headers?: Record<string, string>): Promise<Response>
-}
-
-function browserFor(gw: TestGateway): Browser {
-  const jar = new CookieJar()
-  return {
-    jar,
-    async request(method, path, headers = {}) {
-      const response = await gw.call(method, path, { headers: { accept: 'text/html,application/xhtml+xml', ...jar.header(), ...headers } })
-      jar.store(response)
-      return response
-    },
-  }
-}
-
-/** A gateway URL as the path (and query) to request on the test listener; anything off-site throws. */
-function gatewayPath(location: string | URL): string {
-  const url = new URL(location, `${ORIGIN}/`)
-  if (url.origin !== ORIGIN) throw new Error(`not the gateway: ${url.href}`)
-  return url.pathname + url.search
-}
-
-async function waitUntil(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
 
 interface Started {
   browser: Browser

@@ -5,7 +5,6 @@
  * requests before exiting 0 and SIGHUP reloading, through the real `gatehouse serve`
  * process; and the HTTP→HTTPS redirect listener.
  */
-import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
@@ -14,44 +13,20 @@ import os from 'node:os'
 import path from 'node:path'
 import { Writable } from 'node:stream'
 import { connect as tlsConnect } from 'node:tls'
-import { fileURLToPath } from 'node:url'
-import yaml from 'js-yaml'
 import t, { type Test } from 'tap'
 import { Agent, request } from 'undici'
 import { loadConfig } from '../src/config/index.js'
 import { ensureDevCertificate } from '../src/dev-certificate.js'
 import { startGateway, type RunningGateway } from '../src/server.js'
-import { databaseBackends } from './helpers/backends.js'
-import { baseConfig, type RawConfig } from './helpers/gateway.js'
+import { serve } from './helpers/cli-process.js'
+import { workspace, type Workspace } from './helpers/workspace.js'
 
-const BIN = fileURLToPath(new URL('../src/bin.js', import.meta.url))
 
-interface Workspace {
-  dir: string
-  configPath: string
-  write(configure?: (raw: RawConfig) => void): Promise<void>
-}
-
-/** A directory with a certificate, an embedded database (a template copy) and gateway.yml. */
-async function workspace(t: Test, upstream: string): Promise<Workspace> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'gatehouse-lifecycle-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  await ensureDevCertificate(path.join(dir, 'tls.crt'), path.join(dir, 'tls.key'))
-  const database = await databaseBackends()[0]!.url(t)
-  const configPath = path.join(dir, 'gateway.yml')
-  const write = async (configure: (raw: RawConfig) => void = () => {}) => {
-    const raw = baseConfig()
-    raw.server.tls = { cert: 'tls.crt', key: 'tls.key' }
-    raw.storage = { database, sessions: 'memory' }
-    raw.identity.signing_key_file = 'identity-keys.json'
-    raw.metrics = { port: 0 }
-    raw.logging = { level: 'warn' }
+/** A workspace with one public route to `upstream`. */
+function lifecycleWorkspace(t: Test, upstream: string): Promise<Workspace> {
+  return workspace(t, 'lifecycle', (raw) => {
     raw.routes = [{ name: 'app', match: '/app', upstream, auth: 'public' }]
-    configure(raw)
-    await writeFile(configPath, yaml.dump(raw))
-  }
-  await write()
-  return { dir, configPath, write }
+  })
 }
 
 /** An upstream answering 200 "ok", after `?delay=<ms>` when asked. */
@@ -85,7 +60,7 @@ async function status(agent: Agent, url: string): Promise<number> {
 
 t.test('a reload under continuous load fails no request and swaps the configuration', async (t) => {
   const upstream = await slowUpstream(t)
-  const ws = await workspace(t, upstream.url)
+  const ws = await lifecycleWorkspace(t, upstream.url)
   const { gateway, agent, base } = await start(t, ws)
   t.equal(await status(agent, `${base}/new`), 404, 'the route to come does not exist yet')
 
@@ -125,7 +100,7 @@ t.test('a reload under continuous load fails no request and swaps the configurat
 
 t.test('a bad reload is refused and the old configuration keeps serving', async (t) => {
   const upstream = await slowUpstream(t)
-  const ws = await workspace(t, upstream.url)
+  const ws = await lifecycleWorkspace(t, upstream.url)
   const { gateway, agent, base } = await start(t, ws)
 
   await ws.write((raw) => {
@@ -156,7 +131,7 @@ t.test('a bad reload is refused and the old configuration keeps serving', async 
 
 t.test('a reload picks up a new certificate for new connections; open ones carry on', async (t) => {
   const upstream = await slowUpstream(t)
-  const ws = await workspace(t, upstream.url)
+  const ws = await lifecycleWorkspace(t, upstream.url)
   const { gateway, agent, base } = await start(t, ws)
   const fingerprint = async () => {
     const socket = tlsConnect({ host: '127.0.0.1', port: gateway.port, rejectUnauthorized: false })
@@ -187,7 +162,7 @@ t.test('a reload picks up a new certificate for new connections; open ones carry
 
 t.test('the redirect listener answers 308 to the same path on public_url', async (t) => {
   const upstream = await slowUpstream(t)
-  const ws = await workspace(t, upstream.url)
+  const ws = await lifecycleWorkspace(t, upstream.url)
   await ws.write((raw) => {
     raw.server.redirect_http_port = 0
   })
@@ -221,26 +196,10 @@ function plainRawRequest(port: number, bytes: string): Promise<string> {
 
 t.test('gatehouse serve: SIGHUP reloads; SIGTERM finishes in-flight requests, refuses new ones and exits 0', async (t) => {
   const upstream = await slowUpstream(t)
-  const ws = await workspace(t, upstream.url)
-  const child = spawn(process.execPath, [BIN, 'serve', '--config', ws.configPath], { cwd: ws.dir, stdio: ['ignore', 'pipe', 'pipe'] })
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-  })
-  let output = ''
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk))
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk))
-  const base = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start: ${output}`)), 30_000)
-    const poll = setInterval(() => {
-      const found = /listening on https:\/\/localhost:(\d+)/.exec(output) ?? /listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(output)
-      if (found) {
-        clearInterval(poll)
-        clearTimeout(timer)
-        resolve(`https://127.0.0.1:${found[1]}`)
-      }
-    }, 50)
-    child.once('exit', (code) => reject(new Error(`serve exited with ${code}: ${output}`)))
-  })
+  const ws = await lifecycleWorkspace(t, upstream.url)
+  const served = await serve(t, ws.dir, ws.configPath)
+  const { child } = served
+  const base = served.url.replace('//localhost:', '//127.0.0.1:')
   const agent = new Agent({ connect: { rejectUnauthorized: false } })
   t.teardown(() => agent.close())
 
@@ -265,5 +224,5 @@ t.test('gatehouse serve: SIGHUP reloads; SIGTERM finishes in-flight requests, re
   t.equal(refused, 'ECONNREFUSED', 'a new connection is refused once shutting down')
   t.equal(await inFlight, 200, 'the request in flight when SIGTERM came was answered')
   const [code] = await exited
-  t.equal(code, 0, 'exit 0', { output: output.slice(-2000) })
+  t.equal(code, 0, 'exit 0', { output: served.output().slice(-2000) })
 })

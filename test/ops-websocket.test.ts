@@ -3,48 +3,26 @@
  * removes their route or changes what it grants, and SIGTERM to the real `gatehouse serve`
  * process closes them with 1001 once `server.drain_timeout` has passed, then exits 0.
  */
-import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import os from 'node:os'
-import path from 'node:path'
 import { Writable } from 'node:stream'
-import { fileURLToPath } from 'node:url'
-import yaml from 'js-yaml'
 import t, { type Test } from 'tap'
 import { WebSocket } from 'ws'
 import { loadConfig } from '../src/config/index.js'
-import { ensureDevCertificate } from '../src/dev-certificate.js'
 import { startGateway } from '../src/server.js'
-import { databaseBackends } from './helpers/backends.js'
-import { baseConfig, type RawConfig } from './helpers/gateway.js'
+import { serve } from './helpers/cli-process.js'
 import { closed, nextMessage, openSocket, startEchoUpstream } from './helpers/websocket.js'
+import { workspace, type Workspace } from './helpers/workspace.js'
 
-const BIN = fileURLToPath(new URL('../src/bin.js', import.meta.url))
 
-async function workspace(t: Test, upstream: string) {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'gatehouse-ws-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  await ensureDevCertificate(path.join(dir, 'tls.crt'), path.join(dir, 'tls.key'))
-  const database = await databaseBackends()[0]!.url(t)
-  const configPath = path.join(dir, 'gateway.yml')
-  const write = async (configure: (raw: RawConfig) => void = () => {}) => {
-    const raw = baseConfig()
-    raw.server.tls = { cert: 'tls.crt', key: 'tls.key' }
+/** A workspace with two WebSocket routes to `upstream` and a drain timeout of 1 s. */
+function socketWorkspace(t: Test, upstream: string): Promise<Workspace> {
+  return workspace(t, 'ws', (raw) => {
     raw.server.drain_timeout = '1s'
-    raw.storage = { database, sessions: 'memory' }
-    raw.identity.signing_key_file = 'identity-keys.json'
-    raw.metrics = { port: 0 }
-    raw.logging = { level: 'warn' }
     raw.routes = [
       { name: 'live', match: '/live', upstream, websocket: true, auth: 'public' },
       { name: 'feed', match: '/feed', upstream, websocket: true, auth: 'public' },
     ]
-    configure(raw)
-    await writeFile(configPath, yaml.dump(raw))
-  }
-  await write()
-  return { dir, configPath, write }
+  })
 }
 
 async function echoes(t: Test, socket: WebSocket, what: string): Promise<void> {
@@ -54,7 +32,7 @@ async function echoes(t: Test, socket: WebSocket, what: string): Promise<void> {
 
 t.test('a reload keeps open sockets; one that removes or changes their route closes them with 1008', async (t) => {
   const upstream = await startEchoUpstream(t)
-  const ws = await workspace(t, upstream.url)
+  const ws = await socketWorkspace(t, upstream.url)
   const gateway = await startGateway(await loadConfig(ws.configPath), { logStream: new Writable({ write: (_c, _e, done) => done() }) })
   t.teardown(() => gateway.close())
   const base = `https://127.0.0.1:${gateway.port}`
@@ -81,26 +59,10 @@ t.test('a reload keeps open sockets; one that removes or changes their route clo
 
 t.test('gatehouse serve: SIGTERM closes open sockets with 1001 after server.drain_timeout and exits 0', async (t) => {
   const upstream = await startEchoUpstream(t)
-  const ws = await workspace(t, upstream.url)
-  const child = spawn(process.execPath, [BIN, 'serve', '--config', ws.configPath], { cwd: ws.dir, stdio: ['ignore', 'pipe', 'pipe'] })
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-  })
-  let output = ''
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk))
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk))
-  const base = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start: ${output}`)), 30_000)
-    const poll = setInterval(() => {
-      const found = /listening on https:\/\/(?:localhost|127\.0\.0\.1):(\d+)/.exec(output)
-      if (found) {
-        clearInterval(poll)
-        clearTimeout(timer)
-        resolve(`https://127.0.0.1:${found[1]}`)
-      }
-    }, 50)
-    child.once('exit', (code) => reject(new Error(`serve exited with ${code}: ${output}`)))
-  })
+  const ws = await socketWorkspace(t, upstream.url)
+  const served = await serve(t, ws.dir, ws.configPath)
+  const { child } = served
+  const base = served.url.replace('//localhost:', '//127.0.0.1:')
   const socket = await openSocket(base, '/live')
   t.teardown(() => socket.terminate())
   await echoes(t, socket, 'before SIGTERM')
@@ -111,6 +73,6 @@ t.test('gatehouse serve: SIGTERM closes open sockets with 1001 after server.drai
   t.equal(code, 1001, 'closed with 1001 (going away)')
   t.ok(ms >= 900, `after the drain timeout of 1 s (${ms} ms)`)
   const [exitCode] = await exited
-  t.equal(exitCode, 0, 'exit 0', { output: output.slice(-2000) })
+  t.equal(exitCode, 0, 'exit 0', { output: served.output().slice(-2000) })
   t.equal(upstream.closes.at(-1), 1001, 'the upstream side was closed with 1001 too')
 })

@@ -11,7 +11,7 @@ import type { GatewayConfig, RouteConfig } from './types.js'
 import { DAY, HOUR, SECOND } from './units.js'
 import {
   cidr, claimPath, cookieDomain, databaseUrl, routeHost, duration, durationOrOff, emailDomain, filePath, headerName, host, issuerUrl, method, name, origin, pathPrefix,
-  permission, port, probePath, roleName, scope, sessionStoreUrl, size, smtpUrl, upstreamUrl,
+  permission, port, probePath, roleName, scope, secretHeaderName, sessionStoreUrl, size, smtpUrl, upstreamUrl,
 } from './values.js'
 
 /** Roles used when the file has no `roles` key. */
@@ -71,7 +71,7 @@ const identity = obj({
   signing_key_file: optional(filePath(), 'certs/identity-keys.json', 'Private JWK set signing identity assertions, created on first start.'),
   assertion_ttl: optional(duration({ min: SECOND, max: HOUR }), '60s', 'Lifetime of an X-Auth-Assertion.'),
   data_key_file: optional(filePath(), 'certs/data-keys.json',
-    'AES-256-GCM key ring for secrets at rest (provider refresh tokens, TOTP secrets); created on first start with embedded storage.'),
+    'AES-256-GCM key ring for secrets at rest (provider refresh tokens, TOTP secrets, user secrets); created on first start with embedded storage; with PostgreSQL it must exist when a route has user_secret or a provider refresh_interval (`gatehouse keys rotate --data` makes it).'),
   bind_to_request: optional(bool(), true,
     'Whether each assertion names its request (jti, rid, htm, htu); false reuses one per identity and route for half its ttl.'),
 })
@@ -198,6 +198,11 @@ const routeCors = obj({
   max_age: optional(duration({ min: 0, max: DAY }), '10m', 'How long a browser may cache a preflight answer.'),
 }, { type: 'CORS settings' })
 
+const userSecret = obj({
+  header: required(secretHeaderName(),
+    'The request header the secret is sent in; always stripped from client requests (on every route). Not a hop-by-hop header, Authorization, Cookie, Host, a Content- header or one of the gateway\'s X-Auth-* / X-Forwarded-* headers.'),
+}, { type: 'user secret settings' })
+
 const route = obj({
   name: required(unique('route name', name('route name')), 'Route name: the metric label and the audience of its assertions.'),
   host: optional(nullable(routeHost()), null,
@@ -225,7 +230,17 @@ const route = obj({
   websocket: optional(bool(), false, 'Whether a GET with Upgrade: websocket is proxied (after the same checks) and tunnelled.'),
   cors: optional(nullable(routeCors), null,
     'Preflights answered by the gateway and CORS headers for browser apps on the listed origins; they also pass the CSRF check.', 'none'),
-}, { type: 'route' })
+  user_secret: optional(nullable(userSecret), null,
+    'Injects each user\'s own stored secret (set at /auth/me/secrets or on the account page) into this route\'s upstream requests, for that user\'s session or PAT only.', 'none'),
+}, {
+  type: 'route',
+  check(parts, report) {
+    if (parts.user_secret == null) return
+    // A secret goes only to the upstream it was stored for, only with its owner's identity.
+    if (parts.upstream === null) report('user_secret', 'needs an upstream: forward auth never hands user secrets to the proxy in front')
+    if (parts.auth === 'public') report('user_secret', 'needs auth: required or optional: a public route has no user to take the secret of')
+  },
+})
 
 const forwardAuth = obj({
   trusted: optional(list(cidr()), ['127.0.0.1/32'], 'TCP peers (the proxy in front) allowed to call GET /auth/verify; others get 403.'),
@@ -322,6 +337,7 @@ function resolveRoute(parsed: ParsedRoute, policies: GatewayConfig['rate_limits'
     mfa: parsed.mfa,
     websocket: parsed.websocket,
     cors: parsed.cors === null ? null : { ...parsed.cors, methods: [...new Set(parsed.cors.methods)] },
+    user_secret: parsed.user_secret,
   }
 }
 

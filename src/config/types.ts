@@ -73,6 +73,8 @@ export interface RouteConfig {
   /** Whether WebSocket handshakes are proxied and tunnelled (SPEC §4a). */
   websocket: boolean
   cors: RouteCorsConfig | null
+  /** The header each user's own secret for this route is injected in (SPEC §5); null: none. */
+  user_secret: { header: string } | null
 }
 
 export interface ForwardAuthConfig {

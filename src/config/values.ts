@@ -12,6 +12,7 @@ import { int, matching, textLeaf, type Report } from './leaves.js'
 import { readScalar, type Node } from './node.js'
 import { formatDuration, formatSize, parseDuration, parseSize } from './units.js'
 import { isSentinelUrl, parseSentinelUrl } from '../kv/redis-url.js'
+import { secretHeaderRefusal } from '../core/user-secrets/header-name.js'
 
 /** Route, policy and provider names: used in metric labels, JWT audiences and URL paths. */
 const NAME = /^[a-z0-9][a-z0-9_.-]*$/i
@@ -259,6 +260,17 @@ function isLoopback(hostname: string): boolean {
 export function headerName(): Node<string> {
   return textLeaf('header name', 'a header name like content-type', (text, report) =>
     /^[!#$%&'*+.^_`|~0-9a-z-]+$/i.test(text) ? text.toLowerCase() : report.expected())
+}
+
+/**
+ * The header a route's user secret is sent in: a header name the gateway owns for nothing else
+ * (core/user-secrets/header-name.ts says which and why); kept as written, compared lower-case.
+ */
+export function secretHeaderName(): Node<string> {
+  return textLeaf('header name', 'a header name like X-Db-Credentials', (text, report) => {
+    const refusal = secretHeaderRefusal(text)
+    return refusal === null ? text : report.problem(`${JSON.stringify(text)} cannot carry a user secret: ${refusal}`)
+  })
 }
 
 /** The path (and optional query) a health check asks each server for. */

@@ -29,6 +29,8 @@ export type AuditEventType =
   | 'mfa.recovery_code_used'
   | 'mfa.reset'
   | 'mfa.step_up'
+  | 'user_secret.set'
+  | 'user_secret.removed'
 
 export interface AuditEvent {
   /** The user the event is about (not necessarily who caused it: see `details.actor_id`). */

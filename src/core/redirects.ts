@@ -43,6 +43,8 @@ function safeAbsolute(candidate: string, cookieDomain: string): string {
   }
   if (url.protocol !== 'https:' || url.username !== '' || url.password !== '') return '/'
   if (candidate.includes('\\')) return '/'
+  // The WHATWG parser keeps `;`, `,` and other non-DNS characters in a host; a DNS name has none.
+  if (!/^[a-z0-9.-]+$/.test(url.hostname)) return '/'
   return isUnderDomain(url.hostname, cookieDomain) ? url.href : '/'
 }
 

@@ -1,10 +1,11 @@
 /**
  * The HTML of the self-service account page (SPEC §5): name, password, sessions, personal
- * access tokens, second factors and deleting the account, each a plain form that works without
- * script (passkeys, which need the browser's WebAuthn API, excepted).
+ * access tokens, user secrets, second factors and deleting the account, each a plain form
+ * that works without script (passkeys, which need the browser's WebAuthn API, excepted).
  */
 import type { FactorStatus } from '../core/mfa/index.js'
 import type { PatInfo } from '../core/pats.js'
+import { secretsSection, type AccountSecretView } from './account-secrets-section.js'
 import { escapeHtml } from './login-page.js'
 import { alertHtml, noticeHtml, renderPage } from './page.js'
 
@@ -21,6 +22,8 @@ export interface AccountView {
   user: { email: string; name: string | null; email_verified: boolean }
   sessions: readonly AccountSessionView[]
   tokens: readonly PatInfo[]
+  /** The routes the user may keep a secret for, and the secrets stored. */
+  secrets: readonly AccountSecretView[]
   /** Permissions a new token may be limited to. */
   permissionChoices: readonly string[]
   notice?: string
@@ -278,6 +281,7 @@ export function renderAccountPage(view: AccountView): string {
     passwordSection(),
     sessionsSection(view),
     tokensSection(view),
+    secretsSection(view.secrets),
     secondFactorsSection(view),
     deleteSection(),
   ].join('\n')

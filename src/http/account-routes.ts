@@ -15,6 +15,9 @@ import type { SecondFactors } from '../core/mfa/index.js'
 import type { SessionService } from '../core/sessions.js'
 import { secondFactorForms } from './account-mfa-forms.js'
 import type { UserService } from '../core/users.js'
+import { decide } from '../core/policy.js'
+import type { UserSecrets } from '../core/user-secrets/index.js'
+import type { AccountSecretView } from './account-secrets-section.js'
 import { GatehouseError, isGatehouseError, type ErrorCode } from '../errors.js'
 import { renderAccountPage, type AccountView } from './account-page.js'
 import { toGatehouseError } from './error-handler.js'
@@ -29,6 +32,7 @@ export interface AccountRoutesOptions {
   users: UserService
   sessions: SessionService
   pats: PatService
+  secrets: UserSecrets
   audit: AuditLog
   throttle: LoginThrottle
   verifications: EmailVerifications
@@ -116,10 +120,11 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
 
   async function accountView(identity: Identity, extra: Partial<AccountView> = {}): Promise<AccountView> {
     const current = identity.session?.session.id
-    const [active, tokens, fresh, factors] = await Promise.all([
+    const [active, tokens, fresh, secrets, factors] = await Promise.all([
       sessions.list(identity.user.id),
       pats.list(identity.user.id),
       users.get(identity.user.id),
+      secretViews(identity),
       options.factors.status(identity.user.id),
     ])
     return {
@@ -127,9 +132,23 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
       factors,
       sessions: active.map(({ session }) => ({ ...session, current: session.id === current })),
       tokens,
+      secrets,
       permissionChoices: permissionChoices(identity, options.roles),
       ...extra,
     }
+  }
+
+  /** Every route the user may keep a secret for, then stored secrets whose route went away. */
+  async function secretViews(identity: Identity): Promise<AccountSecretView[]> {
+    const stored = new Map((await options.secrets.list(identity.user.id)).map((item) => [item.route, item]))
+    const usable = options.secrets.routes().filter((route) => decide(route, identity).allow)
+    const views: AccountSecretView[] = usable.map((route) => {
+      const item = stored.get(route.name)
+      stored.delete(route.name)
+      return { route: route.name, header: route.user_secret?.header ?? null, state: item?.state ?? null, updated_at: item?.updated_at ?? null }
+    })
+    for (const item of stored.values()) views.push({ route: item.route, header: item.header, state: item.state, updated_at: item.updated_at })
+    return views
   }
 
   async function refusedPage(reply: FastifyReply, identity: Identity, err: unknown, messages: Messages, extra: Partial<AccountView> = {}) {
@@ -192,7 +211,7 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
       config: { access: 'optional', mfaEnrolment: true },
       attachValidation: true,
       schema: {
-        summary: 'The HTML account page: name, password, sessions, tokens, delete account',
+        summary: 'The HTML account page: name, password, sessions, tokens, user secrets, delete account',
         querystring: { type: 'object', properties: { done: { type: 'string', description: 'What the last form did (a fixed set of confirmations)' } }, additionalProperties: true },
         response: { 200: schemas.htmlPage('The account page'), 303: seeOther('Signed out: to the sign-in page, back here after'), ...schemas.errorResponses },
       },
@@ -304,6 +323,30 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
       const revoked = await pats.revoke(identity.user.id, body.id, { ip: request.ip })
       if (!revoked) throw new GatehouseError('GH_NOT_FOUND', 'No such token')
       return reply.redirect('/auth/account?done=token_revoked', 303)
+    },
+  )
+
+  accountForm<{ route: string; value: string }>(
+    '/auth/account/secrets',
+    'Form: set or replace the secret for a route, as PUT /auth/me/secrets/{route}',
+    // Longer than 4 KiB, so that the service says what is wrong with a long value.
+    formBodySchema({ route: 'The route name', value: 'The secret' }, ['route', 'value'], 16_384),
+    {},
+    async (identity, body, request, reply) => {
+      await options.secrets.set(identity, body.route, body.value, { ip: request.ip })
+      return reply.redirect('/auth/account?done=secret_saved', 303)
+    },
+  )
+
+  accountForm<{ route: string }>(
+    '/auth/account/secrets/remove',
+    'Form: remove the secret for a route, as DELETE /auth/me/secrets/{route}',
+    formBodySchema({ route: 'The route name' }, ['route'], 200),
+    { GH_NOT_FOUND: 'There was no secret for that route.' },
+    async (identity, body, request, reply) => {
+      const removed = await options.secrets.remove(identity.user.id, body.route, { ip: request.ip })
+      if (!removed) throw new GatehouseError('GH_NOT_FOUND', 'No such secret')
+      return reply.redirect('/auth/account?done=secret_removed', 303)
     },
   )
 

@@ -8,7 +8,7 @@ import replyFrom from '@fastify/reply-from'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { OriginMatcher } from '../core/allowed-origins.js'
 import type { AssertionSigner } from '../core/assertion-signer.js'
-import { type CredentialResolver, type GateAllow, type GateOutcome, type GateRefusal, type GateRequest } from '../core/pipeline/index.js'
+import { type CredentialResolver, type GateAllow, type GateOutcome, type GateRefusal, type GateRequest, type SecretSource } from '../core/pipeline/index.js'
 import type { RouteTable } from '../core/route-table.js'
 import type { SecondFactorPolicy } from '../core/pipeline/index.js'
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js'
@@ -40,6 +40,10 @@ export interface EdgeOptions {
   counter: FallbackCounter
   /** Each route's upstream servers. */
   pools: UpstreamPools
+  /** Users' secrets: looked up for routes with `user_secret`, injected into their upstream request only. */
+  secrets: SecretSource
+  /** Every route's `user_secret` header, stripped from every client request. */
+  secretHeaders: ReadonlySet<string>
 }
 
 const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
@@ -59,6 +63,7 @@ export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<
     allowedOrigins: options.allowedOrigins,
     metrics,
     secondFactors: options.secondFactors,
+    secrets: options.secrets,
   })
 
   async function handle(request: FastifyRequest, reply: FastifyReply) {
@@ -104,6 +109,8 @@ export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<
           host: clientHost(request),
           preserveHost: route.preserve_host,
           identity: allowed.identity && allowed.identityHeaders,
+          secretHeaders: options.secretHeaders,
+          userSecret: allowed.userSecret,
         }),
       rewriteResponseHeaders: (headers) => {
         const kept = withoutGatewaySetCookies(headers, options.sessionCookieNames)
@@ -149,7 +156,10 @@ export function gateRequestOf(request: FastifyRequest): GateRequest {
       'sec-fetch-site': firstValue(headers['sec-fetch-site']),
     },
     rawHeaders: request.raw.rawHeaders,
-    clientKey: normalizeIP(request.ip),
+    // Read only by a route limited per address: normalising it costs more than it seems.
+    get clientKey() {
+      return normalizeIP(request.ip)
+    },
     requestId: request.id,
   }
 }

@@ -4,7 +4,7 @@
  * gateway's errors, and every decision counted once in `gatehouse_decisions_total`.
  */
 import type { OriginMatcher } from '../core/allowed-origins.js'
-import { counterRateLimiter, Gate, type CredentialResolver, type GateOutcome, type RequestSigner, type SecondFactorPolicy } from '../core/pipeline/index.js'
+import { counterRateLimiter, Gate, type CredentialResolver, type GateOutcome, type RequestSigner, type SecondFactorPolicy, type SecretSource } from '../core/pipeline/index.js'
 import type { RouteTable } from '../core/route-table.js'
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js'
 import type { FallbackCounter } from '../resilience/fallback-counter.js'
@@ -20,6 +20,8 @@ export interface GatewayGateOptions {
   metrics: GatewayMetrics
   /** Second factors (`auth.mfa.required_roles`, who has one); null: none checked. */
   secondFactors: SecondFactorPolicy | null
+  /** Users' secrets for routes with `user_secret`; absent: none injected (forward auth). */
+  secrets?: SecretSource
   /** Told each outcome after it is counted (forward auth counts its own metric too). */
   onOutcome?: (outcome: GateOutcome) => void
 }
@@ -33,6 +35,7 @@ export function gatewayGate(options: GatewayGateOptions): Gate {
     signer: options.signer,
     origins: { publicUrl: options.publicUrl, allowed: options.allowedOrigins },
     secondFactors: options.secondFactors,
+    secrets: options.secrets ?? null,
     toError: (err) => toGatehouseError(err as Error),
     onOutcome: (outcome) => {
       const route = outcome.route?.name ?? 'unmatched'

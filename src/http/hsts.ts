@@ -14,7 +14,8 @@ export function hstsSeconds(config: GatewayConfig): number {
 export function addHsts(app: FastifyInstance, maxAgeSeconds: number): void {
   if (maxAgeSeconds <= 0) return
   const value = `max-age=${maxAgeSeconds}`
-  app.addHook('onSend', async (_request, reply) => {
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (!reply.hasHeader('strict-transport-security')) reply.header('strict-transport-security', value)
+    done(null, payload)
   })
 }

@@ -7,6 +7,30 @@ import type { FastifyReply } from 'fastify'
 export const LOGIN_PAGE_CSP =
   "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
+/**
+ * The sign-in page's CSP for a given `next`. The form's answer is a 303 to `next`, and browsers
+ * hold that redirect to `form-action` too: an absolute `next` (a host under
+ * `sessions.cookie_domain`, which safeNext alone lets through: forward auth) adds its origin,
+ * and only that one.
+ */
+export function loginPageCsp(next: string): string {
+  const origin = absoluteOrigin(next)
+  return origin === null ? LOGIN_PAGE_CSP : LOGIN_PAGE_CSP.replace("form-action 'self'", `form-action 'self' ${origin}`)
+}
+
+/** The origin of an absolute https `next`, when it is nothing but scheme, host name and port. */
+function absoluteOrigin(next: string): string | null {
+  if (!/^https:/i.test(next)) return null
+  let origin: string
+  try {
+    origin = new URL(next).origin
+  } catch {
+    return null
+  }
+  // Never more than a plain origin in the header: no `;` or `,` can start another directive.
+  return /^https:\/\/[a-z0-9.-]+(:[0-9]+)?$/.test(origin) ? origin : null
+}
+
 export interface LoginPageOptions {
   next: string
   email?: string
@@ -89,10 +113,10 @@ button.secondary{background:#3b4252}
 .error{background:#fde8e8;color:#8a1c1c;padding:.75rem;border-radius:4px}
 `
 
-export function sendHtml(reply: FastifyReply, status: number, html: string): FastifyReply {
+export function sendHtml(reply: FastifyReply, status: number, html: string, csp = LOGIN_PAGE_CSP): FastifyReply {
   return reply
     .code(status)
-    .header('content-security-policy', LOGIN_PAGE_CSP)
+    .header('content-security-policy', csp)
     .header('x-frame-options', 'DENY')
     .header('referrer-policy', 'same-origin')
     .header('x-content-type-options', 'nosniff')

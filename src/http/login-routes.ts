@@ -21,7 +21,7 @@ import { offeredProof, type SecondFactors, type StartedMfaLogin, type TwoStepLog
 import { renderSecondFactorPage } from './second-factor-page.js'
 import { sendPage } from './page.js'
 import { toGatehouseError } from './error-handler.js'
-import { LOGIN_CSS, renderLoginPage, sendHtml } from './login-page.js'
+import { LOGIN_CSS, loginPageCsp, renderLoginPage, sendHtml } from './login-page.js'
 import { LOGIN_NOTICES, noticeOf } from './notices.js'
 import * as schemas from './schemas.js'
 import type { SessionCookie } from './session-cookie.js'
@@ -158,8 +158,9 @@ export async function loginRoutes(app: FastifyInstance, options: LoginRoutesOpti
     const email = typeof body.email === 'string' ? body.email : ''
     // The password was right: offering a new link tells nothing the 403 has not told already.
     const resendEmail = err.code === 'GH_EMAIL_UNVERIFIED' && emailEnabled ? email : undefined
-    const page = renderLoginPage({ next: safeNext(body.next, options.cookieDomain), email, error: message, providers, links, resendEmail })
-    return sendHtml(reply, err.statusCode, page)
+    const next = safeNext(body.next, options.cookieDomain)
+    const page = renderLoginPage({ next, email, error: message, providers, links, resendEmail })
+    return sendHtml(reply, err.statusCode, page, loginPageCsp(next))
   }
 
   app.get<{ Querystring: { next?: string; notice?: string } }>(
@@ -177,7 +178,8 @@ export async function loginRoutes(app: FastifyInstance, options: LoginRoutesOpti
       const notice = noticeOf(LOGIN_NOTICES, request.query.notice)
       // Arriving from an emailed link or a sign-up, there is nowhere to go back to: the account page.
       const next = request.query.next ?? (notice !== undefined && request.query.notice !== 'account_deleted' ? '/auth/account' : undefined)
-      return sendHtml(reply, 200, renderLoginPage({ next: safeNext(next, options.cookieDomain), providers, links, notice }))
+      const safe = safeNext(next, options.cookieDomain)
+      return sendHtml(reply, 200, renderLoginPage({ next: safe, providers, links, notice }), loginPageCsp(safe))
     },
   )
 

@@ -20,6 +20,8 @@ export const ACCOUNT_NOTICES = {
   session_revoked: 'The session is signed out.',
   token_revoked: 'The token is revoked. It no longer works.',
   totp_removed: 'The authenticator app is turned off. Your other sessions were signed out.',
+  secret_saved: 'The secret is saved. It is sent with your requests to that route from now on.',
+  secret_removed: 'The secret is removed. It is no longer sent.',
 } as const
 
 export function noticeOf<T extends Record<string, string>>(notices: T, key: unknown): string | undefined {

@@ -41,9 +41,7 @@ ${options.body}
 }
 
 export function sendPage(reply: FastifyReply, status: number, html: string, options: { script?: boolean } = {}): FastifyReply {
-  sendHtml(reply, status, html)
-  if (options.script) reply.header('content-security-policy', ACCOUNT_PAGE_CSP)
-  return reply
+  return sendHtml(reply, status, html, options.script ? ACCOUNT_PAGE_CSP : LOGIN_PAGE_CSP)
 }
 
 /** An error message announced to assistive technology; `id` lets a form point at it. */

@@ -40,12 +40,19 @@ export interface UpstreamHeaderOptions {
   preserveHost: boolean
   /** X-Auth-* headers for an authenticated request. */
   identity: Readonly<Record<string, string>> | null
+  /**
+   * Every route's `user_secret` header (lower-case, `-` for `_`): stripped from every client
+   * request like the x-auth- headers, whatever route it goes to (SPEC §5).
+   */
+  secretHeaders: ReadonlySet<string>
+  /** The owner's secret for this route's upstream, set after the client's headers are gone. */
+  userSecret: { header: string; value: string } | null
 }
 
 export function upstreamHeaders(incoming: IncomingHttpHeaders, options: UpstreamHeaderOptions): IncomingHttpHeaders {
   const headers: IncomingHttpHeaders = {}
   for (const [name, value] of Object.entries(incoming)) {
-    if (value === undefined || isForbidden(name)) continue
+    if (value === undefined || isForbidden(name) || options.secretHeaders.has(name.toLowerCase().replaceAll('_', '-'))) continue
     headers[name] = value
   }
   if (options.removeAuthorization) delete headers.authorization
@@ -64,6 +71,7 @@ export function upstreamHeaders(incoming: IncomingHttpHeaders, options: Upstream
   // `incoming.host` is the server's own, set by the proxy client from the URL it calls.
   if (options.preserveHost && options.host !== undefined) headers.host = options.host
   if (options.identity) Object.assign(headers, options.identity)
+  if (options.userSecret !== null) headers[options.userSecret.header] = options.userSecret.value
   return headers
 }
 

@@ -1,5 +1,6 @@
 import type { InvalidationBus } from './invalidation.js'
 import { MemoryInvalidationBus } from './memory-invalidation.js'
+import { isRedisUrl, unsupportedStoreUrl } from './redis-client.js'
 import { RedisInvalidationBus } from './redis-invalidation.js'
 
 export interface OpenInvalidationBusOptions {
@@ -18,14 +19,12 @@ export async function openInvalidationBus(
   options: OpenInvalidationBusOptions = {},
 ): Promise<InvalidationBus> {
   if (sessionsUrl === 'memory') return new MemoryInvalidationBus()
-  if (/^(rediss?|redis-sentinel):\/\//i.test(sessionsUrl)) {
+  if (isRedisUrl(sessionsUrl)) {
     return RedisInvalidationBus.open({
       url: sessionsUrl,
       keyPrefix: options.keyPrefix,
       connectTimeoutMs: options.connectTimeoutMs,
     })
   }
-  // Only the scheme is echoed: the rest may hold a password.
-  const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(sessionsUrl)?.[0] ?? sessionsUrl.slice(0, 12)
-  throw new Error(`unsupported session store "${scheme}…": expected memory, redis://host:6379/0 (rediss:// for TLS) or redis-sentinel://h1:26379,h2:26379/mymaster/0`)
+  throw unsupportedStoreUrl(sessionsUrl)
 }

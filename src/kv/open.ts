@@ -1,5 +1,6 @@
 import type { Clock } from '../core/clock.js'
 import { MemoryKeyValueStore } from './memory.js'
+import { isRedisUrl, unsupportedStoreUrl } from './redis-client.js'
 import { RedisKeyValueStore } from './redis.js'
 import type { KeyValueStore } from './store.js'
 
@@ -18,10 +19,8 @@ export interface OpenKeyValueStoreOptions {
  */
 export async function openKeyValueStore(url: string, options: OpenKeyValueStoreOptions = {}): Promise<KeyValueStore> {
   if (url === 'memory') return new MemoryKeyValueStore({ clock: options.clock })
-  if (/^(rediss?|redis-sentinel):\/\//i.test(url)) {
+  if (isRedisUrl(url)) {
     return RedisKeyValueStore.open({ url, keyPrefix: options.keyPrefix, connectTimeoutMs: options.connectTimeoutMs })
   }
-  // Only the scheme is echoed: the rest may hold a password.
-  const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(url)?.[0] ?? url.slice(0, 12)
-  throw new Error(`unsupported session store "${scheme}…": expected memory, redis://host:6379/0 (rediss:// for TLS) or redis-sentinel://h1:26379,h2:26379/mymaster/0`)
+  throw unsupportedStoreUrl(url)
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import { translateOutage } from '../dependency-error.js'
 import { deliver, parseInvalidationMessage, type InvalidationBus, type InvalidationMessage } from './invalidation.js'
-import { createRedisClient, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_KEY_PREFIX, describeRedisUrl, failFastOptions } from './redis.js'
+import { connectTimeoutError, createRedisClient, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_KEY_PREFIX, lastErrorOf, quitRedis } from './redis-client.js'
 import { isRedisUnavailable } from './redis-outage.js'
 
 const outage = translateOutage('invalidation bus', isRedisUnavailable)
@@ -83,19 +83,13 @@ export class RedisInvalidationBus implements InvalidationBus {
     const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS
     const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS
     if (!(heartbeatMs > 0) || !Number.isFinite(heartbeatMs)) throw new RangeError(`heartbeatMs must be positive, got ${heartbeatMs}`)
-    const publisher = createRedisClient(options.url, failFastOptions(connectTimeoutMs, options.commandTimeoutMs))
+    const publisher = createRedisClient(options.url, { connectTimeoutMs, commandTimeoutMs: options.commandTimeoutMs })
     // Resubscribing is done by the bus on every 'ready', so that it knows when it is done.
     // A connection dropped for a missed heartbeat is destroyed after disconnectTimeout if it
     // does not close by itself (a frozen peer never answers the FIN).
     const subscriber = publisher.duplicate({ autoResubscribe: false, commandTimeout: heartbeatMs, disconnectTimeout: heartbeatMs })
-    let lastError: Error | undefined
-    // Connection errors surface as failed publishes and resets; without a listener ioredis
-    // would print each one.
-    for (const client of [publisher, subscriber]) {
-      client.on('error', (error: Error) => {
-        lastError = error
-      })
-    }
+    // Connection errors surface as failed publishes and resets.
+    const lastError = lastErrorOf(publisher, subscriber)
     const channel = `${options.keyPrefix ?? DEFAULT_KEY_PREFIX}invalidate`
     const bus = new RedisInvalidationBus(publisher, subscriber, channel, heartbeatMs)
     try {
@@ -103,8 +97,7 @@ export class RedisInvalidationBus implements InvalidationBus {
         const timer = setTimeout(() => {
           bus.#resetHandlers.delete(onSubscribed)
           publisher.off('ready', onSubscribed)
-          const reason = lastError ? `: ${lastError.message}` : ''
-          reject(new Error(`could not connect to Redis at ${describeRedisUrl(options.url)} within ${connectTimeoutMs} ms${reason}`))
+          reject(connectTimeoutError(options.url, connectTimeoutMs, lastError()))
         }, connectTimeoutMs)
         const onSubscribed = (): void => {
           if (!bus.#subscribed || publisher.status !== 'ready') return
@@ -164,7 +157,7 @@ export class RedisInvalidationBus implements InvalidationBus {
     this.#subscribed = false
     this.#handlers.clear()
     this.#resetHandlers.clear()
-    await Promise.all([this.#publisher, this.#subscriber].map(quit))
+    await Promise.all([this.#publisher, this.#subscriber].map(quitRedis))
   }
 
   #receive(text: string): void {
@@ -215,16 +208,5 @@ export class RedisInvalidationBus implements InvalidationBus {
     } finally {
       this.#pinging = false
     }
-  }
-}
-
-async function quit(client: Redis): Promise<void> {
-  try {
-    // QUIT lets Redis answer what is in flight; when it is unreachable there is nothing to wait for.
-    if (client.status === 'ready') await client.quit()
-  } catch {
-    // Already gone: disconnecting below is all that is left to do.
-  } finally {
-    client.disconnect()
   }
 }

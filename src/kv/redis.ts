@@ -1,15 +1,10 @@
-import { Redis, type RedisOptions, type Result } from 'ioredis'
-import { describeRedisUrl, isSentinelUrl, parseSentinelUrl } from './redis-url.js'
+import type { Redis, Result } from 'ioredis'
 import { translateOutage } from '../dependency-error.js'
+import { connectTimeoutError, createRedisClient, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_KEY_PREFIX, lastErrorOf, quitRedis } from './redis-client.js'
 import { isRedisUnavailable } from './redis-outage.js'
 import type { CounterState, KeyValueStore } from './store.js'
 
 const outage = translateOutage('session store', isRedisUnavailable)
-
-export const DEFAULT_KEY_PREFIX = 'gh:'
-export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000
-/** A command unanswered for this long rejects: a stalled Redis must turn into a 503, not a hang. */
-export const DEFAULT_COMMAND_TIMEOUT_MS = 2_000
 
 export interface RedisKeyValueStoreOptions {
   /** redis:// or rediss:// (TLS), with optional user, password and database number; or redis-sentinel://. */
@@ -74,14 +69,10 @@ export class RedisKeyValueStore implements KeyValueStore {
     const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS
     const client = createRedisClient(options.url, {
       keyPrefix: options.keyPrefix ?? DEFAULT_KEY_PREFIX,
-      ...failFastOptions(connectTimeoutMs, options.commandTimeoutMs),
+      connectTimeoutMs,
+      commandTimeoutMs: options.commandTimeoutMs,
     })
-    let lastError: Error | undefined
-    // Connection errors are also reported to the callers whose commands fail; without a
-    // listener ioredis would print each one.
-    client.on('error', (error: Error) => {
-      lastError = error
-    })
+    const lastError = lastErrorOf(client)
     client.defineCommand('ghIncrement', { numberOfKeys: 1, lua: INCREMENT })
     client.defineCommand('ghPeek', { numberOfKeys: 1, lua: PEEK, readOnly: true })
     client.defineCommand('ghSetAdd', { numberOfKeys: 1, lua: SET_ADD })
@@ -90,8 +81,7 @@ export class RedisKeyValueStore implements KeyValueStore {
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => {
           client.off('ready', onReady)
-          const reason = lastError ? `: ${lastError.message}` : ''
-          reject(new Error(`could not connect to Redis at ${describeRedisUrl(options.url)} within ${connectTimeoutMs} ms${reason}`, { cause: lastError }))
+          reject(connectTimeoutError(options.url, connectTimeoutMs, lastError()))
         }, connectTimeoutMs)
         const onReady = (): void => {
           clearTimeout(timer)
@@ -167,61 +157,12 @@ export class RedisKeyValueStore implements KeyValueStore {
     return this.#closing
   }
 
-  async #quit(): Promise<void> {
-    try {
-      // QUIT lets Redis answer what is in flight; when it is unreachable there is nothing to wait for.
-      if (this.#client.status === 'ready') await this.#client.quit()
-    } catch {
-      // Already gone: disconnecting below is all that is left to do.
-    } finally {
-      this.#client.disconnect()
-    }
+  #quit(): Promise<void> {
+    return quitRedis(this.#client)
   }
 }
 
 function milliseconds(ttlMs: number): number {
   if (!(ttlMs > 0) || !Number.isFinite(ttlMs)) throw new RangeError(`ttl must be a positive number of milliseconds, got ${ttlMs}`)
   return Math.ceil(ttlMs)
-}
-
-export { describeRedisUrl }
-
-/**
- * A client of the Redis a `storage.sessions` URL names: redis:// or rediss:// as ioredis reads
- * it, or redis-sentinel://, where ioredis asks the sentinels for the master, and asks again
- * whenever the connection drops or a sentinel announces a new master (failoverDetector).
- */
-export function createRedisClient(url: string, options: RedisOptions): Redis {
-  if (!isSentinelUrl(url)) return new Redis(url, options)
-  const target = parseSentinelUrl(url)
-  // Config validation has already refused a bad URL; this is a caller's mistake.
-  if (typeof target === 'string') throw new TypeError(`storage.sessions: ${target}`)
-  return new Redis({
-    ...options,
-    sentinels: target.sentinels,
-    name: target.name,
-    db: target.db,
-    username: target.username,
-    password: target.password,
-    failoverDetector: true,
-    // A master demoted while we stayed connected (a partition, a manual failover) answers
-    // writes with READONLY: reconnect, which asks the sentinels for the new master.
-    reconnectOnError: (error) => error.message.startsWith('READONLY'),
-  })
-}
-
-/**
- * Connection options shared by every Redis client of the gateway: lazy connect, and a call
- * made during an outage fails at once (and answers 503) instead of waiting in a queue until
- * Redis returns; reconnection backs off up to 2 s.
- */
-export function failFastOptions(connectTimeoutMs: number, commandTimeoutMs = DEFAULT_COMMAND_TIMEOUT_MS): RedisOptions {
-  return {
-    lazyConnect: true,
-    connectTimeout: connectTimeoutMs,
-    commandTimeout: commandTimeoutMs,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    retryStrategy: (attempt) => Math.min(attempt * 100, 2_000),
-  }
 }

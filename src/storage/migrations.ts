@@ -126,4 +126,26 @@ export const migrations: readonly Migration[] = [
       ALTER TABLE personal_access_tokens ADD COLUMN second_factor boolean NOT NULL DEFAULT false;
     `,
   },
+  {
+    version: 5,
+    name: 'user secrets injected into one route\'s upstream',
+    sql: `
+      -- One secret per user and route, sealed with the data key ring (AES-256-GCM): the
+      -- ciphertext is bound to (user, route, upstream), so a row copied to another user or
+      -- route, or left behind by a changed upstream, does not open there. key_id is the data
+      -- key that sealed it (also inside the ciphertext), to see what a rotation left behind.
+      -- upstream_fingerprint is the SHA-256 of the route's upstream when the secret was stored:
+      -- a secret is injected only while the route still points there (SPEC §5).
+      CREATE TABLE user_secrets (
+        user_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        route text NOT NULL,
+        upstream_fingerprint text NOT NULL,
+        ciphertext text NOT NULL,
+        key_id text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (user_id, route)
+      );
+    `,
+  },
 ]

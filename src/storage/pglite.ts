@@ -1,10 +1,31 @@
-import { mkdir } from 'node:fs/promises'
+import { access, mkdir } from 'node:fs/promises'
+import { once } from 'node:events'
+import path from 'node:path'
+import { Worker } from 'node:worker_threads'
 import { PGlite, type Results, type Transaction } from '@electric-sql/pglite'
 import { messageOf, translateOutage } from '../dependency-error.js'
 import type { Database, Queryable, QueryResult } from './database.js'
 import { withoutValues } from './driver-error.js'
 import { acquireEmbeddedLock, type EmbeddedLock } from './embedded-lock.js'
 import { DATE_OID, INT8_OID, parseDate, parseInt8 } from './type-parsers.js'
+
+/**
+ * PostgreSQL's own default of 128 MB of shared buffers lives in this process's memory (the
+ * WebAssembly heap only grows). The gateway's tables are small and PGlite has one connection:
+ * 16 MB holds 2,048 pages, and the operating system's file cache is behind them anyway.
+ */
+const START_PARAMS = [...PGlite.defaultStartParams, '-c', 'shared_buffers=16MB']
+
+/** initdb in a worker thread (pglite-initdb.ts), whose memory is returned when it ends. */
+async function createCluster(dataDir: string): Promise<void> {
+  const worker = new Worker(new URL('./pglite-initdb.js', import.meta.url), { workerData: { dataDir, startParams: START_PARAMS } })
+  const [exitCode] = (await once(worker, 'exit')) as [number]
+  if (exitCode !== 0) throw new Error(`creating the embedded database in ${dataDir} failed (initdb worker exit ${exitCode})`)
+}
+
+const exists = (file: string) => access(file).then(() => true, () => false)
+
+const open = (dataDir: string) => PGlite.create(dataDir, { parsers: { [INT8_OID]: parseInt8, [DATE_OID]: parseDate }, startParams: START_PARAMS })
 
 /** A closed PGlite (shutdown, or a broken embedded database) says so only in its message. */
 const outage = translateOutage('database', (err) => /PGlite is closed/i.test(messageOf(err)))
@@ -37,10 +58,8 @@ export class PgliteDatabase implements Database {
     await mkdir(dataDir, { recursive: true, mode: 0o700 })
     const lock = await acquireEmbeddedLock(dataDir)
     try {
-      const pglite = await PGlite.create(dataDir, {
-        parsers: { [INT8_OID]: parseInt8, [DATE_OID]: parseDate },
-      })
-      return new PgliteDatabase(dataDir, pglite, lock)
+      if (!(await exists(path.join(dataDir, 'PG_VERSION')))) await createCluster(dataDir)
+      return new PgliteDatabase(dataDir, await open(dataDir), lock)
     } catch (error) {
       await lock.release()
       throw error

@@ -7,6 +7,7 @@ import type { Database, Queryable } from '../../src/storage/database.js'
 import { migrate, pendingMigrations } from '../../src/storage/migrate.js'
 import { migrations } from '../../src/storage/migrations.js'
 import type { DatabaseBackend } from '../helpers/backends.js'
+import { insertUser } from '../helpers/users.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
@@ -17,13 +18,6 @@ interface UserRow {
   roles: string[]
   disabled: boolean
   created_at: Date
-}
-
-async function insertUser(db: Pick<Database, 'query'>, email: string, roles: string[] = []): Promise<string> {
-  const { rows } = await db.query<{ id: string }>('INSERT INTO users (email, roles) VALUES ($1, $2) RETURNING id', [email, roles])
-  const id = rows[0]?.id
-  if (id === undefined) throw new Error('INSERT … RETURNING returned no row')
-  return id
 }
 
 async function countUsers(db: Pick<Database, 'query'>, email: string): Promise<number> {
@@ -38,7 +32,7 @@ function sqlState(error: unknown): unknown {
 export function databaseContract(t: Test, backend: DatabaseBackend): void {
   t.test('query with parameters returns typed rows', async (t) => {
     const db = await backend.open(t)
-    const id = await insertUser(db, 'ada@example.com', ['admin', 'viewer'])
+    const id = await insertUser(db, 'ada@example.com', { roles: ['admin', 'viewer'] })
     t.match(id, UUID, 'gen_random_uuid() fills the id')
     const { rows, rowCount } = await db.query<UserRow>(
       'SELECT id, email, name, roles, disabled, created_at FROM users WHERE email = $1',
@@ -71,7 +65,7 @@ export function databaseContract(t: Test, backend: DatabaseBackend): void {
 
   t.test('column types read the same on every backend', async (t) => {
     const db = await backend.open(t)
-    const userId = await insertUser(db, 'types@example.com', ['a,b', 'with "quotes"', 'ünïcode', ''])
+    const userId = await insertUser(db, 'types@example.com', { roles: ['a,b', 'with "quotes"', 'ünïcode', ''] })
     const at = new Date('2026-02-03T04:05:06.789Z')
     const details = { nested: { list: [1, 'two', null, true] }, empty: {}, text: 'é' }
     await db.query('INSERT INTO audit_events (type, user_id, details, created_at) VALUES ($1, $2, $3, $4)', [

@@ -1,6 +1,7 @@
 /**
- * How every test gets its storage: a fresh, isolated database or session store per call,
- * removed at the end of the test that asked for it. PGlite and the memory store always run;
+ * How every test gets its storage: a fresh, isolated database, session store or invalidation
+ * bus per call, removed at the end of the test that asked for it. PGlite and the memory store
+ * and bus always run;
  * PostgreSQL and Redis run when TEST_DATABASE_URL / TEST_REDIS_URL are set, and must be set
  * when GATEHOUSE_REQUIRE_BACKENDS=1 (CI), where a missing one fails instead of skipping.
  */
@@ -13,7 +14,10 @@ import { Redis } from 'ioredis'
 import pg from 'pg'
 import tap, { type Test } from 'tap'
 import type { Clock } from '../../src/core/clock.js'
+import type { InvalidationBus } from '../../src/kv/invalidation.js'
+import { MemoryInvalidationBus } from '../../src/kv/memory-invalidation.js'
 import { openKeyValueStore } from '../../src/kv/open.js'
+import { RedisInvalidationBus } from '../../src/kv/redis-invalidation.js'
 import type { KeyValueStore } from '../../src/kv/store.js'
 import type { Database } from '../../src/storage/database.js'
 import { migrate } from '../../src/storage/migrate.js'
@@ -52,6 +56,17 @@ export interface KeyValueStoreBackend {
   open(t: Test, options?: KeyValueStoreOptions): Promise<KeyValueStore>
 }
 
+export interface InvalidationBusBackend {
+  name: 'memory' | 'redis'
+  /** One replica's bus, on a channel of its own (Redis: a fresh key prefix); closed at t's teardown. */
+  open(t: Test): Promise<InvalidationBus>
+  /**
+   * The buses of two replicas sharing one channel. In memory that is one bus: replicas in
+   * one process share it, as they share one Redis channel.
+   */
+  pair(t: Test): Promise<[InvalidationBus, InvalidationBus]>
+}
+
 export function requireBackends(): boolean {
   return process.env.GATEHOUSE_REQUIRE_BACKENDS === '1'
 }
@@ -66,6 +81,12 @@ export function databaseBackends(): DatabaseBackend[] {
 export function sessionStoreBackends(): KeyValueStoreBackend[] {
   const url = externalBackend('TEST_REDIS_URL', 'redis')
   return url === undefined ? [memory] : [memory, redis(url)]
+}
+
+/** memory always; redis when TEST_REDIS_URL is set. */
+export function invalidationBusBackends(): InvalidationBusBackend[] {
+  const url = externalBackend('TEST_REDIS_URL', 'redis')
+  return url === undefined ? [memoryBus] : [memoryBus, redisBus(url)]
 }
 
 function externalBackend(variable: string, name: string): string | undefined {
@@ -250,6 +271,39 @@ function redis(url: string): KeyValueStoreBackend {
       const store = await openKeyValueStore(url, { keyPrefix })
       t.teardown(() => store.close())
       return store
+    },
+  }
+}
+
+// ---- Invalidation buses -------------------------------------------------------------------
+
+const memoryBus: InvalidationBusBackend = {
+  name: 'memory',
+  async open(t) {
+    const bus = new MemoryInvalidationBus()
+    t.teardown(() => bus.close())
+    return bus
+  },
+  async pair(t) {
+    const bus = await memoryBus.open(t)
+    return [bus, bus]
+  },
+}
+
+function redisBus(url: string): InvalidationBusBackend {
+  // Pub/sub channels are shared by every database number of a Redis: a prefix per test.
+  const openOn = async (t: Test, keyPrefix: string): Promise<InvalidationBus> => {
+    const bus = await RedisInvalidationBus.open({ url, keyPrefix })
+    t.teardown(() => bus.close())
+    return bus
+  }
+  const freshPrefix = (): string => `gh-test:${randomBytes(6).toString('hex')}:`
+  return {
+    name: 'redis',
+    open: (t) => openOn(t, freshPrefix()),
+    async pair(t) {
+      const keyPrefix = freshPrefix()
+      return [await openOn(t, keyPrefix), await openOn(t, keyPrefix)]
     },
   }
 }

@@ -44,9 +44,13 @@ export function lines(text: string): string[] {
   return text.split('\n').filter((line) => line.trim() !== '')
 }
 
-/** Starts `serve` and resolves its URL once it says it listens (rejects if it exits first). */
-export async function serve(t: Test, cwd: string): Promise<{ child: ChildProcess; url: string; output: () => string }> {
-  const child = spawn(process.execPath, [BIN, 'serve'], { cwd, env: { ...process.env, GATEHOUSE_CONFIG: '' }, stdio: ['ignore', 'pipe', 'pipe'] })
+/**
+ * Starts `serve` in `cwd` (on `configPath` when given, else the directory's gateway.yml) and
+ * resolves its URL once it says it listens (rejects if it exits first).
+ */
+export async function serve(t: Test, cwd: string, configPath?: string): Promise<{ child: ChildProcess; url: string; output: () => string }> {
+  const args = configPath === undefined ? ['serve'] : ['serve', '--config', configPath]
+  const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, GATEHOUSE_CONFIG: '' }, stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
   })

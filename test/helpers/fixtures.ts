@@ -26,6 +26,7 @@ export function routeConfig(name: string, match: string, overrides: Partial<Rout
     mfa: 'optional',
     websocket: false,
     cors: null,
+    user_secret: null,
     ...overrides,
   }
 }

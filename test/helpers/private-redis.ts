@@ -22,9 +22,13 @@ import { freePort } from './ports.js'
 
 export { freePort }
 
-/** Starts redis-server on 127.0.0.1:port (with `extra` arguments) and resolves once it accepts connections. */
-export async function startRedisServer(port: number, extra: readonly string[] = []): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extra], {
+/**
+ * Starts redis-server on 127.0.0.1:port (with `extra` arguments, after `configFile` when
+ * given) and resolves once it accepts connections.
+ */
+export async function startRedisServer(port: number, extra: readonly string[] = [], configFile?: string): Promise<ChildProcess> {
+  const file = configFile === undefined ? [] : [configFile]
+  const child = spawn('redis-server', [...file, '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extra], {
     stdio: ['ignore', 'pipe', 'inherit'],
   })
   let output = ''

@@ -10,6 +10,7 @@ import type { AssertionRequest } from '../assertion-signer.js'
 import type { Identity } from '../identity.js'
 import { identityHeaders } from '../identity-headers.js'
 import type { RouteTable } from '../route-table.js'
+import type { InjectedSecret } from '../user-secrets/index.js'
 import { authorise, isBrowserNavigation, type OriginPolicy } from './authorise.js'
 import { outcomeOf, type GateAllow, type GateOutcome, type GateRefusal } from './outcome.js'
 import { rateLimitHeaders, type RateLimiter } from './rate-limit.js'
@@ -21,6 +22,12 @@ import { secondFactorState, type SecondFactorPolicy } from './second-factor.js'
 export interface CredentialResolver {
   /** `rawHeaders` as node gives them (name, value, …): several Authorization headers are a refusal, not a choice. */
   resolve(rawHeaders: readonly string[]): Promise<Identity | null>
+}
+
+/** The user's own secret for a route (core/user-secrets), looked up once the request is allowed. */
+export interface SecretSource {
+  /** Null (synchronously) for a route without `user_secret`: no lookup at all. */
+  forRequest(identity: Identity | null, route: RouteConfig): Promise<InjectedSecret | null> | null
 }
 
 export interface RequestSigner {
@@ -35,6 +42,11 @@ export interface GateDependencies {
   /** Null: no assertion is signed and no identity headers are made (explain). */
   signer: RequestSigner | null
   origins: OriginPolicy
+  /**
+   * Null or absent: no user secret is injected (explain). Never asked for a forward-auth call:
+   * the proxy in front would receive the secret, and SPEC §4b lists identity headers only.
+   */
+  secrets?: SecretSource | null
   /** Maps what a dependency threw (a breaker, a store outage) to the answer; default: 500 GH_INTERNAL. */
   toError?: (err: unknown) => GatehouseError
   /** Second factors (SPEC §3): `auth.mfa.required_roles` and who has a factor; null: no such checks. */
@@ -71,10 +83,13 @@ export class Gate {
       const resolved = resolveRequest(this.#deps.table, request, (step) => Object.assign(progress, step))
       progress.route = resolved.route
       progress.identity = await this.#authenticate(resolved.route, request)
-      await this.#rateLimit(resolved.route, progress, request)
+      if (resolved.route.rate_limit !== null) await this.#rateLimit(resolved.route, progress, request)
+      // Looks nothing up unless the route has mfa: required or the user holds a role of auth.mfa.required_roles.
       const factors = await secondFactorState(progress.identity, resolved.route.mfa === 'required', this.#deps.secondFactors ?? null)
       const decision = authorise(resolved.route, progress.identity, request, this.#deps.origins, (d) => (progress.decision = d), factors)
-      outcome = { ...progress, kind: 'allow', outcome: 'allow', ...resolved, decision, identityHeaders: this.#sign(resolved, progress.identity, request) }
+      const identityHeaders = this.#sign(resolved, progress.identity, request)
+      const userSecret = request.kind === 'forward_auth' ? null : await (this.#deps.secrets?.forRequest(progress.identity, resolved.route) ?? null)
+      outcome = { ...progress, kind: 'allow', outcome: 'allow', ...resolved, decision, identityHeaders, userSecret }
     } catch (err) {
       outcome = this.#refusal(progress, err, request)
     }
@@ -89,7 +104,7 @@ export class Gate {
   }
 
   async #rateLimit(route: RouteConfig, progress: Progress, request: GateRequest): Promise<void> {
-    const verdict = await this.#deps.rateLimiter?.take(route, progress.identity, request.clientKey)
+    const verdict = await this.#deps.rateLimiter?.take(route, progress.identity, () => request.clientKey)
     if (verdict === null || verdict === undefined) return
     progress.responseHeaders = { ...progress.responseHeaders, ...rateLimitHeaders(verdict) }
     if (!verdict.allowed) {

@@ -5,6 +5,7 @@ import type { Identity } from '../identity.js'
 import type { NormalizedTarget } from '../paths.js'
 import type { Decision } from '../policy.js'
 import type { RouteMatch } from '../route-table.js'
+import type { InjectedSecret } from '../user-secrets/index.js'
 import type { UpstreamTarget } from './resolve.js'
 
 /** The `outcome` label of `gatehouse_decisions_total` (SPEC §9). */
@@ -33,6 +34,11 @@ export interface GateAllow extends Trace {
   upstream: UpstreamTarget
   /** X-Auth-* and the signed X-Auth-Assertion for an authenticated request; empty otherwise. */
   identityHeaders: Readonly<Record<string, string>>
+  /**
+   * The owner's own secret for this route, for its upstream request only (never logged, never
+   * in forward auth's answer); null when none applies.
+   */
+  userSecret: InjectedSecret | null
 }
 
 export interface GateRefusal extends Trace {

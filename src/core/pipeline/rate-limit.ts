@@ -20,8 +20,11 @@ export interface RateLimitVerdict {
 }
 
 export interface RateLimiter {
-  /** Counts one request of `clientKey` (or of the identity's user) on `route`; null when the route has no limit. */
-  take(route: RouteConfig, identity: Identity | null, clientKey: string): Promise<RateLimitVerdict | null>
+  /**
+   * Counts one request of the client (or of the identity's user) on `route`; null when the route
+   * has no limit. `clientKey` is asked for only when the limit counts per address.
+   */
+  take(route: RouteConfig, identity: Identity | null, clientKey: () => string): Promise<RateLimitVerdict | null>
 }
 
 /** Counts two routes naming one policy separately: each gets the policy's allowance. */
@@ -31,7 +34,7 @@ export function counterRateLimiter(counter: RateLimitCounter): RateLimiter {
       const policy = route.rate_limit
       if (policy === null) return null
       const user = policy.key === 'user' ? identity?.user.id : undefined
-      const subject = user === undefined ? `ip:${clientKey}` : `user:${user}`
+      const subject = user === undefined ? `ip:${clientKey()}` : `user:${user}`
       const state = await counter.increment(`rate:${route.name}:${subject}`, policy.window)
       return {
         allowed: state.count <= policy.max,

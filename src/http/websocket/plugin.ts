@@ -7,7 +7,7 @@ import type { OriginMatcher } from '../../core/allowed-origins.js'
 import type { FastifyInstance } from 'fastify'
 import type { RouteConfig } from '../../config/types.js'
 import type { Clock } from '../../core/clock.js'
-import { type CredentialResolver, type RequestSigner } from '../../core/pipeline/index.js'
+import { type CredentialResolver, type RequestSigner, type SecretSource } from '../../core/pipeline/index.js'
 import type { RouteTable } from '../../core/route-table.js'
 import { OpenSockets, socketChecker } from '../../core/websockets/index.js'
 import type { SecondFactorPolicy } from '../../core/pipeline/index.js'
@@ -38,6 +38,10 @@ export interface WebSocketOptions {
   sessionCookieNames: readonly string[]
   protocol: 'http' | 'https'
   metrics: GatewayMetrics
+  /** Users' secrets: a handshake to a route with `user_secret` carries its owner's, as any request. */
+  secrets: SecretSource
+  /** Every route's `user_secret` header, stripped from every handshake. */
+  secretHeaders: ReadonlySet<string>
   idleTimeoutMs?: number
 }
 
@@ -54,10 +58,12 @@ export async function webSockets(app: FastifyInstance, options: WebSocketOptions
     allowedOrigins: options.allowedOrigins,
     metrics,
     secondFactors: options.secondFactors,
+    secrets: options.secrets,
   })
   const handler = upgradeHandler({
     gate,
     sockets,
+    secretHeaders: options.secretHeaders,
     proxies: options.proxies,
     sessionCookieNames: options.sessionCookieNames,
     protocol: options.protocol,

@@ -33,6 +33,8 @@ export interface UpgradeOptions {
   sockets: OpenSockets
   proxies: TrustedProxies
   sessionCookieNames: readonly string[]
+  /** Every route's `user_secret` header, stripped from every handshake. */
+  secretHeaders: ReadonlySet<string>
   protocol: 'http' | 'https'
   metrics: GatewayMetrics
   /** Serves a request whose Upgrade was stripped, as any other request (fastify's `routing`). */
@@ -133,6 +135,8 @@ export function upgradeHandler(options: UpgradeOptions): UpgradeHandler {
         host: request.headers.host,
         preserveHost: route.preserve_host,
         identity: allowed.identity && allowed.identityHeaders,
+        secretHeaders: options.secretHeaders,
+        userSecret: allowed.userSecret,
       })
       // The upstream is addressed by its own host; X-Forwarded-Host carries the client's.
       delete headers.host
