@@ -26,7 +26,7 @@ import { escapeHtml } from './login-page.js'
 import { ACCOUNT_NOTICES, noticeOf } from './notices.js'
 import { ACCOUNT_CSS, ACCOUNT_JS, alertHtml, formMessage, renderPage, sendPage } from './page.js'
 import * as schemas from './schemas.js'
-import type { SessionCookie } from './session-cookie.js'
+import type { GatewayCookie } from './session-cookie.js'
 
 export interface AccountRoutesOptions {
   users: UserService
@@ -36,7 +36,7 @@ export interface AccountRoutesOptions {
   audit: AuditLog
   throttle: LoginThrottle
   verifications: EmailVerifications
-  cookie: SessionCookie
+  cookie: GatewayCookie
   /** `roles`: the permissions a token of a `*` holder may be limited to. */
   roles: Readonly<Record<string, readonly string[]>>
   registration: 'open' | 'closed'

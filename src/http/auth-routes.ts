@@ -14,7 +14,7 @@ import type { LoginThrottle } from '../core/login-throttle.js'
 import type { SessionService } from '../core/sessions.js'
 import type { UserService } from '../core/users.js'
 import { identityOf } from './access.js'
-import type { SessionCookie } from './session-cookie.js'
+import type { GatewayCookie } from './session-cookie.js'
 import * as schemas from './schemas.js'
 
 const FORM = 'application/x-www-form-urlencoded'
@@ -26,7 +26,7 @@ export interface AuthRoutesOptions {
   audit: AuditLog
   /** `auth.registration`. */
   registration: 'open' | 'closed'
-  cookie: SessionCookie
+  cookie: GatewayCookie
   /** Mails a verification link to users who register themselves. */
   verifications?: EmailVerifications
   /** The user's second factors, for `mfa` of GET /auth/me. */

@@ -54,17 +54,7 @@ export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<
   const { metrics } = options
   await streamBodies(app)
   logCounterFallback(app, options.counter)
-  const gate = gatewayGate({
-    table: options.table,
-    credentials: options.credentials,
-    signer: options.signer,
-    counter: options.counter,
-    publicUrl: options.publicUrl,
-    allowedOrigins: options.allowedOrigins,
-    metrics,
-    secondFactors: options.secondFactors,
-    secrets: options.secrets,
-  })
+  const gate = gatewayGate(options)
 
   async function handle(request: FastifyRequest, reply: FastifyReply) {
     const preflight = preflightAnswer(options.table, {

@@ -5,7 +5,7 @@
  * towards `login_rate_limit` like a login.
  */
 import formbody from '@fastify/formbody'
-import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { EmailVerifications } from '../core/email-verifications.js'
 import type { LoginThrottle } from '../core/login-throttle.js'
 import type { PasswordResets } from '../core/password-resets.js'
@@ -133,22 +133,10 @@ export async function emailRoutes(app: FastifyInstance, options: EmailRoutesOpti
         response: { 202: accepted, 303: seeOther('A form post: to the sign-in page, which says a link was sent'), ...formAnswers },
       },
     },
-    async (request, reply) => {
-      const form = isForm(request)
-      try {
-        const invalid = formValidationError(request)
-        if (invalid) throw form ? invalid : toGatehouseError(request.validationError as Error)
-        await throttle.hitIp(request.ip)
-        resets.request(request.body.email, { ip: request.ip })
-      } catch (err) {
-        if (!form) throw err
-        const refused = isGatehouseError(err) ? err : toGatehouseError(err as Error)
-        if (refused.retryAfter !== undefined) reply.header('retry-after', String(refused.retryAfter))
-        return sendPage(reply, refused.statusCode, forgotPage({ email: field(request.body, 'email'), error: formMessage(refused) }))
-      }
-      if (form) return reply.redirect('/auth/login?notice=reset_sent', 303)
-      return reply.code(202).send()
-    },
+    mailLink(throttle, (address, ip) => resets.request(address, { ip }), 'reset_sent', (reply, refused, request) => {
+      if (refused.retryAfter !== undefined) reply.header('retry-after', String(refused.retryAfter))
+      return sendPage(reply, refused.statusCode, forgotPage({ email: field(request.body, 'email'), error: formMessage(refused) }))
+    }),
   )
 
   app.get<{ Querystring: { token?: string } }>(
@@ -235,21 +223,37 @@ export async function emailRoutes(app: FastifyInstance, options: EmailRoutesOpti
         response: { 202: accepted, 303: seeOther('A form post: to the sign-in page, which says a link was sent'), ...formAnswers },
       },
     },
-    async (request, reply) => {
-      const form = isForm(request)
-      try {
-        const invalid = formValidationError(request)
-        if (invalid) throw form ? invalid : toGatehouseError(request.validationError as Error)
-        await throttle.hitIp(request.ip)
-        verifications.resend(request.body.email, { ip: request.ip })
-      } catch (err) {
-        if (!form) throw err
-        return resendRefused(reply, isGatehouseError(err) ? err : toGatehouseError(err as Error))
-      }
-      if (form) return reply.redirect('/auth/login?notice=verification_sent', 303)
-      return reply.code(202).send()
-    },
+    mailLink(throttle, (address, ip) => verifications.resend(address, { ip }), 'verification_sent', resendRefused),
   )
+}
+
+type MailRequest = FastifyRequest<{ Body: { email: string } }>
+
+/**
+ * A POST that mails a link (reset, verification): the same answer whatever the address, 202
+ * for JSON and a 303 to the sign-in page with `notice` for a form; a refusal (bad input, the
+ * per-IP limit) is thrown for JSON and shown by `refusedPage` for a form.
+ */
+function mailLink(
+  throttle: LoginThrottle,
+  mail: (address: string, ip: string) => void,
+  notice: string,
+  refusedPage: (reply: FastifyReply, refused: GatehouseError, request: MailRequest) => FastifyReply,
+) {
+  return async (request: MailRequest, reply: FastifyReply) => {
+    const form = isForm(request)
+    try {
+      const invalid = formValidationError(request)
+      if (invalid) throw form ? invalid : toGatehouseError(request.validationError as Error)
+      await throttle.hitIp(request.ip)
+      mail(request.body.email, request.ip)
+    } catch (err) {
+      if (!form) throw err
+      return refusedPage(reply, isGatehouseError(err) ? err : toGatehouseError(err as Error), request)
+    }
+    if (form) return reply.redirect(`/auth/login?notice=${notice}`, 303)
+    return reply.code(202).send()
+  }
 }
 
 function resendRefused(reply: FastifyReply, err: GatehouseError): FastifyReply {

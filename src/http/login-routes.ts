@@ -24,7 +24,7 @@ import { toGatehouseError } from './error-handler.js'
 import { LOGIN_CSS, loginPageCsp, renderLoginPage, sendHtml } from './login-page.js'
 import { LOGIN_NOTICES, noticeOf } from './notices.js'
 import * as schemas from './schemas.js'
-import type { SessionCookie } from './session-cookie.js'
+import type { GatewayCookie } from './session-cookie.js'
 
 interface LoginBody {
   email: string
@@ -70,7 +70,7 @@ export interface LoginRoutesOptions {
   providers: readonly string[]
   /** `server.body_limit`, for the form posts. */
   bodyLimit: number
-  cookie: SessionCookie
+  cookie: GatewayCookie
   metrics: GatewayMetrics
   /** `sessions.cookie_domain`: `next` may also be an https URL on it. */
   cookieDomain?: string | null

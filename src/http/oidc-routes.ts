@@ -33,7 +33,7 @@ import { sendError, toGatehouseError } from './error-handler.js'
 import { sendHtml } from './login-page.js'
 import { locationOf } from './login-routes.js'
 import { renderSignInErrorPage } from './oidc-page.js'
-import { createGatewayCookie, type SessionCookie } from './session-cookie.js'
+import { createGatewayCookie, type GatewayCookie } from './session-cookie.js'
 
 export interface OidcRoutesOptions {
   oidc: OidcProviders
@@ -44,7 +44,7 @@ export interface OidcRoutesOptions {
   throttle: LoginThrottle
   audit: AuditLog
   publicUrl: string
-  cookie: SessionCookie
+  cookie: GatewayCookie
   metrics: GatewayMetrics
   /** `sessions.cookie_domain`: `next` may also be an https URL on it. */
   cookieDomain?: string | null

@@ -6,7 +6,8 @@ import type {} from '@fastify/cookie'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { sessionCookieName, sessionCookieValues } from './credentials.js'
 
-export interface SessionCookie {
+/** A cookie the gateway sets for itself: the session cookie, the OIDC flow handle. */
+export interface GatewayCookie {
   readonly name: string
   /** The one session cookie the request carries, or null (none, or several). */
   read(request: FastifyRequest): string | null
@@ -15,7 +16,7 @@ export interface SessionCookie {
 }
 
 /** With a `cookieDomain`, the cookie names it (`Domain=`), so that every host under it receives it. */
-export function createSessionCookie(publicUrl: string, maxAgeMs: number, cookieDomain: string | null = null): SessionCookie {
+export function createSessionCookie(publicUrl: string, maxAgeMs: number, cookieDomain: string | null = null): GatewayCookie {
   return createGatewayCookie(sessionCookieName(publicUrl, cookieDomain), publicUrl, maxAgeMs, cookieDomain)
 }
 
@@ -23,7 +24,7 @@ export function createSessionCookie(publicUrl: string, maxAgeMs: number, cookieD
  * A cookie of the gateway's own (the session, the OIDC flow handle): HttpOnly, SameSite=Lax,
  * Path=/, Secure when public_url is https; read only when the request carries exactly one.
  */
-export function createGatewayCookie(name: string, publicUrl: string, maxAgeMs: number, domain: string | null = null): SessionCookie {
+export function createGatewayCookie(name: string, publicUrl: string, maxAgeMs: number, domain: string | null = null): GatewayCookie {
   const attributes = {
     httpOnly: true,
     secure: publicUrl.startsWith('https:'),

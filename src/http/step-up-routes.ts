@@ -17,13 +17,13 @@ import { locationOf } from './login-routes.js'
 import { sendPage, renderPage } from './page.js'
 import * as schemas from './schemas.js'
 import { renderSecondFactorPage } from './second-factor-page.js'
-import type { SessionCookie } from './session-cookie.js'
+import type { GatewayCookie } from './session-cookie.js'
 
 export interface StepUpRoutesOptions {
   factors: Pick<SecondFactors, 'methods'>
   stepUp: StepUp
   throttle: Pick<LoginThrottle, 'hitIp'>
-  cookie: SessionCookie
+  cookie: GatewayCookie
   cookieDomain: string | null
   bodyLimit: number
 }

@@ -49,17 +49,7 @@ export async function webSockets(app: FastifyInstance, options: WebSocketOptions
   const { metrics } = options
   const sockets = options.sockets ?? new OpenSockets({ bus: options.bus, clock: options.clock })
   metrics.websocketRoutes(options.routes.filter((route) => route.websocket).map((route) => route.name))
-  const gate = gatewayGate({
-    table: options.table,
-    credentials: options.credentials,
-    signer: options.signer,
-    counter: options.counter,
-    publicUrl: options.publicUrl,
-    allowedOrigins: options.allowedOrigins,
-    metrics,
-    secondFactors: options.secondFactors,
-    secrets: options.secrets,
-  })
+  const gate = gatewayGate(options)
   const handler = upgradeHandler({
     gate,
     sockets,
