@@ -108,11 +108,6 @@ export class SecondFactors {
     return () => this.#attemptListeners.delete(listener)
   }
 
-  /** HOOK: the passkeys implementation, once plugged in. */
-  get passkeys(): PasskeyFactor | undefined {
-    return this.#options.passkeys
-  }
-
   async status(userId: string): Promise<FactorStatus> {
     const [totp, passkeys, recovery] = await Promise.all([
       this.#repository.hasTotp(userId),
