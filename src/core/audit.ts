@@ -23,6 +23,8 @@ export type AuditEventType =
   | 'identity.linked'
   | 'token.created'
   | 'token.revoked'
+  | 'mfa.passkey_added'
+  | 'mfa.passkey_removed'
 
 export interface AuditEvent {
   /** The user the event is about (not necessarily who caused it: see `details.actor_id`). */
