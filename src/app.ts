@@ -17,6 +17,9 @@ import { auditRoutes } from './http/audit-routes.js'
 import { authRoutes } from './http/auth-routes.js'
 import { backchannelLogoutRoutes } from './http/backchannel-logout-routes.js'
 import { refreshRoutes } from './http/refresh-routes.js'
+import { passkeyRoutes } from './http/passkey-routes.js'
+import { passkeyAssets } from './http/passkey-assets.js'
+import { passkeySchema } from './http/passkey-schemas.js'
 import { createAuthenticator } from './http/authenticate.js'
 import { addAuthCors } from './http/cors.js'
 import { SESSION_COOKIE_SPELLINGS } from './http/credentials.js'
@@ -125,7 +128,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
   })
   addHsts(app, options.https ? hstsSeconds(config) : 0)
   registerErrorHandlers(app)
-  for (const schema of sharedSchemas) app.addSchema(schema)
+  for (const schema of [...sharedSchemas, passkeySchema]) app.addSchema(schema)
   await app.register(docs, { publicUrl: config.server.public_url, cookieDomain: config.sessions.cookie_domain }) // OpenAPI at /docs/json, before every route
 
   await app.register(cookie)
@@ -208,12 +211,15 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
       providerLogout: (sessionId) => providerLogoutUrl({ oidc: runtime.oidc, oidcSessions: runtime.oidcSessions, config }, sessionId),
     })
     await auth.register(tokenRoutes, { pats: runtime.pats })
+    await auth.register(passkeyRoutes, { passkeys: runtime.passkeys, sessions })
+    await auth.register(passkeyAssets)
     await auth.register(adminRoutes, { users, sessions, roles: config.roles })
     await auth.register(emailRoutes, { resets: accounts.resets, verifications: accounts.verifications, throttle, bodyLimit: config.server.body_limit })
     await auth.register(accountRoutes, {
       users,
       sessions,
       pats: runtime.pats,
+      passkeys: runtime.passkeys,
       audit,
       throttle,
       verifications: accounts.verifications,

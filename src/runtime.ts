@@ -18,6 +18,8 @@ import { UserService } from './core/users.js'
 import { OidcAccounts } from './core/oidc-accounts.js'
 import { oidcSessionKey, OidcSessions } from './core/oidc-sessions.js'
 import { DataKeyRing } from './core/data-keys.js'
+import { PasskeyService } from './core/passkeys.js'
+import { WebAuthnChallenges } from './core/webauthn-challenges.js'
 import { LogoutTokenVerifier } from './oidc/logout-token.js'
 import { SessionRecheck } from './oidc/session-recheck.js'
 import { JwtBearer } from './oidc/jwt-bearer.js'
@@ -68,6 +70,8 @@ export interface Runtime {
   readonly jwtBearer: JwtBearer
   /** AES-256-GCM keys for secrets at rest (identity.data_key_file). */
   readonly dataKeys: DataKeyRing
+  /** WebAuthn passkeys: registration, second factor, passkey-only sign-in. */
+  readonly passkeys: PasskeyService
   /** Re-checks OIDC sessions with the provider's refresh token (refresh_interval). */
   readonly sessionRecheck: SessionRecheck
   readonly keys: KeyRing
@@ -194,6 +198,14 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
     }),
     jwtBearer: deps.jwtBearer ?? new JwtBearer(config.auth.jwt_bearer, { clock }),
     dataKeys,
+    passkeys: new PasskeyService({
+      db,
+      challenges: new WebAuthnChallenges({ store, clock }),
+      audit,
+      clock,
+      ...webauthnRelyingParty(config),
+      rpName: 'Gatehouse',
+    }),
     sessionRecheck: new SessionRecheck({ oidc, oidcSessions, oidcAccounts, sessions, store, keys: dataKeys, audit, clock }),
     keys,
     signer,
@@ -211,6 +223,16 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
       return closed
     },
   }
+}
+
+/**
+ * SPEC §3: the WebAuthn RP ID is `sessions.cookie_domain` when set (a passkey then works on
+ * every host under it), else `public_url`'s host; ceremonies come from `public_url`'s origin,
+ * where the gateway's pages are.
+ */
+export function webauthnRelyingParty(config: GatewayConfig): { rpId: string; origins: string[] } {
+  const url = new URL(config.server.public_url)
+  return { rpId: config.sessions.cookie_domain ?? url.hostname, origins: [url.origin] }
 }
 
 /**

@@ -2,8 +2,10 @@
  * The HTML of the self-service account page (SPEC §5): name, password, sessions, personal
  * access tokens and deleting the account, each a plain form that works without script.
  */
+import type { PasskeyInfo } from '../core/passkeys.js'
 import type { PatInfo } from '../core/pats.js'
-import { escapeHtml } from './login-page.js'
+import { passkeysSection } from './passkey-page.js'
+import { escapeHtml, PASSKEY_SCRIPTS } from './login-page.js'
 import { alertHtml, noticeHtml, renderPage } from './page.js'
 
 export interface AccountSessionView {
@@ -19,6 +21,7 @@ export interface AccountView {
   user: { email: string; name: string | null; email_verified: boolean }
   sessions: readonly AccountSessionView[]
   tokens: readonly PatInfo[]
+  passkeys: readonly PasskeyInfo[]
   /** Permissions a new token may be limited to. */
   permissionChoices: readonly string[]
   notice?: string
@@ -199,7 +202,8 @@ export function renderAccountPage(view: AccountView): string {
     sessionsSection(view),
     tokensSection(view),
     // Second factors (TOTP, passkeys, recovery codes) go here: the MFA issue adds their section.
+    passkeysSection(view.passkeys),
     deleteSection(),
   ].join('\n')
-  return renderPage({ title: 'Your account', body, wide: true, script: view.created !== undefined })
+  return renderPage({ title: 'Your account', body, wide: true, script: view.created !== undefined, head: PASSKEY_SCRIPTS })
 }

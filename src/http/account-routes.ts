@@ -10,6 +10,7 @@ import type { AuditLog } from '../core/audit.js'
 import type { EmailVerifications } from '../core/email-verifications.js'
 import type { Identity } from '../core/identity.js'
 import type { LoginThrottle } from '../core/login-throttle.js'
+import type { PasskeyService } from '../core/passkeys.js'
 import type { PatService } from '../core/pats.js'
 import type { SessionService } from '../core/sessions.js'
 import type { UserService } from '../core/users.js'
@@ -19,7 +20,7 @@ import { toGatehouseError } from './error-handler.js'
 import { field, FORM, formBodySchema, formValidationError, invalidField } from './forms.js'
 import { escapeHtml } from './login-page.js'
 import { ACCOUNT_NOTICES, noticeOf } from './notices.js'
-import { ACCOUNT_CSS, ACCOUNT_JS, alertHtml, formMessage, renderPage, sendPage } from './page.js'
+import { ACCOUNT_CSS, ACCOUNT_JS, alertHtml, formMessage, PASSKEY_PAGE_CSP, renderPage, sendPage } from './page.js'
 import * as schemas from './schemas.js'
 import type { SessionCookie } from './session-cookie.js'
 
@@ -27,6 +28,9 @@ export interface AccountRoutesOptions {
   users: UserService
   sessions: SessionService
   pats: PatService
+  passkeys: PasskeyService
+  /** Told after the user's second factors changed (the second-factor status cache). */
+  onFactorsChanged?: (userId: string) => Promise<void> | void
   audit: AuditLog
   throttle: LoginThrottle
   verifications: EmailVerifications
@@ -106,21 +110,23 @@ function permissionChoices(identity: Identity, roles: AccountRoutesOptions['role
 }
 
 export async function accountRoutes(app: FastifyInstance, options: AccountRoutesOptions): Promise<void> {
-  const { users, sessions, pats, audit, throttle, verifications, cookie } = options
+  const { users, sessions, pats, passkeys, audit, throttle, verifications, cookie } = options
   await app.register(formbody, { bodyLimit: options.bodyLimit })
   const signIn = (reply: FastifyReply) => reply.redirect('/auth/login?next=%2Fauth%2Faccount', 303)
 
   async function accountView(identity: Identity, extra: Partial<AccountView> = {}): Promise<AccountView> {
     const current = identity.session?.session.id
-    const [active, tokens, fresh] = await Promise.all([
+    const [active, tokens, fresh, keys] = await Promise.all([
       sessions.list(identity.user.id),
       pats.list(identity.user.id),
       users.get(identity.user.id),
+      passkeys.list(identity.user.id),
     ])
     return {
       user: fresh ?? identity.user,
       sessions: active.map(({ session }) => ({ ...session, current: session.id === current })),
       tokens,
+      passkeys: keys,
       permissionChoices: permissionChoices(identity, options.roles),
       ...extra,
     }
@@ -136,7 +142,7 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
     if (view === null) {
       return sendPage(reply, refused.statusCode, renderPage({ title: 'Your account', body: `${alertHtml(error)}<ul class="links"><li><a href="/auth/account">Back to your account</a></li></ul>` }))
     }
-    return sendPage(reply, refused.statusCode, renderAccountPage(view))
+    return sendPage(reply, refused.statusCode, renderAccountPage(view), { csp: PASSKEY_PAGE_CSP })
   }
 
   /**
@@ -191,7 +197,7 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
       const identity = request.identity
       if (identity === null) return signIn(reply)
       const view = await accountView(identity, { notice: noticeOf(ACCOUNT_NOTICES, request.query.done) })
-      return sendPage(reply, 200, renderAccountPage(view))
+      return sendPage(reply, 200, renderAccountPage(view), { csp: PASSKEY_PAGE_CSP })
     },
   )
 
@@ -244,6 +250,19 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
     },
   )
 
+  accountForm<{ id: string }>(
+    '/auth/account/passkeys/remove',
+    "Form: remove one of the user's passkeys, as DELETE /auth/mfa/webauthn/{id}; ends the user's other sessions",
+    formBodySchema({ id: 'The passkey id' }, ['id'], 64),
+    { GH_NOT_FOUND: 'That passkey was already removed.' },
+    async (identity, body, request, reply) => {
+      if (!(await passkeys.remove(identity.user, body.id, { ip: request.ip }))) throw new GatehouseError('GH_NOT_FOUND', 'No such passkey')
+      await options.onFactorsChanged?.(identity.user.id)
+      await sessions.revokeAll(identity.user.id, { except: identity.session?.session.id })
+      return reply.redirect('/auth/account?done=passkey_removed', 303)
+    },
+  )
+
   app.post<{ Body: { name: string; expires_in_days?: string; permissions?: string | string[] } }>(
     '/auth/account/tokens',
     {
@@ -278,7 +297,7 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
           { ip: request.ip },
         )
         const view = await accountView(identity, { created: { name: created.pat.name, token: created.token } })
-        return sendPage(reply, 201, renderAccountPage(view), { script: true })
+        return sendPage(reply, 201, renderAccountPage(view), { csp: PASSKEY_PAGE_CSP })
       } catch (err) {
         return refusedPage(reply, identity, err, {}, { tokenForm })
       }

@@ -1,6 +1,7 @@
 /**
  * The HTML sign-in page (SPEC §5): a plain, accessible form that keeps `next` in a hidden
- * field, a button per OIDC provider, no script at all and a strict Content-Security-Policy.
+ * field, a button per OIDC provider and a strict Content-Security-Policy; no script, except
+ * the passkey button's files when passkey sign-in is on.
  */
 import type { FastifyReply } from 'fastify'
 
@@ -18,6 +19,19 @@ export interface LoginPageOptions {
   links?: { register: boolean; forgot: boolean }
   /** Offer a new verification link for this address (a correct password, email not verified yet). */
   resendEmail?: string
+  /** `auth.mfa.passkey_login`: a "Sign in with a passkey" button and its scripts (send PASSKEY_PAGE_CSP). */
+  passkeyLogin?: boolean
+}
+
+/** The tags a page adds to load the passkey script (the library first; both deferred, in order; see passkey-assets.ts). */
+export const PASSKEY_SCRIPTS = '<script src="/auth/assets/webauthn.js" defer></script>\n<script src="/auth/assets/passkeys.js" defer></script>'
+
+/** The sign-in page's passkey button; hidden until the script finds WebAuthn. */
+function passkeyLoginControl(): string {
+  return `<div data-passkey-login hidden>
+<p class="error" role="alert" data-passkey-error hidden></p>
+<button type="button" class="secondary" id="passkey-login">Sign in with a passkey</button>
+</div>`
 }
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
@@ -54,7 +68,7 @@ export function renderLoginPage(options: LoginPageOptions): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Sign in · Gatehouse</title>
 <link rel="stylesheet" href="/auth/assets/login.css">
-<link rel="stylesheet" href="/auth/assets/account.css">
+<link rel="stylesheet" href="/auth/assets/account.css">${options.passkeyLogin ? `\n${PASSKEY_SCRIPTS}` : ''}
 </head>
 <body>
 <main>
@@ -68,6 +82,7 @@ ${notice}${error}${resend}
 <input id="password" name="password" type="password" autocomplete="current-password" required>
 <button type="submit">Sign in</button>
 </form>
+${options.passkeyLogin ? passkeyLoginControl() : ''}
 ${providers ? `<ul class="providers" aria-label="Other ways to sign in">${providers}</ul>` : ''}
 ${links ? `<ul class="links">${links}</ul>` : ''}
 </main>

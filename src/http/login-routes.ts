@@ -15,6 +15,7 @@ import type { UserService } from '../core/users.js'
 import { toGatehouseError } from './error-handler.js'
 import { LOGIN_CSS, renderLoginPage, sendHtml } from './login-page.js'
 import { LOGIN_NOTICES, noticeOf } from './notices.js'
+import { PASSKEY_PAGE_CSP } from './page.js'
 import * as schemas from './schemas.js'
 import type { SessionCookie } from './session-cookie.js'
 
@@ -70,6 +71,8 @@ export interface LoginRoutesOptions {
   links: { register: boolean; forgot: boolean }
   /** Whether mail can be sent (`email` configured): an unverified user is offered a new link. */
   emailEnabled: boolean
+  /** `auth.mfa.passkey_login`: the page offers "Sign in with a passkey". */
+  passkeyLogin?: boolean
   /** With `sessions.refresh_tokens`, JSON logins start a refresh chain; null: off. */
   refreshTokens: Pick<RefreshTokens, 'start'> | null
 }
@@ -77,6 +80,10 @@ export interface LoginRoutesOptions {
 export async function loginRoutes(app: FastifyInstance, options: LoginRoutesOptions) {
   const { users, sessions, throttle, providers, cookie, metrics, links, emailEnabled, refreshTokens } = options
   await app.register(formbody, { bodyLimit: options.bodyLimit })
+  const passkeyLogin = options.passkeyLogin ?? false
+  // With the passkey button the page loads the passkey scripts, which fetch() the gateway.
+  const sendLoginPage = (reply: FastifyReply, status: number, html: string) =>
+    passkeyLogin ? sendHtml(reply, status, html).header('content-security-policy', PASSKEY_PAGE_CSP) : sendHtml(reply, status, html)
 
   async function signIn(request: FastifyRequest, reply: FastifyReply, body: LoginBody, refreshable = false) {
     const ip = request.ip
@@ -114,8 +121,8 @@ export async function loginRoutes(app: FastifyInstance, options: LoginRoutesOpti
     const email = typeof body.email === 'string' ? body.email : ''
     // The password was right: offering a new link tells nothing the 403 has not told already.
     const resendEmail = err.code === 'GH_EMAIL_UNVERIFIED' && emailEnabled ? email : undefined
-    const page = renderLoginPage({ next: safeNext(body.next, options.cookieDomain), email, error: message, providers, links, resendEmail })
-    return sendHtml(reply, err.statusCode, page)
+    const page = renderLoginPage({ next: safeNext(body.next, options.cookieDomain), email, error: message, providers, links, resendEmail, passkeyLogin })
+    return sendLoginPage(reply, err.statusCode, page)
   }
 
   app.get<{ Querystring: { next?: string; notice?: string } }>(
@@ -133,7 +140,7 @@ export async function loginRoutes(app: FastifyInstance, options: LoginRoutesOpti
       const notice = noticeOf(LOGIN_NOTICES, request.query.notice)
       // Arriving from an emailed link or a sign-up, there is nowhere to go back to: the account page.
       const next = request.query.next ?? (notice !== undefined && request.query.notice !== 'account_deleted' ? '/auth/account' : undefined)
-      return sendHtml(reply, 200, renderLoginPage({ next: safeNext(next, options.cookieDomain), providers, links, notice }))
+      return sendLoginPage(reply, 200, renderLoginPage({ next: safeNext(next, options.cookieDomain), providers, links, notice, passkeyLogin }))
     },
   )
 

@@ -19,6 +19,8 @@ export const ACCOUNT_NOTICES = {
   password_changed: 'Your password is changed. Your other sessions were signed out.',
   session_revoked: 'The session is signed out.',
   token_revoked: 'The token is revoked. It no longer works.',
+  passkey_added: 'Your passkey is added. Your other sessions were signed out.',
+  passkey_removed: 'The passkey is removed. Your other sessions were signed out.',
 } as const
 
 export function noticeOf<T extends Record<string, string>>(notices: T, key: unknown): string | undefined {
