@@ -5,36 +5,10 @@
  * the owner's passkey only) each with a request that breaks them.
  */
 import t from 'tap'
-import { assertError, bearer, browser, login, meStatus, register, signUp, uniqueEmail, type LoggedIn } from './helpers/auth-client.js'
-import { PUBLIC_URL, startTestGateway, type TestGateway } from './helpers/gateway.js'
+import { assertError, bearer, browser, login, meStatus, register, signUp, uniqueEmail } from './helpers/auth-client.js'
+import { PUBLIC_URL, startTestGateway } from './helpers/gateway.js'
+import { addPasskey, passkeyRows as rows, registrationOptions as options, type Passkey } from './helpers/passkeys.js'
 import { SoftAuthenticator } from './helpers/soft-authenticator.js'
-
-interface Passkey {
-  id: string
-  name: string
-  created_at: string
-  last_used_at: string | null
-  transports: string[]
-  backed_up: boolean
-}
-
-async function options(gw: TestGateway, session: LoggedIn) {
-  const response = await gw.call('POST', '/auth/mfa/webauthn/options', { headers: bearer(session.token), json: {} })
-  if (response.status !== 200) throw new Error(`options: ${response.status} ${response.text}`)
-  return response.json<{ challenge: string; rp: { id: string; name: string }; user: { id: string; name: string }; excludeCredentials: { id: string }[] }>()
-}
-
-async function addPasskey(gw: TestGateway, session: LoggedIn, name = 'Laptop', authenticator = new SoftAuthenticator(PUBLIC_URL)) {
-  const response = await gw.call('POST', '/auth/mfa/webauthn', {
-    headers: bearer(session.token),
-    json: { name, response: authenticator.register(await options(gw, session)) },
-  })
-  return { response, authenticator }
-}
-
-async function rows(gw: TestGateway): Promise<number> {
-  return (await gw.runtime.db.query<{ n: number }>('SELECT count(*)::int AS n FROM webauthn_credentials')).rows[0]!.n
-}
 
 t.test('passkey endpoints', async (t) => {
   const gw = await startTestGateway(t)

@@ -106,8 +106,12 @@ export class PasskeyService {
     return (await this.#credentials.list(userId)).map(infoOf)
   }
 
+  async count(userId: string): Promise<number> {
+    return this.#credentials.count(userId)
+  }
+
   async hasPasskeys(userId: string): Promise<boolean> {
-    return (await this.#credentials.count(userId)) > 0
+    return (await this.count(userId)) > 0
   }
 
   /** Options for `navigator.credentials.create()`; the challenge is remembered for this user. */
@@ -197,8 +201,8 @@ export class PasskeyService {
     })
   }
 
-  /** Removes every passkey of the user (an MFA reset), in the caller's transaction; resolves how many. */
-  async removeAll(userId: string, tx: Queryable): Promise<number> {
+  /** Removes every passkey of the user (an MFA reset), in the caller's transaction if given; resolves how many. */
+  async removeAll(userId: string, tx: Queryable = this.#db): Promise<number> {
     return this.#credentials.deleteAll(userId, tx)
   }
 
