@@ -19,6 +19,8 @@ import { backchannelLogoutRoutes } from './http/backchannel-logout-routes.js'
 import { refreshRoutes } from './http/refresh-routes.js'
 import { passkeyRoutes } from './http/passkey-routes.js'
 import { passkeyAssets } from './http/passkey-assets.js'
+import { passkeyLoginRoutes } from './http/passkey-login-routes.js'
+import { PasskeySignIn } from './core/passkey-sign-in.js'
 import { passkeySchema } from './http/passkey-schemas.js'
 import { createAuthenticator } from './http/authenticate.js'
 import { addAuthCors } from './http/cors.js'
@@ -32,6 +34,7 @@ import { webSockets } from './http/websocket/plugin.js'
 import { frameworkErrorHandler, registerErrorHandlers } from './http/error-handler.js'
 import { healthRoutes } from './http/health.js'
 import { loginRoutes } from './http/login-routes.js'
+import { mfaRoutes } from './http/mfa-routes.js'
 import { hasDuplicateHost, hostDiffersFromAuthority } from './http/malformed-requests.js'
 import { isAuthAnswer } from './http/no-store.js'
 import { flowCookieName, oidcRoutes } from './http/oidc-routes.js'
@@ -150,6 +153,8 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     metrics.patLastUsedFlushFailed()
   })
   app.addHook('onClose', async () => stopFlushReports())
+  const stopMfaCounts = runtime.secondFactors.onAttempt((method, result) => metrics.mfaAttempt(method, result))
+  app.addHook('onClose', async () => stopMfaCounts())
 
   const sessionCookie = createSessionCookie(config.server.public_url, config.sessions.absolute_timeout, config.sessions.cookie_domain)
   const { users, sessions, throttle, audit } = runtime
@@ -181,6 +186,10 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
       links: { register: config.auth.registration === 'open', forgot: config.email !== null },
       emailEnabled: config.email !== null,
       refreshTokens: config.sessions.refresh_tokens ? runtime.refreshTokens : null,
+      secondFactors: runtime.secondFactors,
+      twoStepLogin: runtime.twoStepLogin,
+      passkeys: runtime.passkeys,
+      passkeyLogin: config.auth.mfa.passkey_login,
       bodyLimit: config.server.body_limit,
       cookie: sessionCookie,
       metrics,
@@ -207,11 +216,22 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
       audit,
       registration: config.auth.registration,
       cookie: sessionCookie,
+      factors: runtime.secondFactors,
       verifications: accounts.verifications,
       providerLogout: (sessionId) => providerLogoutUrl({ oidc: runtime.oidc, oidcSessions: runtime.oidcSessions, config }, sessionId),
     })
     await auth.register(tokenRoutes, { pats: runtime.pats })
-    await auth.register(passkeyRoutes, { passkeys: runtime.passkeys, sessions })
+    await auth.register(mfaRoutes, { users, sessions, factors: runtime.secondFactors })
+    const passkeysChanged = (userId: string) => runtime.secondFactors.passkeysChanged(userId)
+    await auth.register(passkeyRoutes, { passkeys: runtime.passkeys, sessions, onChanged: passkeysChanged })
+    await auth.register(passkeyLoginRoutes, {
+      enabled: config.auth.mfa.passkey_login,
+      signIn: new PasskeySignIn({ passkeys: runtime.passkeys, users, throttle, audit, emailVerification: config.auth.email_verification }),
+      sessions,
+      cookie: sessionCookie,
+      metrics,
+      refreshTokens: config.sessions.refresh_tokens ? runtime.refreshTokens : null,
+    })
     await auth.register(passkeyAssets)
     await auth.register(adminRoutes, { users, sessions, roles: config.roles })
     await auth.register(emailRoutes, { resets: accounts.resets, verifications: accounts.verifications, throttle, bodyLimit: config.server.body_limit })
@@ -220,6 +240,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
       sessions,
       pats: runtime.pats,
       passkeys: runtime.passkeys,
+      onFactorsChanged: (userId: string) => runtime.secondFactors.passkeysChanged(userId),
       audit,
       throttle,
       verifications: accounts.verifications,

@@ -13,6 +13,8 @@ export const errorCodes = {
   GH_CSRF: { status: 403, message: 'Cross-site request refused' },
   GH_REGISTRATION_CLOSED: { status: 403, message: 'Registration is closed' },
   GH_EMAIL_UNVERIFIED: { status: 403, message: 'The email address is not verified yet' },
+  GH_MFA_REQUIRED: { status: 403, message: 'This needs a sign-in with a second factor' },
+  GH_MFA_ENROLMENT_REQUIRED: { status: 403, message: 'Set up a second factor first, at /auth/account' },
   GH_TOKEN_INVALID: { status: 400, message: 'The link is invalid, expired or already used' },
   GH_OIDC_INVALID: { status: 400, message: 'The sign-in response from the provider is not valid' },
   GH_OIDC_REFUSED: { status: 403, message: 'Sign-in with this provider was refused' },

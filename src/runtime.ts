@@ -19,7 +19,9 @@ import { OidcAccounts } from './core/oidc-accounts.js'
 import { oidcSessionKey, OidcSessions } from './core/oidc-sessions.js'
 import { DataKeyRing } from './core/data-keys.js'
 import { PasskeyService } from './core/passkeys.js'
+import { passkeySecondFactor } from './core/passkey-second-factor.js'
 import { WebAuthnChallenges } from './core/webauthn-challenges.js'
+import { PendingMfaLogins, SecondFactors, TwoStepLogin, type PasskeyFactor } from './core/mfa/index.js'
 import { LogoutTokenVerifier } from './oidc/logout-token.js'
 import { SessionRecheck } from './oidc/session-recheck.js'
 import { JwtBearer } from './oidc/jwt-bearer.js'
@@ -74,6 +76,10 @@ export interface Runtime {
   readonly passkeys: PasskeyService
   /** Re-checks OIDC sessions with the provider's refresh token (refresh_interval). */
   readonly sessionRecheck: SessionRecheck
+  /** Each user's second factors: TOTP, recovery codes, passkeys (through their hook). */
+  readonly secondFactors: SecondFactors
+  /** Logins waiting for their second factor (`mfa_token`), and finishing them. */
+  readonly twoStepLogin: TwoStepLogin
   readonly keys: KeyRing
   readonly signer: AssertionSigner
   /** The routes the edge proxies: those with an upstream. */
@@ -106,6 +112,8 @@ export interface RuntimeDependencies {
   onLockout?: () => void
   /** Default: one for `auth.jwt_bearer`, on the runtime's clock (tests inject a fetch or cooldown). */
   jwtBearer?: JwtBearer
+  /** WebAuthn passkeys as a second factor (core/mfa/passkey-factor.ts); default: the runtime's PasskeyService. */
+  passkeys?: (db: Database, store: KeyValueStore) => PasskeyFactor
 }
 
 /** Builds the services on stores that are already open; `close()` closes them. */
@@ -170,7 +178,25 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
     defaultRoles: config.default_roles,
     onUserChanged: (userId) => invalidation.publish({ kind: 'user', userId }),
   })
-  const retire = () => (retired ??= (oidc.close(), activeUsers.close(), pats.close().catch(() => undefined)))
+  const passkeys = new PasskeyService({
+    db,
+    challenges: new WebAuthnChallenges({ store, clock }),
+    audit,
+    clock,
+    ...webauthnRelyingParty(config),
+    rpName: config.auth.mfa.issuer_name,
+  })
+  const secondFactors = new SecondFactors({
+    db,
+    keys: dataKeys,
+    audit,
+    clock,
+    issuer: config.auth.mfa.issuer_name,
+    bus: invalidation,
+    passkeys: deps.passkeys?.(db, store) ?? passkeySecondFactor(passkeys),
+  })
+  const twoStepLogin = new TwoStepLogin({ logins: new PendingMfaLogins({ store, clock }), factors: secondFactors, throttle, audit })
+  const retire = () => (retired ??= (oidc.close(), activeUsers.close(), secondFactors.close(), pats.close().catch(() => undefined)))
   return {
     config,
     clock,
@@ -198,15 +224,10 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
     }),
     jwtBearer: deps.jwtBearer ?? new JwtBearer(config.auth.jwt_bearer, { clock }),
     dataKeys,
-    passkeys: new PasskeyService({
-      db,
-      challenges: new WebAuthnChallenges({ store, clock }),
-      audit,
-      clock,
-      ...webauthnRelyingParty(config),
-      rpName: 'Gatehouse',
-    }),
+    passkeys,
     sessionRecheck: new SessionRecheck({ oidc, oidcSessions, oidcAccounts, sessions, store, keys: dataKeys, audit, clock }),
+    secondFactors,
+    twoStepLogin,
     keys,
     signer,
     routes: new RouteTable(config.routes.filter((route) => route.upstream !== null)),

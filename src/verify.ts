@@ -183,7 +183,7 @@ export type Verifier = (request: VerifiableRequest) => Promise<VerifiedIdentity>
 const DEFAULT_CLOCK_TOLERANCE_SEC = 5
 const DEFAULT_COOLDOWN_MS = 1000
 const MAX_JWKS_BYTES = 1024 * 1024
-const AMR_VALUES = new Set(['pwd', 'oidc', 'pat', 'jwt'])
+const AMR_VALUES = new Set(['pwd', 'oidc', 'pat', 'jwt', 'otp', 'hwk', 'rcv', 'user'])
 
 /**
  * Creates a verifier for the assertions one gateway makes for one upstream. Create it once

@@ -57,8 +57,8 @@ t.test('a bound assertion carries exactly the claims of SPEC §4 and jose verifi
   t.equal(jtis.size, 4, 'every assertion has its own jti, the same request id included')
   for (const jti of jtis) t.match(jti, /^[0-9a-f-]{36}$/, 'a random UUID, not the request id')
 
-  t.same(decodeJwt(signer.sign(identity({ method: 'pat', amr: 'pat' }), request)).amr, ['pat'])
-  t.same(decodeJwt(signer.sign(identity({ amr: 'oidc' }), request)).amr, ['oidc'])
+  t.same(decodeJwt(signer.sign(identity({ method: 'pat', amr: ['pat'] }), request)).amr, ['pat'])
+  t.same(decodeJwt(signer.sign(identity({ amr: ['oidc'] }), request)).amr, ['oidc'])
   t.same(decodeJwt(signer.sign(identity({}, { roles: [] }), request)).roles, [])
   const unusual = identity({}, { id: 'id-"\\\u2028', email: 'o\'brien+x@example.com' })
   t.same((await verify(signer.sign(unusual, { ...request, uri: '/app/"quoted"?q=%22&x=é' }))).payload.htu, '/app/"quoted"?q=%22&x=é',
@@ -86,7 +86,7 @@ t.test('unbound: no jti/htm/htu, one assertion reused for half its ttl', async (
   t.not(signer.sign(identity(), { ...request, audience: 'admin' }), first, 'not for another audience')
   t.not(signer.sign(identity({}, { roles: ['viewer'] }), request), first, 'not once the roles changed')
   t.not(signer.sign(identity({}, { email: 'alice2@example.com' }), request), first, 'not once the email changed')
-  t.not(signer.sign(identity({ method: 'pat', amr: 'pat' }), request), first, 'not for another amr')
+  t.not(signer.sign(identity({ method: 'pat', amr: ['pat'] }), request), first, 'not for another amr')
   t.not(signer.sign(identity({}, { id: 'someone-else' }), request), first, 'not for another user')
   t.equal(signer.sign(identity(), request), first)
   await verify(signer.sign(identity(), { ...request, audience: 'admin' }), 'admin')

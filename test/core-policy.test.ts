@@ -9,7 +9,7 @@ import { routeConfig, testIdentity } from './helpers/fixtures.js'
 const route = routeConfig
 
 const identity = (permissions: string[]): Identity =>
-  testIdentity({ permissions, method: 'pat', amr: 'pat', via: 'header' }, { roles: ['viewer'] })
+  testIdentity({ permissions, method: 'pat', amr: ['pat'], via: 'header' }, { roles: ['viewer'] })
 
 const allow = (reason: Decision['reason']): Decision => ({ allow: true, outcome: 'allow', reason, missing_permissions: [] })
 const unauthenticated: Decision = { allow: false, outcome: 'unauthenticated', reason: 'no_credential', missing_permissions: [] }

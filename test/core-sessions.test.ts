@@ -32,7 +32,7 @@ for (const backend of sessionStoreBackends()) {
       t.same(first.session, {
         id: sha256(first.token),
         user_id: alice,
-        amr: 'pwd',
+        amr: ['pwd'],
         created_at: clock.now(),
         last_seen_at: clock.now(),
         ip: '192.0.2.1',

@@ -27,6 +27,7 @@ interface Me {
   roles: string[]
   email_verified: boolean
   permissions: string[]
+  mfa: { totp: boolean; passkeys: number }
   auth: { method: string; expires_at: string; amr: string[] }
 }
 
@@ -40,7 +41,7 @@ t.test('/auth/me and /auth/password', async (t) => {
     const response = await gw.call('GET', '/auth/me', { headers: bearer(session.token) })
     t.equal(response.status, 200, response.text)
     const me = response.json<Me>()
-    t.same(Object.keys(me).sort(), ['auth', 'email', 'email_verified', 'id', 'name', 'permissions', 'roles'], 'exactly the documented fields')
+    t.same(Object.keys(me).sort(), ['auth', 'email', 'email_verified', 'id', 'mfa', 'name', 'permissions', 'roles'], 'exactly the documented fields')
     t.same(Object.keys(me.auth).sort(), ['amr', 'expires_at', 'method'])
     t.same(me, {
       id: user.id,
@@ -50,6 +51,7 @@ t.test('/auth/me and /auth/password', async (t) => {
       // Registered by themselves, and no link followed yet (SPEC §5).
       email_verified: false,
       permissions: ['app:read'],
+      mfa: { totp: false, passkeys: 0 },
       auth: { method: 'session', expires_at: me.auth.expires_at, amr: ['pwd'] },
     })
     t.ok(Date.parse(me.auth.expires_at) > Date.now(), 'expires_at is in the future')
@@ -91,7 +93,7 @@ t.test('/auth/me and /auth/password', async (t) => {
     t.equal(me.name, 'Grace Hopper', 'trimmed')
     t.equal(me.id, session.user.id)
     t.equal(me.auth.method, 'session', 'answers the full /auth/me shape')
-    t.same(Object.keys(me).sort(), ['auth', 'email', 'email_verified', 'id', 'name', 'permissions', 'roles'])
+    t.same(Object.keys(me).sort(), ['auth', 'email', 'email_verified', 'id', 'mfa', 'name', 'permissions', 'roles'])
     t.equal((await gw.call('GET', '/auth/me', { headers: bearer(session.token) })).json<Me>().name, 'Grace Hopper', 'stored')
 
     response = await gw.call('PATCH', '/auth/me', { json: { name: 'Amazing \u{1F41B}' }, headers: browser(gw, session.token) })

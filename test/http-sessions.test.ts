@@ -126,7 +126,7 @@ t.test('sessions', async (t) => {
     const first = body.items.find((s) => !s.current)
     t.equal(first?.user_agent, 'Browser A')
     for (const item of body.items) {
-      t.same(Object.keys(item).sort(), ['created_at', 'current', 'expires_at', 'id', 'ip', 'last_seen_at', 'method', 'user_agent'])
+      t.same(Object.keys(item).sort(), ['amr', 'created_at', 'current', 'expires_at', 'id', 'ip', 'last_seen_at', 'method', 'user_agent'])
       t.equal(item.method, 'pwd')
       t.equal(item.ip, '127.0.0.1')
       t.ok(item.id !== a.token && item.id !== b.token, 'the id is not the token')

@@ -90,7 +90,7 @@ t.test('identity headers: lower-case names, SPEC §4 values, refused when not vi
     'x-auth-method': 'session',
     'x-auth-assertion': assertion,
   })
-  t.same(identityHeaders(identity({ method: 'pat', amr: 'pat' }), assertion, 'tok_1')['x-auth-token-id'], 'tok_1')
+  t.same(identityHeaders(identity({ method: 'pat', amr: ['pat'] }), assertion, 'tok_1')['x-auth-token-id'], 'tok_1')
   t.notOk('x-auth-token-id' in identityHeaders(identity(), assertion, 'tok_1'), 'only for a PAT')
   t.equal(identityHeaders({ ...identity(), user: { ...identity().user, roles: [] } }, assertion)['x-auth-roles'], '')
   const withUser = (user: Partial<Identity['user']>) => ({ ...identity(), user: { ...identity().user, ...user } })
@@ -101,7 +101,7 @@ t.test('identity headers: lower-case names, SPEC §4 values, refused when not vi
     ['a comma in a role', withUser({ roles: ['viewer,admin'] }), undefined],
     ['an empty role', withUser({ roles: [''] }), undefined],
     ['LF in the id', withUser({ id: 'a\nb' }), undefined],
-    ['LF in the token id', { ...identity(), method: 'pat' as const, amr: 'pat' as const }, 'tok\n'],
+    ['LF in the token id', { ...identity(), method: 'pat' as const, amr: ['pat'] as const }, 'tok\n'],
   ] as const) {
     t.throws(() => identityHeaders(who, assertion, extra), { code: 'GH_INTERNAL' }, what)
   }
@@ -109,7 +109,7 @@ t.test('identity headers: lower-case names, SPEC §4 values, refused when not vi
 
 t.test('a PAT identity carries its method and token id', async (t) => {
   const { verifier, headersFor, signer } = await harness(t)
-  const pat = identity({ method: 'pat', amr: 'pat' })
+  const pat = identity({ method: 'pat', amr: ['pat'] })
   const headers = identityHeaders(pat, signer.sign(pat, request), 'tok_123')
   t.equal(headers['x-auth-token-id'], 'tok_123')
   t.match(await verifier()({ headers, method: 'GET', url: '/app/items?page=2' }), { method: 'pat', amr: ['pat'], tokenId: 'tok_123' })

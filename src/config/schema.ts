@@ -163,6 +163,12 @@ const auth = obj({
     max: optional(int({ min: 1 }), 30, 'Attempts allowed per IP in one window.'),
     window: optional(duration(), '1m', 'Length of the window.'),
   }), {}, 'Per-IP limit on login, register, password reset, verification emails and /auth/oidc/*.'),
+  mfa: optional(obj({
+    issuer_name: optional(str('issuer name'), 'Gatehouse', 'Name authenticator apps show next to the account (the TOTP issuer).'),
+    required_roles: optional(list(reference('role', roleName())), [],
+      'Users holding one of these roles must enrol a second factor before their sessions and PATs reach anything but /auth/account, the MFA enrolment endpoints and logout.'),
+    passkey_login: optional(bool(), true, 'Whether a passkey alone may sign in (amr ["hwk","user"]).'),
+  }), {}, 'Second factors: TOTP, passkeys and recovery codes.'),
   oidc: optional(list(oidcProvider), [], 'OpenID Connect providers offered on the login page.'),
   jwt_bearer: optional(list(jwtIssuer), [], 'Issuers whose access tokens are accepted as Authorization: Bearer credentials.'),
 })
@@ -214,6 +220,8 @@ const route = obj({
   strip_prefix: optional(bool(), false, 'Whether the match prefix is removed from the path the upstream sees.'),
   timeout: optional(duration({ max: MAX_TIMER }), '30s', 'Longest wait for the upstream to answer before a 504.'),
   csrf: optional(bool(), true, 'Whether cookie-authenticated unsafe methods need a same-origin Origin or Referer.'),
+  mfa: optional(oneOf(['optional', 'required'] as const), 'optional',
+    'required: sessions need a second factor (403 GH_MFA_REQUIRED; a browser navigation goes to the step-up page); a PAT only when created by such a session.'),
   websocket: optional(bool(), false, 'Whether a GET with Upgrade: websocket is proxied (after the same checks) and tunnelled.'),
   cors: optional(nullable(routeCors), null,
     'Preflights answered by the gateway and CORS headers for browser apps on the listed origins; they also pass the CSRF check.', 'none'),
@@ -311,6 +319,7 @@ function resolveRoute(parsed: ParsedRoute, policies: GatewayConfig['rate_limits'
     strip_prefix: parsed.strip_prefix,
     timeout: parsed.timeout,
     csrf: parsed.csrf,
+    mfa: parsed.mfa,
     websocket: parsed.websocket,
     cors: parsed.cors === null ? null : { ...parsed.cors, methods: [...new Set(parsed.cors.methods)] },
   }

@@ -68,6 +68,8 @@ export interface RouteConfig {
   /** Milliseconds. */
   timeout: number
   csrf: boolean
+  /** required: a session needs a second factor in its `amr`, a PAT one created by such a session (SPEC §3). */
+  mfa: 'optional' | 'required'
   /** Whether WebSocket handshakes are proxied and tunnelled (SPEC §4a). */
   websocket: boolean
   cors: RouteCorsConfig | null
@@ -163,6 +165,14 @@ export interface GatewayConfig {
     argon2: { memory_kib: number; time_cost: number; parallelism: number }
     lockout: { max_failures: number; window: number }
     login_rate_limit: { max: number; window: number }
+    mfa: {
+      /** The TOTP issuer authenticator apps show. */
+      issuer_name: string
+      /** Holders of these roles reach only the account page, enrolment and logout until they enrol. */
+      required_roles: readonly string[]
+      /** Whether a passkey alone may sign in. */
+      passkey_login: boolean
+    }
     oidc: readonly OidcProviderConfig[]
     jwt_bearer: readonly JwtIssuerConfig[]
   }

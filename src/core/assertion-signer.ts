@@ -79,7 +79,7 @@ export class AssertionSigner {
       sub: user.id,
       ...(user.email === '' ? {} : { email: user.email }),
       roles: user.roles,
-      amr: [identity.amr],
+      amr: [...identity.amr],
       iat,
       exp: iat + this.#ttlSeconds,
     }

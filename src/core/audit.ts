@@ -23,6 +23,12 @@ export type AuditEventType =
   | 'identity.linked'
   | 'token.created'
   | 'token.revoked'
+  | 'mfa.totp_enrolled'
+  | 'mfa.totp_removed'
+  | 'mfa.recovery_codes_generated'
+  | 'mfa.recovery_code_used'
+  | 'mfa.reset'
+  | 'mfa.step_up'
   | 'mfa.passkey_added'
   | 'mfa.passkey_removed'
 

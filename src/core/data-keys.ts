@@ -28,6 +28,7 @@ export class DataKeyError extends Error {
 }
 
 const VERSION = 'gh1'
+const EPHEMERAL = '(memory)'
 const KEY_BYTES = 32
 const IV_BYTES = 12
 const TAG_BYTES = 16
@@ -66,7 +67,12 @@ export class DataKeyRing {
 
   /** A ring held in memory only (tests, and tools that never persist). */
   static ephemeral(): DataKeyRing {
-    return new DataKeyRing('(memory)', [newKey()])
+    return new DataKeyRing(EPHEMERAL, [newKey()])
+  }
+
+  /** Whether the ring is kept in a key file; false for one in memory only, whose values die with the process. */
+  get persistent(): boolean {
+    return this.#file !== EPHEMERAL
   }
 
   /** The key id new values are sealed with. */

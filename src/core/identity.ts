@@ -1,4 +1,5 @@
 /** Who a request is, once the edge has authenticated it. */
+import type { AmrValue } from './amr.js'
 import type { ActiveSession } from './sessions.js'
 
 export interface IdentityUser {
@@ -16,8 +17,13 @@ export interface Identity {
   /** The permissions this credential carries (a PAT's may be a subset of its owner's). */
   permissions: readonly string[]
   method: 'session' | 'pat' | 'jwt'
-  /** How the user proved who they are, for the assertion's `amr`. */
-  amr: 'pwd' | 'oidc' | 'pat' | 'jwt'
+  /** How the user proved who they are, for the assertion's `amr` (a session's factors, `pat` or `jwt`). */
+  amr: readonly AmrValue[]
+  /**
+   * Whether this credential carries a second factor (SPEC §3): a session whose `amr` holds
+   * `otp`, `hwk` or `rcv`; a PAT created by such a session. Never a `jwt_bearer` token.
+   */
+  secondFactor: boolean
   /** Set when method is 'session'. */
   session: ActiveSession | null
   /** Where the credential came from: a cookie needs the CSRF check, a header does not. */

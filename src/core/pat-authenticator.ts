@@ -34,6 +34,8 @@ export interface AuthenticatedPat {
   explicitPermissions: boolean
   /** Epoch milliseconds; null when the token never expires. */
   expiresAt: number | null
+  /** Whether the session that created it had a second factor (SPEC §3, `mfa: required`). */
+  secondFactor: boolean
 }
 
 export interface PatAuthenticatorOptions {
@@ -115,7 +117,7 @@ export class PatAuthenticator {
     })
     const permissions = effectivePermissions(row.pat_permissions, user.roles, this.#options.roles)
     const explicitPermissions = row.pat_permissions !== null
-    return { state: 'valid', pat: Object.freeze({ patId: row.pat_id, userId: user.id, user, permissions, explicitPermissions, expiresAt }) }
+    return { state: 'valid', pat: Object.freeze({ patId: row.pat_id, userId: user.id, user, permissions, explicitPermissions, expiresAt, secondFactor: row.second_factor === true }) }
   }
 
   #isRefused(hash: string): boolean {

@@ -22,6 +22,8 @@ export interface PatRow {
 export interface PatLookupRow {
   pat_id: string
   pat_permissions: string[] | null
+  /** Whether the session that created the token had a second factor (SPEC §3, `mfa: required`). */
+  second_factor: boolean
   expires_at: Date | null
   revoked: boolean
   user_id: string
@@ -41,12 +43,13 @@ export interface NewPat {
   permissions: string[] | null
   expiresAt: Date | null
   createdAt: Date
+  secondFactor: boolean
 }
 
 const PAT_COLUMNS = 'id::text AS id, name, mask, permissions, expires_at, last_used_at, created_at'
 
 const LOOKUP = `
-  SELECT p.id::text AS pat_id, p.permissions AS pat_permissions, p.expires_at,
+  SELECT p.id::text AS pat_id, p.permissions AS pat_permissions, p.second_factor, p.expires_at,
          p.revoked_at IS NOT NULL AS revoked,
          u.id::text AS user_id, u.email, u.name, u.roles, u.disabled, u.email_verified,
          to_char(u.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at
@@ -91,13 +94,13 @@ export class PatRepository {
         })
       }
       const inserted = await tx.query<PatRow>(
-        `INSERT INTO personal_access_tokens (user_id, name, token_hash, mask, permissions, expires_at, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${PAT_COLUMNS}`,
-        [pat.ownerId, pat.name, pat.tokenHash, pat.mask, pat.permissions, pat.expiresAt, pat.createdAt],
+        `INSERT INTO personal_access_tokens (user_id, name, token_hash, mask, permissions, expires_at, created_at, second_factor)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${PAT_COLUMNS}`,
+        [pat.ownerId, pat.name, pat.tokenHash, pat.mask, pat.permissions, pat.expiresAt, pat.createdAt, pat.secondFactor],
       )
       const row = inserted.rows[0]
       if (row === undefined) throw new Error('INSERT … RETURNING returned no row')
-      const details = { token_id: row.id, name: pat.name, mask: row.mask, permissions: pat.permissions, expires_at: pat.expiresAt?.toISOString() ?? null }
+      const details = { token_id: row.id, name: pat.name, mask: row.mask, permissions: pat.permissions, expires_at: pat.expiresAt?.toISOString() ?? null, second_factor: pat.secondFactor }
       await this.#audit.record('token.created', { userId: pat.ownerId, email: found.email, ip: context.ip, details: withActor(details, context) }, tx)
       return row
     })

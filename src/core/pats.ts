@@ -72,6 +72,11 @@ export interface PatOwner {
   id: string
   /** The owner's current effective permissions; the token's may only be a subset. */
   permissions: readonly string[]
+  /**
+   * Whether the creating session had a second factor: only then may the token reach routes with
+   * `mfa: required` (SPEC §3). Absent: false (the CLI, the admin API).
+   */
+  secondFactor?: boolean
 }
 
 export interface PatServiceOptions {
@@ -133,7 +138,7 @@ export class PatService {
     const now = this.#clock.now()
     const expiresAt = expiresInDays === null ? null : new Date(now + expiresInDays * DAY_MS)
     const row = await this.#repository.create(
-      { ownerId: owner.id, name, tokenHash: sha256(token), mask: maskPat(token), permissions, expiresAt, createdAt: new Date(now) },
+      { ownerId: owner.id, name, tokenHash: sha256(token), mask: maskPat(token), permissions, expiresAt, createdAt: new Date(now), secondFactor: owner.secondFactor === true },
       MAX_TOKENS_PER_USER,
       context,
     )

@@ -15,6 +15,7 @@
  */
 import { GatehouseError } from '../errors.js'
 import type { KeyValueStore } from '../kv/store.js'
+import { readSessionAmr } from './amr.js'
 import type { Clock } from './clock.js'
 import { randomToken, sha256 } from './crypto.js'
 import { refreshChainKey, type AuthMethod, type CreatedSession, type Session, type SessionService } from './sessions.js'
@@ -134,9 +135,10 @@ export class RefreshTokens {
     if (raw === null) return null
     try {
       const parsed = JSON.parse(raw) as Partial<Chain>
+      const amr = readSessionAmr(parsed.amr)
       if (typeof parsed.user_id !== 'string' || typeof parsed.session_id !== 'string' || typeof parsed.token_hash !== 'string' ||
-        typeof parsed.created_at !== 'number' || parsed.amr === undefined) return null
-      return parsed as Chain
+        typeof parsed.created_at !== 'number' || amr === null) return null
+      return { ...(parsed as Chain), amr }
     } catch {
       return null
     }

@@ -1,8 +1,10 @@
 import type { KeyValueStore } from '../kv/store.js'
+import { readSessionAmr, type SessionAmr } from './amr.js'
 import type { Clock } from './clock.js'
 import { randomToken, sha256 } from './crypto.js'
 
-export type AuthMethod = 'pwd' | 'oidc'
+/** The factors a session was started with (core/amr.ts), in the order they were used. */
+export type AuthMethod = readonly SessionAmr[]
 
 /** A browser or API session, as stored (JSON) under `session:<id>`. Timestamps are epoch milliseconds. */
 export interface Session {
@@ -94,14 +96,15 @@ export class SessionService {
   /** Starts a session with a brand-new token (never reusing one, so no fixation). */
   async create(
     userId: string,
-    options: { amr: AuthMethod; ip?: string | null; userAgent?: string | null; chain?: string },
+    // One method alone may be given as a string (`'pwd'`).
+    options: { amr: AuthMethod | SessionAmr; ip?: string | null; userAgent?: string | null; chain?: string },
   ): Promise<CreatedSession> {
     const token = randomToken(32)
     const now = this.#clock.now()
     const session: Session = {
       id: sha256(token),
       user_id: userId,
-      amr: options.amr,
+      amr: typeof options.amr === 'string' ? [options.amr] : [...options.amr],
       created_at: now,
       last_seen_at: now,
       ip: options.ip ?? null,
@@ -231,7 +234,9 @@ export class SessionService {
     if (raw === null) return null
     try {
       const parsed: unknown = JSON.parse(raw)
-      return isSession(parsed) && parsed.id === id ? parsed : null
+      if (!isSession(parsed) || parsed.id !== id) return null
+      // Sessions stored before second factors hold `amr` as one string.
+      return { ...parsed, amr: readSessionAmr(parsed.amr) ?? [] }
     } catch {
       return null
     }
@@ -284,7 +289,7 @@ function isSession(value: unknown): value is Session {
   return (
     typeof v.id === 'string' &&
     typeof v.user_id === 'string' &&
-    (v.amr === 'pwd' || v.amr === 'oidc') &&
+    readSessionAmr(v.amr) !== null &&
     typeof v.created_at === 'number' &&
     typeof v.last_seen_at === 'number' &&
     (v.ip === null || typeof v.ip === 'string') &&

@@ -241,6 +241,19 @@ export class UserService {
    * `LoginThrottle.hitIp` for login, register and OIDC alike.
    */
   async authenticate(input: { email: string; password: string; ip?: string | null }): Promise<User> {
+    return (await this.authenticatePassword(input)).user
+  }
+
+  /**
+   * The password step of a login (see `authenticate`). When `needsSecondFactor` says the user
+   * has one, the login is not finished: the lockout is not cleared (failed second factors count
+   * toward it, and a right password must not wipe them) and no success is recorded yet;
+   * `pending` is then true and core/mfa/two-step-login.ts finishes it.
+   */
+  async authenticatePassword(
+    input: { email: string; password: string; ip?: string | null },
+    options: { needsSecondFactor?: (userId: string) => Promise<boolean> } = {},
+  ): Promise<{ user: User; pending: boolean }> {
     let email: string | null
     try {
       email = normalizeEmail(input.email)
@@ -275,7 +288,8 @@ export class UserService {
       throw invalidCredentials(reason)
     }
 
-    await this.#throttle.clear(accountKey)
+    const pending = (await options.needsSecondFactor?.(row.id)) ?? false
+    if (!pending) await this.#throttle.clear(accountKey)
     // Only after the password verified: a wrong one stays the 401 that says nothing.
     if (this.#emailVerification === 'required' && !row.email_verified) {
       await this.#audit.record('login.failed', { userId: row.id, email: row.email, ip, details: { reason: 'email_unverified' } })
@@ -289,8 +303,19 @@ export class UserService {
         [rehashed, row.id, row.password_hash],
       )
     }
+    if (pending) return { user: toUser(row), pending }
     await this.#audit.record('login.succeeded', { userId: row.id, email: row.email, ip, details: { amr: 'pwd' } })
-    return toUser(row)
+    return { user: toUser(row), pending }
+  }
+
+  /**
+   * Checks the signed-in user's own password (removing a factor, new recovery codes), with the
+   * login lockout applied: GH_INVALID_CREDENTIALS when wrong, GH_NOT_FOUND when the user is gone.
+   */
+  async verifyPassword(id: string, password: string, context: AuditContext = {}): Promise<void> {
+    const row = await this.#findById(id)
+    if (row === null) throw new GatehouseError('GH_NOT_FOUND', 'No such user')
+    await this.#verifyOwnPassword(row, password, context)
   }
 
   /** The user, disabled or not; null when absent (ids that are not UUIDs included). */

@@ -26,6 +26,8 @@ export type Access = 'anonymous' | 'optional' | 'session' | 'any' | 'admin'
 declare module 'fastify' {
   interface FastifyContextConfig {
     access?: Access
+    /** Reachable by users who must still enrol a second factor (`auth.mfa.required_roles`). */
+    mfaEnrolment?: boolean
   }
 }
 

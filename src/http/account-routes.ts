@@ -288,7 +288,7 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
         if (tokenForm.name.trim() === '') throw invalidField('name', 'Give the token a name, to recognise it later.')
         if (!/^(\d{1,4})?$/.test(tokenForm.expires)) throw invalidField('expires_in_days', 'Choose when the token expires.')
         const created = await pats.create(
-          { id: identity.user.id, permissions: identity.permissions },
+          { id: identity.user.id, permissions: identity.permissions, secondFactor: identity.secondFactor },
           {
             name: tokenForm.name,
             expires_in_days: tokenForm.expires === '' ? null : Number(tokenForm.expires),

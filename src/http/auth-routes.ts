@@ -5,6 +5,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { EmailVerifications } from '../core/email-verifications.js'
+import type { SecondFactors } from '../core/mfa/index.js'
 import type { Identity } from '../core/identity.js'
 import { hasPermission } from '../core/permissions.js'
 import { GatehouseError } from '../errors.js'
@@ -28,14 +29,18 @@ export interface AuthRoutesOptions {
   cookie: SessionCookie
   /** Mails a verification link to users who register themselves. */
   verifications?: EmailVerifications
+  /** The user's second factors, for `mfa` of GET /auth/me. */
+  factors: Pick<SecondFactors, 'status'>
   /** Where a signed-out browser goes to end its provider session too (RP-initiated logout), or null. */
   providerLogout?: (sessionId: string) => Promise<string | null>
 }
 
 const iso = (ms: number) => new Date(ms).toISOString()
 
-function meOf(identity: Identity) {
+async function meOf(identity: Identity, factors: Pick<SecondFactors, 'status'>) {
   const { user } = identity
+  // A jwt_bearer identity has no local user, hence no factors.
+  const status = identity.method === 'jwt' ? { totp: false, passkeys: 0 } : await factors.status(user.id)
   return {
     id: user.id,
     email: user.email,
@@ -43,11 +48,12 @@ function meOf(identity: Identity) {
     roles: user.roles,
     email_verified: user.email_verified,
     permissions: identity.permissions,
+    mfa: { totp: status.totp, passkeys: status.passkeys },
     auth: {
       method: identity.method,
       expires_at: identity.expiresAt === null ? null : iso(identity.expiresAt),
       // How the user proved who they are: the `amr` of the assertions upstreams receive.
-      amr: [identity.amr],
+      amr: [...identity.amr],
     },
   }
 }
@@ -114,7 +120,7 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
   })
 
   app.get('/auth/me', { config: { access: 'any' }, schema: { response: { 200: { $ref: 'Me#' }, ...schemas.errorResponses } } }, async (request) =>
-    meOf(identityOf(request)),
+    meOf(identityOf(request), options.factors),
   )
 
   app.patch<{ Body: { name: string | null } }>(
@@ -123,7 +129,7 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
     async (request) => {
       const identity = identityOf(request)
       const user = await users.updateName(identity.user.id, request.body.name, { ip: request.ip })
-      return meOf({ ...identity, user })
+      return meOf({ ...identity, user }, options.factors)
     },
   )
 
@@ -162,7 +168,8 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
       return {
         items: active.map(({ session, expiresAt }) => ({
           id: session.id,
-          method: session.amr,
+          method: session.amr[0],
+          amr: session.amr,
           created_at: iso(session.created_at),
           last_seen_at: iso(session.last_seen_at),
           expires_at: iso(expiresAt),

@@ -6,6 +6,7 @@
 import type { FastifyRequest } from 'fastify'
 import type { Identity } from '../core/identity.js'
 import type { CredentialResolver } from '../core/pipeline/index.js'
+import { hasSecondFactor } from '../core/amr.js'
 import { permissionsFor } from '../core/permissions.js'
 import type { ActiveSession } from '../core/sessions.js'
 import { GatehouseError } from '../errors.js'
@@ -56,6 +57,7 @@ export function createAuthenticator(services: AuthenticatorServices, cookieName:
       permissions: permissionsFor(user.roles, roles),
       method: 'session',
       amr: active.session.amr,
+      secondFactor: hasSecondFactor(active.session.amr),
       session: active,
       via,
       expiresAt: active.expiresAt,
@@ -74,7 +76,8 @@ export function createAuthenticator(services: AuthenticatorServices, cookieName:
         user: pat.user,
         permissions: pat.permissions,
         method: 'pat',
-        amr: 'pat',
+        amr: ['pat'],
+        secondFactor: pat.secondFactor,
         session: null,
         via: 'header',
         expiresAt: pat.expiresAt,

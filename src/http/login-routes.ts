@@ -2,6 +2,10 @@
  * Signing in with a password (SPEC §5): the HTML page, and POST /auth/login both as JSON
  * (answers the token) and as a browser form (answers 303 to a safe `next`, or the page again
  * with the reason). Either way the session is new, and the cookie is set.
+ *
+ * A user with a second factor gets no session from the password alone (SPEC §3): JSON answers
+ * `{mfa_required, mfa_token, methods}`, a form the second page; POST /auth/login/mfa finishes
+ * the login with one factor, as JSON or as that page's form.
  */
 import formbody from '@fastify/formbody'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -10,12 +14,17 @@ import { newChainId, type RefreshTokens } from '../core/refresh-tokens.js'
 import { GatehouseError, isGatehouseError } from '../errors.js'
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js'
 import type { LoginThrottle } from '../core/login-throttle.js'
+import type { PasskeyService } from '../core/passkeys.js'
 import type { SessionService } from '../core/sessions.js'
-import type { UserService } from '../core/users.js'
+import type { User, UserService } from '../core/users.js'
+import type { SessionAmr } from '../core/amr.js'
+import type { SecondFactorProof, SecondFactors, StartedMfaLogin, TwoStepLogin } from '../core/mfa/index.js'
+import { renderSecondFactorPage } from './second-factor-page.js'
+import { PASSKEY_PAGE_CSP, sendPage } from './page.js'
 import { toGatehouseError } from './error-handler.js'
 import { LOGIN_CSS, renderLoginPage, sendHtml } from './login-page.js'
 import { LOGIN_NOTICES, noticeOf } from './notices.js'
-import { PASSKEY_PAGE_CSP } from './page.js'
+import * as passkeySchemas from './passkey-schemas.js'
 import * as schemas from './schemas.js'
 import type { SessionCookie } from './session-cookie.js'
 
@@ -75,22 +84,50 @@ export interface LoginRoutesOptions {
   passkeyLogin?: boolean
   /** With `sessions.refresh_tokens`, JSON logins start a refresh chain; null: off. */
   refreshTokens: Pick<RefreshTokens, 'start'> | null
+  /** Who has a second factor (their login takes two steps). */
+  secondFactors: Pick<SecondFactors, 'hasSecondFactor'>
+  /** Logins waiting for their second factor. */
+  twoStepLogin: TwoStepLogin
+  /** Passkeys: the challenge of a second step answered with a passkey. */
+  passkeys: Pick<PasskeyService, 'secondFactorOptions'>
 }
 
+/** Where the second page's script gets the options of a passkey assertion for its `mfa_token`. */
+const MFA_PASSKEY_OPTIONS = '/auth/login/mfa/webauthn/options'
+
+interface MfaBody {
+  mfa_token: string
+  code?: string
+  recovery_code?: string
+  webauthn?: unknown
+}
+
+/** The one factor a body offers; null for none or several. */
+function proofOf(body: MfaBody): SecondFactorProof | null {
+  const offered: SecondFactorProof[] = []
+  if (typeof body.code === 'string' && body.code !== '') offered.push({ code: body.code })
+  if (typeof body.recovery_code === 'string' && body.recovery_code !== '') offered.push({ recovery_code: body.recovery_code })
+  if (body.webauthn !== undefined) offered.push({ webauthn: body.webauthn })
+  return offered.length === 1 ? (offered[0] as SecondFactorProof) : null
+}
+
+type SignedIn = { kind: 'session'; user: User; session: Awaited<ReturnType<SessionService['create']>> } | { kind: 'mfa'; started: StartedMfaLogin }
+
 export async function loginRoutes(app: FastifyInstance, options: LoginRoutesOptions) {
-  const { users, sessions, throttle, providers, cookie, metrics, links, emailEnabled, refreshTokens } = options
+  const { users, sessions, throttle, providers, cookie, metrics, links, emailEnabled, refreshTokens, twoStepLogin } = options
   await app.register(formbody, { bodyLimit: options.bodyLimit })
   const passkeyLogin = options.passkeyLogin ?? false
   // With the passkey button the page loads the passkey scripts, which fetch() the gateway.
   const sendLoginPage = (reply: FastifyReply, status: number, html: string) =>
     passkeyLogin ? sendHtml(reply, status, html).header('content-security-policy', PASSKEY_PAGE_CSP) : sendHtml(reply, status, html)
+  const needsSecondFactor = (userId: string) => options.secondFactors.hasSecondFactor(userId)
 
-  async function signIn(request: FastifyRequest, reply: FastifyReply, body: LoginBody, refreshable = false) {
+  async function signIn(request: FastifyRequest, reply: FastifyReply, body: LoginBody, refreshable = false): Promise<SignedIn> {
     const ip = request.ip
-    const user = await throttle.hitIp(ip).then(() => users.authenticate({ email: body.email, password: body.password, ip })).then(
-      (user) => {
+    const verified = await throttle.hitIp(ip).then(() => users.authenticatePassword({ email: body.email, password: body.password, ip }, { needsSecondFactor })).then(
+      (verified) => {
         metrics.authAttempt('password', 'success')
-        return user
+        return verified
       },
       (err: unknown) => {
         if (isGatehouseError(err) && err.code === 'GH_INVALID_CREDENTIALS') metrics.authAttempt('password', 'failure')
@@ -98,13 +135,42 @@ export async function loginRoutes(app: FastifyInstance, options: LoginRoutesOpti
         throw err
       },
     )
+    const { user } = verified
+    if (verified.pending) {
+      const next = isForm(request) ? safeNext(body.next, options.cookieDomain) : null
+      return { kind: 'mfa', started: await twoStepLogin.begin({ user_id: user.id, email: user.email, amr: ['pwd'], refreshable, next }) }
+    }
+    return { kind: 'session', user, session: await startSession(request, reply, user.id, ['pwd'], refreshable) }
+  }
+
+  /** A new session (never reusing the one of the cookie sent, which ends), and its cookie. */
+  async function startSession(request: FastifyRequest, reply: FastifyReply, userId: string, amr: SessionAmr[], refreshable: boolean) {
     const previous = cookie.read(request)
     if (previous !== null) await sessions.revokeToken(previous)
     // A JSON login with sessions.refresh_tokens starts a refresh chain (core/refresh-tokens.ts).
     const chain = refreshable ? { chain: newChainId() } : {}
-    const session = await sessions.create(user.id, { amr: 'pwd', ip, userAgent: request.headers['user-agent'] ?? null, ...chain })
+    const session = await sessions.create(userId, { amr, ip: request.ip, userAgent: request.headers['user-agent'] ?? null, ...chain })
     cookie.set(reply, session.token)
-    return { user, session }
+    return session
+  }
+
+  /** The JSON answer of a login that started a session (and its refresh chain, when enabled). */
+  async function sessionAnswer(user: User, session: Awaited<ReturnType<typeof startSession>>) {
+    const refresh = refreshTokens !== null && session.session.chain !== undefined ? { refresh_token: await refreshTokens.start(session.session) } : {}
+    return { token: session.token, expires_at: new Date(session.expiresAt).toISOString(), user, ...refresh }
+  }
+
+  function secondPage(reply: FastifyReply, status: number, token: string, methods: StartedMfaLogin['methods'], next: string, error?: string) {
+    const page = renderSecondFactorPage({
+      action: '/auth/login/mfa',
+      title: 'Two-step sign-in',
+      hidden: { mfa_token: token, next },
+      methods,
+      error,
+      passkeyOptions: MFA_PASSKEY_OPTIONS,
+    })
+    // With a passkey offered the page loads the passkey scripts, which fetch() the gateway.
+    return sendPage(reply, status, page, methods.includes('webauthn') ? { csp: PASSKEY_PAGE_CSP } : {})
   }
 
   function formFailure(reply: FastifyReply, body: Partial<LoginBody>, err: GatehouseError) {
@@ -172,18 +238,88 @@ export async function loginRoutes(app: FastifyInstance, options: LoginRoutesOpti
         throw err
       }
       if (!form) {
-        const refreshable = refreshTokens !== null
-        const { user, session } = await signIn(request, reply, request.body, refreshable)
-        const refresh = refreshTokens !== null ? { refresh_token: await refreshTokens.start(session.session) } : {}
-        return { token: session.token, expires_at: new Date(session.expiresAt).toISOString(), user, ...refresh }
+        const signedIn = await signIn(request, reply, request.body, refreshTokens !== null)
+        if (signedIn.kind === 'mfa') return signedIn.started
+        return sessionAnswer(signedIn.user, signedIn.session)
       }
+      let signedIn: SignedIn
       try {
-        await signIn(request, reply, request.body)
+        signedIn = await signIn(request, reply, request.body)
       } catch (err) {
         if (isGatehouseError(err)) return formFailure(reply, request.body, err)
         return formFailure(reply, request.body, toGatehouseError(err as Error))
       }
-      return reply.redirect(locationOf(safeNext(request.body.next, options.cookieDomain)), 303)
+      const next = safeNext(request.body.next, options.cookieDomain)
+      if (signedIn.kind === 'mfa') return secondPage(reply, 200, signedIn.started.mfa_token, signedIn.started.methods, next)
+      return reply.redirect(locationOf(next), 303)
+    },
+  )
+
+  // A second step answered with a passkey: the challenge is bound to this pending login (its
+  // id, the hash of the mfa_token), so it finishes this login only, and offers only this
+  // user's passkeys. The token stays pending: POST /auth/login/mfa finishes it.
+  app.post<{ Body: { mfa_token: string } }>(
+    MFA_PASSKEY_OPTIONS,
+    {
+      config: { access: 'anonymous' },
+      schema: {
+        body: passkeySchemas.mfaPasskeyOptionsBody,
+        response: { 200: passkeySchemas.webauthnOptions('PublicKeyCredentialRequestOptionsJSON for navigator.credentials.get(): the user’s passkeys'), ...schemas.errorResponses },
+      },
+    },
+    async (request) => {
+      await throttle.hitIp(request.ip)
+      const pending = await twoStepLogin.peek(request.body.mfa_token)
+      if (pending === null) throw new GatehouseError('GH_INVALID_CREDENTIALS', 'The sign-in has expired or is finished: sign in again')
+      return options.passkeys.secondFactorOptions({ userId: pending.user_id, binding: pending.id })
+    },
+  )
+
+  app.post<{ Body: MfaBody & { next?: string } }>(
+    '/auth/login/mfa',
+    {
+      config: { access: 'anonymous' },
+      attachValidation: true,
+      schema: {
+        body: schemas.loginMfaBody,
+        consumes: ['application/json', FORM],
+        response: {
+          200: schemas.loginResponse,
+          303: schemas.loginRedirect,
+          '4xx': schemas.jsonOrHtmlError,
+          '5xx': schemas.jsonOrHtmlError,
+        },
+      },
+    },
+    async (request, reply) => {
+      const form = isForm(request)
+      const body = (request.body ?? {}) as Partial<MfaBody & { next?: string }>
+      const proof = request.validationError ? null : proofOf(body as MfaBody)
+      try {
+        if (request.validationError) throw toGatehouseError(request.validationError)
+        await throttle.hitIp(request.ip)
+        if (proof === null) {
+          throw new GatehouseError('GH_VALIDATION', 'Send mfa_token and exactly one of code, recovery_code and webauthn')
+        }
+        const finished = await twoStepLogin.finish(String(body.mfa_token), proof, { ip: request.ip })
+        const user = await users.isActive(finished.user_id)
+        if (user === null) throw new GatehouseError('GH_INVALID_CREDENTIALS', undefined, { reason: 'disabled' })
+        const session = await startSession(request, reply, user.id, finished.amr, !form && finished.refreshable)
+        if (form) return reply.redirect(locationOf(finished.next ?? safeNext(body.next, options.cookieDomain)), 303)
+        return sessionAnswer(user, session)
+      } catch (caught) {
+        const err = isGatehouseError(caught) ? caught : toGatehouseError(caught as Error)
+        if (err.reason !== undefined) logFailure(request, undefined, err.reason)
+        if (!form) throw err
+        // The second page again, while its login is still pending; else back to the first.
+        const pending = typeof body.mfa_token === 'string' ? await twoStepLogin.peek(body.mfa_token).catch(() => null) : null
+        if (pending === null) return formFailure(reply, { next: body.next }, err)
+        if (err.retryAfter !== undefined) reply.header('retry-after', String(err.retryAfter))
+        const message = err.code === 'GH_RATE_LIMITED' ? 'Too many attempts. Wait a moment, then try again.'
+          : err.code === 'GH_INVALID_CREDENTIALS' ? 'The code is not right.' : err.message
+        const methods = await twoStepLogin.methodsOf(pending.user_id)
+        return secondPage(reply, err.statusCode, String(body.mfa_token), methods, pending.next ?? '/', message)
+      }
     },
   )
 }

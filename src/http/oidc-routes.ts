@@ -127,7 +127,7 @@ export async function oidcRoutes(app: FastifyInstance, options: OidcRoutesOption
   async function auditFailure(request: FastifyRequest, err: unknown, provider: string): Promise<void> {
     if (!isGatehouseError(err) || !(err.code === 'GH_OIDC_INVALID' || err.code === 'GH_OIDC_REFUSED' || err.code === 'GH_OIDC_UNAVAILABLE')) return
     await audit
-      .record('login.failed', { ip: request.ip, details: { amr: 'oidc', provider, reason: err.details?.reason ?? err.code } })
+      .record('login.failed', { ip: request.ip, details: { amr: ['oidc'], provider, reason: err.details?.reason ?? err.code } })
       .catch((auditErr: unknown) => request.log.error({ err: auditErr }, 'could not audit an OIDC refusal'))
   }
 
@@ -202,7 +202,7 @@ export async function oidcRoutes(app: FastifyInstance, options: OidcRoutesOption
         const { user } = await oidcAccounts.signIn(provider.provider, exchanged.claims, { ip: request.ip })
         const previous = cookie.read(request)
         if (previous !== null) await sessions.revokeToken(previous)
-        const session = await sessions.create(user.id, { amr: 'oidc', ip: request.ip, userAgent: request.headers['user-agent'] ?? null })
+        const session = await sessions.create(user.id, { amr: ['oidc'], ip: request.ip, userAgent: request.headers['user-agent'] ?? null })
         await options.oidcSessions.record(session.session.id, {
           ...linkOf(provider, exchanged),
           refresh: options.sessionRecheck.initial(provider.name, session.session.id, exchanged.refreshToken),

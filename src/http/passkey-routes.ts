@@ -18,6 +18,9 @@ export interface PasskeyRoutesOptions {
   onChanged?: (userId: string) => Promise<void> | void
 }
 
+/** Session only; reachable by users who must still enrol a second factor (`auth.mfa.required_roles`). */
+const ENROLMENT = { access: 'session', mfaEnrolment: true } as const
+
 export async function passkeyRoutes(app: FastifyInstance, options: PasskeyRoutesOptions): Promise<void> {
   const { passkeys, sessions } = options
 
@@ -31,7 +34,7 @@ export async function passkeyRoutes(app: FastifyInstance, options: PasskeyRoutes
   app.post(
     '/auth/mfa/webauthn/options',
     {
-      config: { access: 'session' },
+      config: ENROLMENT,
       schema: {
         body: passkeySchemas.emptyBody,
         response: { 200: passkeySchemas.webauthnOptions('PublicKeyCredentialCreationOptionsJSON for navigator.credentials.create()'), ...schemas.errorResponses },
@@ -43,7 +46,7 @@ export async function passkeyRoutes(app: FastifyInstance, options: PasskeyRoutes
   app.post<{ Body: { name: string; response: unknown } }>(
     '/auth/mfa/webauthn',
     {
-      config: { access: 'session' },
+      config: ENROLMENT,
       schema: { body: passkeySchemas.registerPasskeyBody, response: { 201: { $ref: 'Passkey#' }, ...schemas.errorResponses } },
     },
     async (request, reply: FastifyReply) => {
@@ -56,13 +59,13 @@ export async function passkeyRoutes(app: FastifyInstance, options: PasskeyRoutes
 
   app.get(
     '/auth/mfa/webauthn',
-    { config: { access: 'session' }, schema: { response: { 200: passkeySchemas.passkeyList, ...schemas.errorResponses } } },
+    { config: ENROLMENT, schema: { response: { 200: passkeySchemas.passkeyList, ...schemas.errorResponses } } },
     async (request) => ({ items: await passkeys.list(identityOf(request).user.id), next_cursor: null }),
   )
 
   app.delete<{ Params: { id: string } }>(
     '/auth/mfa/webauthn/:id',
-    { config: { access: 'session' }, schema: { params: passkeySchemas.passkeyIdParams, response: { 204: schemas.noContent, ...schemas.errorResponses } } },
+    { config: ENROLMENT, schema: { params: passkeySchemas.passkeyIdParams, response: { 204: schemas.noContent, ...schemas.errorResponses } } },
     async (request, reply) => {
       const { user } = identityOf(request)
       if (!(await passkeys.remove(user, request.params.id, { ip: request.ip }))) throw new GatehouseError('GH_NOT_FOUND', 'No such passkey')

@@ -85,3 +85,10 @@ export const passkeyIdParams = {
   properties: { id: { type: 'string', maxLength: 64 } },
   additionalProperties: false,
 } as const
+
+export const mfaPasskeyOptionsBody = {
+  type: 'object',
+  required: ['mfa_token'],
+  properties: { mfa_token: { type: 'string', maxLength: 256, description: 'The mfa_token of the password step' } },
+  additionalProperties: false,
+} as const

@@ -35,17 +35,23 @@ export const userSchema = {
 export const meSchema = {
   $id: 'Me',
   type: 'object',
-  required: ['id', 'email', 'name', 'roles', 'email_verified', 'permissions', 'auth'],
+  required: ['id', 'email', 'name', 'roles', 'email_verified', 'permissions', 'mfa', 'auth'],
   properties: {
     ...userSchema.properties,
     permissions: { type: 'array', items: { type: 'string' } },
+    mfa: {
+      type: 'object',
+      required: ['totp', 'passkeys'],
+      properties: { totp: { type: 'boolean' }, passkeys: { type: 'integer', description: 'How many passkeys are registered' } },
+      additionalProperties: false,
+    },
     auth: {
       type: 'object',
       required: ['method', 'expires_at', 'amr'],
       properties: {
-        method: { type: 'string', enum: ['session', 'pat'] },
+        method: { type: 'string', enum: ['session', 'pat', 'jwt'] },
         expires_at: { type: ['string', 'null'], format: 'date-time' },
-        amr: { type: 'array', items: { type: 'string', enum: ['pwd', 'oidc', 'pat'] } },
+        amr: { type: 'array', items: { type: 'string', enum: ['pwd', 'oidc', 'otp', 'hwk', 'rcv', 'user', 'pat', 'jwt'] } },
       },
       additionalProperties: false,
     },
@@ -59,7 +65,8 @@ export const sessionSchema = {
   required: ['id', 'created_at', 'last_seen_at', 'expires_at', 'ip', 'user_agent', 'current'],
   properties: {
     id: { type: 'string' },
-    method: { type: 'string', enum: ['pwd', 'oidc'] },
+    method: { type: 'string', enum: ['pwd', 'oidc', 'hwk'], description: 'The first factor' },
+    amr: { type: 'array', items: { type: 'string' }, description: 'Every factor used' },
     created_at: { type: 'string', format: 'date-time' },
     last_seen_at: { type: 'string', format: 'date-time' },
     expires_at: { type: 'string', format: 'date-time' },
@@ -91,7 +98,7 @@ export const loginBody = {
   additionalProperties: false,
 } as const
 
-export const loginResponse = {
+export const sessionStarted = {
   type: 'object',
   required: ['token', 'expires_at', 'user'],
   properties: {
@@ -99,6 +106,65 @@ export const loginResponse = {
     expires_at: { type: 'string', format: 'date-time' },
     user: { $ref: 'User#' },
     refresh_token: { type: 'string', description: 'With sessions.refresh_tokens: spend it at POST /auth/refresh' },
+  },
+  additionalProperties: false,
+} as const
+
+/** The password was right, and the user has a second factor: finish at POST /auth/login/mfa. */
+export const mfaRequired = {
+  type: 'object',
+  required: ['mfa_required', 'mfa_token', 'methods'],
+  properties: {
+    mfa_required: { type: 'boolean', enum: [true] },
+    mfa_token: { type: 'string', description: 'Single-use, valid 5 minutes: send it to POST /auth/login/mfa' },
+    methods: { type: 'array', items: { type: 'string', enum: ['totp', 'webauthn', 'recovery'] } },
+  },
+  additionalProperties: false,
+} as const
+
+export const loginResponse = {
+  description: 'A session; or, for a user with a second factor, what POST /auth/login/mfa needs',
+  anyOf: [sessionStarted, mfaRequired],
+} as const
+
+export const totpEnrolment = {
+  type: 'object',
+  required: ['secret', 'otpauth_url', 'qr_svg'],
+  properties: {
+    secret: { type: 'string', description: 'Base32, to type into an authenticator app' },
+    otpauth_url: { type: 'string' },
+    qr_svg: { type: 'string', description: 'The otpauth URL as a QR code (an SVG document)' },
+  },
+  additionalProperties: false,
+} as const
+
+export const totpConfirmBody = {
+  type: 'object',
+  required: ['code'],
+  properties: { code: { type: 'string', minLength: 1, maxLength: 16 } },
+  additionalProperties: false,
+} as const
+
+export const recoveryCodes = {
+  type: 'object',
+  required: ['recovery_codes'],
+  properties: { recovery_codes: { type: 'array', items: { type: 'string' }, description: 'Shown once; each works once' } },
+  additionalProperties: false,
+} as const
+
+export const loginMfaBody = {
+  type: 'object',
+  required: ['mfa_token'],
+  // Exactly one of code, recovery_code and webauthn (checked by the handler); `next` is the form's.
+  properties: {
+    mfa_token: { type: 'string', maxLength: 256 },
+    code: { type: 'string', maxLength: 16 },
+    recovery_code: { type: 'string', maxLength: 64 },
+    webauthn: {
+      anyOf: [{ type: 'object' }, { type: 'string', maxLength: 65536 }],
+      description: 'A WebAuthn assertion (PublicKeyCredential as JSON; a form posts it as JSON text), for a challenge of POST /auth/login/mfa/webauthn/options',
+    },
+    next: { type: 'string', maxLength: 4096 },
   },
   additionalProperties: false,
 } as const

@@ -18,7 +18,7 @@ export async function tokenRoutes(app: FastifyInstance, { pats }: { pats: PatSer
     },
     async (request, reply) => {
       const identity = identityOf(request)
-      const created = await pats.create({ id: identity.user.id, permissions: identity.permissions }, request.body, {
+      const created = await pats.create({ id: identity.user.id, permissions: identity.permissions, secondFactor: identity.secondFactor }, request.body, {
         ip: request.ip,
       })
       return reply.code(201).send({ ...created.pat, token: created.token, mask: created.pat.token })

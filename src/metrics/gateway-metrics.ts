@@ -9,6 +9,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { DecisionOutcome } from '../core/pipeline/outcome.js'
 import { EMAIL_KINDS, type EmailKind } from '../core/mailer.js'
+import { SECOND_FACTOR_METHODS, type SecondFactorMethod } from '../core/mfa/index.js'
 import type { EmailResult } from '../core/email-outbox.js'
 import { CLOSE_REASONS, type CloseReason } from '../core/websockets/index.js'
 import type { BreakerRegistry } from '../resilience/breaker-registry.js'
@@ -50,6 +51,7 @@ export class GatewayMetrics {
   readonly #authAttempts: Counter<'method' | 'result'>
   readonly #decisions: Counter<'route' | 'outcome'>
   readonly #lockouts: Counter
+  readonly #mfaAttempts: Counter<'method' | 'result'>
   readonly #reloads: Counter<'result'>
   readonly #rateLimited: Counter<'route'>
   readonly #forwardAuth: Counter<'outcome'>
@@ -99,6 +101,13 @@ export class GatewayMetrics {
       help: 'Accounts locked after too many failed logins.',
       registers,
     })
+    this.#mfaAttempts = new Counter({
+      name: 'gatehouse_mfa_attempts_total',
+      help: 'Second-factor checks (two-step logins and step-ups) by method and result.',
+      labelNames: ['method', 'result'],
+      registers,
+    })
+    for (const method of SECOND_FACTOR_METHODS) for (const result of AUTH_ATTEMPT_RESULTS) this.#mfaAttempts.inc({ method, result }, 0)
     this.#reloads = new Counter({
       name: 'gatehouse_config_reloads_total',
       help: 'Configuration reloads (SIGHUP), by result: success or failure.',
@@ -241,6 +250,10 @@ export class GatewayMetrics {
 
   forwardAuth(outcome: DecisionOutcome): void {
     this.#forwardAuth.inc({ outcome })
+  }
+
+  mfaAttempt(method: SecondFactorMethod, result: AuthAttemptResult): void {
+    this.#mfaAttempts.inc({ method, result })
   }
 
   lockout(): void {

@@ -65,7 +65,7 @@ export class SessionRecheck {
   /** Resolves false when the session has just been ended by the check. */
   async stillValid(active: ActiveSession): Promise<boolean> {
     // Without any refresh_interval there is nothing to check: no extra store read per request.
-    if (active.session.amr !== 'oidc' || !this.#enabled) return true
+    if (!active.session.amr.includes('oidc') || !this.#enabled) return true
     const id = active.session.id
     const running = this.#inFlight.get(id)
     if (running !== undefined) return running

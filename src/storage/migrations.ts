@@ -96,8 +96,39 @@ export const migrations: readonly Migration[] = [
     `,
   },
   {
-    // 4 and 5 belong to the TOTP/recovery-code and user-secret work; versions need not be
-    // contiguous, only distinct and applied in order.
+    version: 4,
+    name: 'second factors: TOTP secrets, recovery codes, PATs created with a second factor',
+    sql: `
+      -- One authenticator app per user. The secret is sealed with the data key ring
+      -- (core/data-keys.ts: gh1.<key id>.<iv>.<ciphertext>), bound to its user; key_id repeats
+      -- the key id for rotations. confirmed_at null: enrolment started, not yet confirmed.
+      -- last_used_step is the 30 s step of the last code accepted: a code is accepted once,
+      -- on every replica, by moving it forward in one conditional UPDATE.
+      CREATE TABLE user_totp (
+        user_id uuid PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+        secret_sealed text NOT NULL,
+        key_id text NOT NULL,
+        confirmed_at timestamptz,
+        last_used_step bigint,
+        created_at timestamptz NOT NULL DEFAULT now()
+      );
+
+      -- Ten single-use codes per user, only their SHA-256 kept; used_at set when spent.
+      CREATE TABLE recovery_codes (
+        user_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        code_hash text NOT NULL,
+        used_at timestamptz,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (user_id, code_hash)
+      );
+
+      -- A PAT satisfies a route's mfa: required only when its creating session had a second factor.
+      ALTER TABLE personal_access_tokens ADD COLUMN second_factor boolean NOT NULL DEFAULT false;
+    `,
+  },
+  {
+    // 5 belongs to the user-secrets work; versions need not be contiguous, only distinct
+    // and applied in order.
     version: 6,
     name: 'WebAuthn passkeys',
     sql: `
