@@ -153,5 +153,48 @@ t.test('register a passkey, then sign in with password + passkey and with the pa
   )
   t.same(rows.map((r) => r.credential_id), [Buffer.from(credentials[0]?.credentialId ?? '', 'base64').toString('base64url')], 'the gateway stored that credential')
 
+  // 3. Sign out; the password step now asks for the second factor, which the passkey gives.
+  await click(page, 'Sign out', /\/auth\/login$/)
+  await page.goto(`${origin}/app/hello`)
+  await page.waitForURL(/\/auth\/login\?next=/)
+  await shot(page, '03-signed-out-login-page')
+  await page.getByLabel('Email').fill(email)
+  await page.getByLabel('Password').fill(PASSWORD)
+  await click(page, 'Sign in', `${origin}/auth/login`)
+  t.equal(await page.title(), 'Two-step sign-in · Gatehouse', 'the second page')
+  await page.getByRole('button', { name: 'Use a passkey' }).waitFor({ state: 'visible' })
+  await shot(page, '04-second-step')
+  await click(page, 'Use a passkey', `${origin}/app/hello`)
+  t.match(await page.locator('body').textContent(), /hello/i, 'the app answered')
+  const twoStep = await amrOf(page, origin)
+  t.same(twoStep, ['pwd', 'hwk', 'user'], 'password, then the passkey with user verification')
+  await shot(page, '05-signed-in-with-password-and-passkey')
+
+  // 4. Sign out again; the passkey alone signs in (a discoverable credential, user verified).
+  await page.goto(`${origin}/auth/account`)
+  await click(page, 'Sign out', /\/auth\/login$/)
+  await page.goto(`${origin}/auth/login?next=%2Fauth%2Faccount`)
+  await page.getByRole('button', { name: 'Sign in with a passkey' }).waitFor({ state: 'visible' })
+  await shot(page, '06-login-page-with-passkey-button')
+  await click(page, 'Sign in with a passkey', `${origin}/auth/account`)
+  t.same(await amrOf(page, origin), ['hwk', 'user'], 'a passkey-only sign-in')
+  await shot(page, '07-signed-in-with-passkey-alone')
+
+  // 5. Remove the passkey (a plain form); the password alone signs in again.
+  await click(page, 'Remove the passkey Virtual laptop', `${origin}/auth/account?done=passkey_removed`)
+  t.equal(await page.locator('#passkeys-empty').textContent(), 'You have no passkeys.')
+  await shot(page, '08-passkey-removed')
+  await click(page, 'Sign out', /\/auth\/login$/)
+  await page.getByLabel('Email').fill(email)
+  await page.getByLabel('Password').fill(PASSWORD)
+  await click(page, 'Sign in', `${origin}/`)
+  t.same(await amrOf(page, origin), ['pwd'])
+
   t.same(stack.problems, [], 'no CSP violation or script error on any page')
 })
+
+/** The `amr` of the browser's current session, from GET /auth/me with its cookie. */
+async function amrOf(page: Page, origin: string): Promise<unknown> {
+  const response = await page.request.get(`${origin}/auth/me`)
+  return ((await response.json()) as { auth: { amr: string[] } }).auth.amr
+}
