@@ -263,6 +263,7 @@ export async function loginRoutes(app: FastifyInstance, options: LoginRoutesOpti
     {
       config: { access: 'anonymous' },
       schema: {
+        summary: "Passkey assertion options for the second step of a login: {mfa_token} → the user's passkeys, a challenge bound to that login",
         body: passkeySchemas.mfaPasskeyOptionsBody,
         response: { 200: passkeySchemas.webauthnOptions('PublicKeyCredentialRequestOptionsJSON for navigator.credentials.get(): the user’s passkeys'), ...schemas.errorResponses },
       },

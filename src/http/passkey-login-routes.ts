@@ -34,6 +34,7 @@ export async function passkeyLoginRoutes(app: FastifyInstance, options: PasskeyL
     {
       config: { access: 'anonymous' },
       schema: {
+        summary: 'Options for a passkey-only sign-in (auth.mfa.passkey_login; 404 when off): any discoverable credential, user verification required',
         body: passkeySchemas.emptyBody,
         response: { 200: passkeySchemas.webauthnOptions('PublicKeyCredentialRequestOptionsJSON for navigator.credentials.get()'), ...schemas.errorResponses },
       },
@@ -46,7 +47,14 @@ export async function passkeyLoginRoutes(app: FastifyInstance, options: PasskeyL
 
   app.post<{ Body: { response: unknown } }>(
     '/auth/login/passkey',
-    { config: { access: 'anonymous' }, schema: { body: passkeySchemas.passkeyLoginBody, response: { 200: schemas.loginResponse, ...schemas.errorResponses } } },
+    {
+      config: { access: 'anonymous' },
+      schema: {
+        summary: 'Sign in with a passkey alone: {response} → {token, expires_at, user, refresh_token?} and the cookie; amr ["hwk","user"]',
+        body: passkeySchemas.passkeyLoginBody,
+        response: { 200: schemas.loginResponse, ...schemas.errorResponses },
+      },
+    },
     async (request, reply) => {
       if (!enabled) throw off()
       const user = await signIn.verify(request.body.response, request.ip).then(

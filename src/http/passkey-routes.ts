@@ -36,6 +36,7 @@ export async function passkeyRoutes(app: FastifyInstance, options: PasskeyRoutes
     {
       config: ENROLMENT,
       schema: {
+        summary: 'Passkey registration options for navigator.credentials.create(); the challenge is kept server-side, single use, 5 minutes',
         body: passkeySchemas.emptyBody,
         response: { 200: passkeySchemas.webauthnOptions('PublicKeyCredentialCreationOptionsJSON for navigator.credentials.create()'), ...schemas.errorResponses },
       },
@@ -47,7 +48,11 @@ export async function passkeyRoutes(app: FastifyInstance, options: PasskeyRoutes
     '/auth/mfa/webauthn',
     {
       config: ENROLMENT,
-      schema: { body: passkeySchemas.registerPasskeyBody, response: { 201: { $ref: 'Passkey#' }, ...schemas.errorResponses } },
+      schema: {
+        summary: "Register a passkey: {name, response} (the browser's answer to the options); ends the user's other sessions",
+        body: passkeySchemas.registerPasskeyBody,
+        response: { 201: { $ref: 'Passkey#' }, ...schemas.errorResponses },
+      },
     },
     async (request, reply: FastifyReply) => {
       const { user } = identityOf(request)
@@ -59,13 +64,13 @@ export async function passkeyRoutes(app: FastifyInstance, options: PasskeyRoutes
 
   app.get(
     '/auth/mfa/webauthn',
-    { config: ENROLMENT, schema: { response: { 200: passkeySchemas.passkeyList, ...schemas.errorResponses } } },
+    { config: ENROLMENT, schema: { summary: "The user's passkeys (never their keys)", response: { 200: passkeySchemas.passkeyList, ...schemas.errorResponses } } },
     async (request) => ({ items: await passkeys.list(identityOf(request).user.id), next_cursor: null }),
   )
 
   app.delete<{ Params: { id: string } }>(
     '/auth/mfa/webauthn/:id',
-    { config: ENROLMENT, schema: { params: passkeySchemas.passkeyIdParams, response: { 204: schemas.noContent, ...schemas.errorResponses } } },
+    { config: ENROLMENT, schema: { summary: "Remove one of the user's passkeys; ends the user's other sessions", params: passkeySchemas.passkeyIdParams, response: { 204: schemas.noContent, ...schemas.errorResponses } } },
     async (request, reply) => {
       const { user } = identityOf(request)
       if (!(await passkeys.remove(user, request.params.id, { ip: request.ip }))) throw new GatehouseError('GH_NOT_FOUND', 'No such passkey')
