@@ -27,6 +27,8 @@ export const WHEN: Partial<Record<ErrorCode, string>> = {
   GH_OIDC_REFUSED: 'The OIDC sign-in is valid but not allowed: a domain not listed, no local user and `create_users: false`, an email already used.',
   GH_NOT_FOUND: 'No route matches the host and path (the gateway\'s own paths are never proxied), or no such resource.',
   GH_METHOD_NOT_ALLOWED: 'A route\'s prefix matches but none of the routes allows the method; `Allow` lists the methods.',
+  GH_MFA_REQUIRED: 'The route has `mfa: required` and the credential has no second factor: a password-only session (a browser navigation goes to `/auth/login/step-up` instead), a PAT not created by a session with one or whose user has none any more, or a `jwt_bearer` token.',
+  GH_MFA_ENROLMENT_REQUIRED: 'The user holds a role of `auth.mfa.required_roles` and has no second factor yet: only `/auth/account`, the enrolment endpoints and logout are open until they enrol.',
   GH_EMAIL_UNVERIFIED: 'With `auth.email_verification: required`, the right password of a user who has not confirmed their email yet (a wrong one stays 401); the login page offers a new link.',
   GH_TOKEN_INVALID: 'A password-reset or email-verification link that is unknown, already used or expired.',
   GH_EMAIL_TAKEN: 'Registering (or creating) a user with an email that is already registered.',

@@ -35,6 +35,7 @@ import { frameworkErrorHandler, registerErrorHandlers } from './http/error-handl
 import { healthRoutes } from './http/health.js'
 import { loginRoutes } from './http/login-routes.js'
 import { mfaRoutes } from './http/mfa-routes.js'
+import { stepUpRoutes } from './http/step-up-routes.js'
 import { hasDuplicateHost, hostDiffersFromAuthority } from './http/malformed-requests.js'
 import { isAuthAnswer } from './http/no-store.js'
 import { flowCookieName, oidcRoutes } from './http/oidc-routes.js'
@@ -166,6 +167,11 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     jwtBearer: runtime.jwtBearer,
     sessionRecheck: runtime.sessionRecheck,
   }
+  // SPEC §3: who must enrol (auth.mfa.required_roles) and who has a second factor (cached).
+  const secondFactorPolicy = {
+    requiredRoles: config.auth.mfa.required_roles,
+    hasSecondFactor: (userId: string) => runtime.secondFactors.hasSecondFactor(userId),
+  }
   const authenticator = createAuthenticator(authServices, sessionCookie.name, (method, result) => metrics.authAttempt(method, result))
   // Compared in any case and with any prefix (gateway-cookies.ts): every spelling of the session
   // cookie, whatever this configuration uses, and the OIDC flow cookie. Never sent to, nor set
@@ -176,7 +182,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     // The /auth API speaks JSON only: fastify's default text/plain parser would hand the
     // schemas a string (a confusing 400) where the answer is 415 GH_UNSUPPORTED_MEDIA_TYPE.
     auth.removeContentTypeParser('text/plain')
-    auth.addHook('onRequest', accessHook(authenticator, allowedOrigins))
+    auth.addHook('onRequest', accessHook(authenticator, allowedOrigins, secondFactorPolicy))
     const providers = config.auth.oidc.map((p) => p.name)
     await auth.register(loginRoutes, {
       users,
@@ -233,7 +239,16 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
       refreshTokens: config.sessions.refresh_tokens ? runtime.refreshTokens : null,
     })
     await auth.register(passkeyAssets)
-    await auth.register(adminRoutes, { users, sessions, roles: config.roles })
+    await auth.register(stepUpRoutes, {
+      factors: runtime.secondFactors,
+      passkeys: runtime.passkeys,
+      stepUp: runtime.stepUp,
+      throttle,
+      cookie: sessionCookie,
+      cookieDomain: config.sessions.cookie_domain,
+      bodyLimit: config.server.body_limit,
+    })
+    await auth.register(adminRoutes, { users, sessions, roles: config.roles, factors: runtime.secondFactors })
     await auth.register(emailRoutes, { resets: accounts.resets, verifications: accounts.verifications, throttle, bodyLimit: config.server.body_limit })
     await auth.register(accountRoutes, {
       users,
@@ -250,6 +265,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
       emailVerification: config.auth.email_verification,
       passwordMinLength: config.auth.password.min_length,
       bodyLimit: config.server.body_limit,
+      factors: runtime.secondFactors,
     })
     await auth.register(auditRoutes, { audit })
     await auth.register(backchannelLogoutRoutes, {
@@ -282,6 +298,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
       publicUrl: config.server.public_url,
       allowedOrigins,
       metrics,
+      secondFactors: secondFactorPolicy,
     })
   }
 
@@ -298,6 +315,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     breakers: runtime.breakers,
     counter: runtime.rateCounter,
     pools,
+    secondFactors: secondFactorPolicy,
   })
   pools.startHealthChecks()
   app.addHook('onClose', async () => pools.stop())
@@ -319,6 +337,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     sessionCookieNames: gatewayCookieNames,
     protocol: options.https ? 'https' : 'http',
     metrics,
+    secondFactors: secondFactorPolicy,
   })
 
   return app

@@ -127,15 +127,19 @@ export function buildProgram(state: { serving: boolean } = { serving: false }): 
       // As the edge sees them: a forward-auth-only route is not there.
       const table = new RouteTable(loaded.routes.filter((route) => route.upstream !== null))
       let identity: Identity | null = null
+      let hasSecondFactor = false
       if (options.email !== undefined) {
         const user = await execute(options, 'user.get', { email: options.email })
         if (user.disabled) throw new CommandFailure(`${user.email} is disabled: every request of theirs is refused`)
+        // A user with a second factor gets no session without it (SPEC §3): decide for such a session.
+        const factors = await execute(options, 'user.mfa', { email: options.email })
+        hasSecondFactor = factors.second_factor
         identity = {
           user,
           permissions: permissionsFor(user.roles, loaded.roles),
           method: 'session',
-          amr: ['pwd'],
-          secondFactor: false,
+          amr: hasSecondFactor ? ['pwd', factors.totp ? 'otp' : 'hwk'] : ['pwd'],
+          secondFactor: hasSecondFactor,
           session: null,
           via: 'header',
           expiresAt: null,
@@ -144,7 +148,8 @@ export function buildProgram(state: { serving: boolean } = { serving: false }): 
         }
       }
       const host = options.host ?? new URL(loaded.server.public_url).host
-      const explanation = await explain(table, options.path, options.method, identity, { host, publicUrl: loaded.server.public_url })
+      const secondFactors = { requiredRoles: loaded.auth.mfa.required_roles, hasSecondFactor: async () => hasSecondFactor }
+      const explanation = await explain(table, options.path, options.method, identity, { host, publicUrl: loaded.server.public_url, secondFactors })
       process.stdout.write(formatExplanation(explanation))
     })
 

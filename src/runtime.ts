@@ -21,7 +21,7 @@ import { DataKeyRing } from './core/data-keys.js'
 import { PasskeyService } from './core/passkeys.js'
 import { passkeySecondFactor } from './core/passkey-second-factor.js'
 import { WebAuthnChallenges } from './core/webauthn-challenges.js'
-import { PendingMfaLogins, SecondFactors, TwoStepLogin, type PasskeyFactor } from './core/mfa/index.js'
+import { PendingMfaLogins, SecondFactors, StepUp, TwoStepLogin, type PasskeyFactor } from './core/mfa/index.js'
 import { LogoutTokenVerifier } from './oidc/logout-token.js'
 import { SessionRecheck } from './oidc/session-recheck.js'
 import { JwtBearer } from './oidc/jwt-bearer.js'
@@ -80,6 +80,8 @@ export interface Runtime {
   readonly secondFactors: SecondFactors
   /** Logins waiting for their second factor (`mfa_token`), and finishing them. */
   readonly twoStepLogin: TwoStepLogin
+  /** Adding a second factor to a signed-in session (routes with `mfa: required`). */
+  readonly stepUp: StepUp
   readonly keys: KeyRing
   readonly signer: AssertionSigner
   /** The routes the edge proxies: those with an upstream. */
@@ -228,6 +230,7 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
     sessionRecheck: new SessionRecheck({ oidc, oidcSessions, oidcAccounts, sessions, store, keys: dataKeys, audit, clock }),
     secondFactors,
     twoStepLogin,
+    stepUp: new StepUp({ factors: secondFactors, throttle, audit, sessions }),
     keys,
     signer,
     routes: new RouteTable(config.routes.filter((route) => route.upstream !== null)),

@@ -114,6 +114,7 @@ t.test('every default, from a file that sets almost nothing', async (t) => {
       argon2: { memory_kib: 19456, time_cost: 2, parallelism: 1 },
       lockout: { max_failures: 5, window: 15 * 60_000 },
       login_rate_limit: { max: 30, window: 60_000 },
+      mfa: { issuer_name: 'Gatehouse', required_roles: [], passkey_login: true },
       oidc: [],
       jwt_bearer: [],
     },
@@ -164,7 +165,7 @@ t.test('defaults that depend on other keys', async (t) => {
   t.same(defaults, {
     name: 'app', host: null, match: '/app', methods: null, upstream: UPSTREAM, servers: [UPSTREAM], load_balancing: 'round_robin',
     health_check: null, preserve_host: false, auth: 'required', permissions: [],
-    rate_limit: null, rate_limit_name: null, strip_prefix: false, timeout: 30_000, csrf: true, websocket: false, cors: null,
+    rate_limit: null, rate_limit_name: null, strip_prefix: false, timeout: 30_000, csrf: true, mfa: 'optional', websocket: false, cors: null,
   })
 })
 

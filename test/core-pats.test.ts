@@ -206,6 +206,7 @@ for (const backend of databaseBackends()) {
         permissions: ['app:read', 'app:write'],
         explicitPermissions: false,
         expiresAt: null,
+        secondFactor: false,
       })
       t.match(identity?.user.created_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
       t.same((await h.pats.authenticate(readOnly.token))?.permissions, ['app:read'])

@@ -59,6 +59,10 @@ const SPEC_METRICS: Record<string, { labels: string[]; histogram?: true; values?
     values: { outcome: ['allow', 'unauthenticated', 'forbidden', 'rate_limited', 'error'] },
   },
   gatehouse_login_lockouts_total: { labels: [] },
+  gatehouse_mfa_attempts_total: {
+    labels: ['method', 'result'],
+    values: { method: ['totp', 'webauthn', 'recovery'], result: ['success', 'failure'] },
+  },
   gatehouse_config_reloads_total: { labels: ['result'], values: { result: ['success', 'failure'] } },
   gatehouse_tls_cert_expiry_seconds: { labels: [] },
   gatehouse_rate_limited_total: { labels: ['route'] },

@@ -179,7 +179,7 @@ t.test('/docs/json is an OpenAPI 3.1 document of every SPEC §5 endpoint', async
   t.ok(login?.requestBody?.content?.['application/x-www-form-urlencoded'], 'POST /auth/login takes the HTML form too')
   t.ok(login?.responses?.['4XX']?.content?.['text/html'], '… whose failures are the page again')
   const me = deref(document, document.paths['/auth/me']?.get?.responses?.['200']?.content?.['application/json']?.schema)
-  t.same(Object.keys((me?.properties as Json | undefined) ?? {}).sort(), ['auth', 'created_at', 'email', 'email_verified', 'id', 'name', 'permissions', 'roles'])
+  t.same(Object.keys((me?.properties as Json | undefined) ?? {}).sort(), ['auth', 'created_at', 'email', 'email_verified', 'id', 'mfa', 'name', 'permissions', 'roles'])
   const created = document.paths['/auth/tokens']?.post?.responses?.['201']?.content?.['application/json']?.schema
   t.ok((created?.properties as Json | undefined)?.token, 'POST /auth/tokens answers the token')
   const registerBody = deref(document, document.paths['/auth/register']?.post?.requestBody?.content?.['application/json']?.schema)

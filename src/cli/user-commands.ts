@@ -1,4 +1,4 @@
-/** `gatehouse user …` (SPEC §8): create, set-roles, disable, enable, delete, reset-password, list. */
+/** `gatehouse user …` (SPEC §8): create, set-roles, disable, enable, delete, reset-password, reset-mfa, list. */
 import type { Command } from 'commander'
 import { execute } from './execute.js'
 import { writeJson, writeRows } from './output.js'
@@ -87,6 +87,17 @@ export function addUserCommands(program: Command): void {
       const password = await readStdin('--password-stdin')
       const reset = await execute(options, 'user.reset-password', { email: options.email, password })
       process.stdout.write(`${reset.email}: password set, ${reset.sessions_ended} session(s) ended\n`)
+    })
+
+  user
+    .command('reset-mfa')
+    .description("remove a user's second factors (authenticator app, recovery codes, passkeys) and end their sessions")
+    .requiredOption('--email <email>', 'email address')
+    .addOption(configOption())
+    .action(async (options: EmailOptions) => {
+      const reset = await execute(options, 'user.reset-mfa', { email: options.email })
+      const what = reset.removed ? 'second factors removed' : 'had no second factor'
+      process.stdout.write(`${reset.email}: ${what}, ${reset.sessions_ended} session(s) ended\n`)
     })
 
   user

@@ -8,6 +8,7 @@ import type { AuditEntry, AuditLog } from '../core/audit.js'
 import { normalizeEmail } from '../core/email.js'
 import type { CreatedPat, PatInfo, PatService, RoleMap } from '../core/pats.js'
 import { knownPermissions, permissionsFor } from '../core/permissions.js'
+import type { FactorStatus, SecondFactors } from '../core/mfa/index.js'
 import type { SessionService } from '../core/sessions.js'
 import type { ManagedUser, User, UserService } from '../core/users.js'
 import { GatehouseError } from '../errors.js'
@@ -25,6 +26,7 @@ export class CommandFailure extends Error {
 export interface ControlServices {
   users: UserService
   sessions: SessionService
+  factors: Pick<SecondFactors, 'reset' | 'status' | 'hasSecondFactor'>
   pats: PatService
   audit: AuditLog
   /** `roles` of the configuration in use. */
@@ -40,6 +42,7 @@ export function servicesOf(runtime: Runtime): ControlServices {
   return {
     users: runtime.users,
     sessions: runtime.sessions,
+    factors: runtime.secondFactors,
     pats: runtime.pats,
     audit: runtime.audit,
     roles: runtime.config.roles,
@@ -62,6 +65,8 @@ export interface ControlCommands {
   'user.delete': { args: { email: string }; result: { email: string; sessions_ended: number } }
   'user.reset-password': { args: { email: string; password: string }; result: { email: string; sessions_ended: number } }
   'user.list': { args: Record<string, never>; result: ManagedUser[] }
+  'user.reset-mfa': { args: { email: string }; result: { email: string; removed: boolean; sessions_ended: number } }
+  'user.mfa': { args: { email: string }; result: FactorStatus & { second_factor: boolean } }
   'token.create': {
     args: { email: string; name: string; expires_in_days: number | null; permissions: string[] | null }
     result: CreatedPat
@@ -133,6 +138,22 @@ const handlers: { [C in CommandName]: Handler<C> } = {
       const user = await requireUser(s, a.email)
       await s.users.setPassword(user.id, a.password)
       return { email: user.email, sessions_ended: await s.sessions.revokeAll(user.id) }
+    },
+  },
+  'user.reset-mfa': {
+    parse: (a) => ({ email: text(a, 'email') }),
+    run: async (s, a) => {
+      const user = await requireUser(s, a.email)
+      const removed = await s.factors.reset(user)
+      return { email: user.email, removed, sessions_ended: await s.sessions.revokeAll(user.id) }
+    },
+  },
+  'user.mfa': {
+    parse: (a) => ({ email: text(a, 'email') }),
+    run: async (s, a) => {
+      const user = await requireUser(s, a.email)
+      const [status, second_factor] = await Promise.all([s.factors.status(user.id), s.factors.hasSecondFactor(user.id)])
+      return { ...status, second_factor }
     },
   },
   'user.list': {

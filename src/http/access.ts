@@ -11,6 +11,7 @@ import type { Authenticator } from './authenticate.js'
 import './request-context.js'
 import type { OriginMatcher } from '../core/allowed-origins.js'
 import { checkSameOrigin, isUnsafeMethod, sentOriginRefusal } from '../core/origin-check.js'
+import { enforceSecondFactor, mayNeedEnrolment, secondFactorState, type SecondFactorPolicy } from '../core/pipeline/index.js'
 
 /**
  * - `anonymous`: credentials are not read (login);
@@ -31,7 +32,7 @@ declare module 'fastify' {
   }
 }
 
-export function accessHook(authenticator: Authenticator, allowedOrigins: OriginMatcher) {
+export function accessHook(authenticator: Authenticator, allowedOrigins: OriginMatcher, secondFactors: SecondFactorPolicy | null = null) {
   return async function enforceAccess(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
     request.identity = null
     // A CORS preflight carries no credentials; http/cors.ts answers it.
@@ -62,6 +63,10 @@ export function accessHook(authenticator: Authenticator, allowedOrigins: OriginM
       )
     }
     if (unsafe && identity.via === 'cookie') checkSameOrigin(request.headers, allowedOrigins)
+    // SPEC §3: a user who must enrol reaches only the account page, enrolment and logout.
+    if (secondFactors !== null && request.routeOptions.config.mfaEnrolment !== true && mayNeedEnrolment(identity, secondFactors)) {
+      enforceSecondFactor(await secondFactorState(identity, false, secondFactors), null)
+    }
     request.identity = identity
   }
 }

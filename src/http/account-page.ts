@@ -1,8 +1,10 @@
 /**
  * The HTML of the self-service account page (SPEC §5): name, password, sessions, personal
- * access tokens and deleting the account, each a plain form that works without script.
+ * access tokens, second factors and deleting the account, each a plain form that works without
+ * script (passkeys, which need the browser's WebAuthn API, excepted).
  */
 import type { PasskeyInfo } from '../core/passkeys.js'
+import type { FactorStatus } from '../core/mfa/index.js'
 import type { PatInfo } from '../core/pats.js'
 import { passkeysSection } from './passkey-page.js'
 import { escapeHtml, PASSKEY_SCRIPTS } from './login-page.js'
@@ -30,6 +32,12 @@ export interface AccountView {
   created?: { name: string; token: string }
   /** What the user typed into the token form, kept after a refusal. */
   tokenForm?: { name: string; expires: string; permissions: readonly string[] }
+  /** The user's second factors. */
+  factors: FactorStatus
+  /** A TOTP enrolment just started: the QR code (SVG) and the secret, until confirmed. */
+  totpEnrolment?: { secret: string; qr_svg: string }
+  /** Recovery codes just issued: shown this once. */
+  recoveryCodes?: readonly string[]
 }
 
 /** Expiry choices of the token form, in days; '' never expires. */
@@ -178,6 +186,75 @@ ${choices ? `<fieldset><legend>Limit to these permissions</legend>\n<p class="hi
 </section>`
 }
 
+function recoveryCodesBox(codes: readonly string[]): string {
+  return `<div class="token-box" role="status">
+<p><strong>Your recovery codes.</strong> Keep them somewhere safe now: they are shown only this once. Each one signs you in once when your authenticator app is not at hand.</p>
+<ul class="recovery-codes">
+${codes.map((code) => `<li><code>${escapeHtml(code)}</code></li>`).join('\n')}
+</ul>
+</div>`
+}
+
+function totpEnrolmentBox(enrolment: NonNullable<AccountView['totpEnrolment']>): string {
+  // The SVG comes from the qrcode library (shapes only, no script or link), made from our own URL.
+  return `<div class="token-box">
+<p>Scan this code with your authenticator app, then enter the six-digit code it shows.</p>
+<div class="qr" role="img" aria-label="QR code for your authenticator app">${enrolment.qr_svg}</div>
+<p class="hint">Cannot scan? Enter this key in the app: <code>${escapeHtml(enrolment.secret)}</code></p>
+<form method="post" action="/auth/account/mfa/totp/confirm">
+<label for="totp_code">Code from the app</label>
+<input id="totp_code" name="code" inputmode="numeric" autocomplete="one-time-code" maxlength="8" required>
+<button type="submit">Turn on</button>
+</form>
+</div>`
+}
+
+function totpPart(view: AccountView): string {
+  if (view.factors.totp) {
+    return `<h3>Authenticator app</h3>
+<p>On<span class="badge">authenticator app</span></p>
+<form method="post" action="/auth/account/mfa/totp/remove">
+<label for="totp_remove_password">Password</label>
+<input id="totp_remove_password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit" class="secondary">Turn off the authenticator app</button>
+</form>`
+  }
+  return `<h3>Authenticator app</h3>
+${view.totpEnrolment ? totpEnrolmentBox(view.totpEnrolment) : `<p>Off. Codes from an app such as a password manager or an authenticator protect your account even when your password leaks.</p>
+<form method="post" action="/auth/account/mfa/totp">
+<input type="hidden" name="factor" value="totp">
+<button type="submit">Set up an authenticator app</button>
+</form>`}`
+}
+
+/** The passkeys: listed with a remove button each, and added with the page's script (passkey-page.ts). */
+function passkeysPart(view: AccountView): string {
+  return passkeysSection(view.passkeys)
+}
+
+function recoveryPart(view: AccountView): string {
+  if (!view.factors.totp && view.factors.passkeys === 0) return ''
+  return `<h3>Recovery codes</h3>
+<p>${view.factors.recovery_codes} of 10 unused.</p>
+<form method="post" action="/auth/account/mfa/recovery-codes">
+<label for="recovery_password">Password</label>
+<input id="recovery_password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit" class="secondary">Make new recovery codes</button>
+</form>
+<p class="hint">New codes replace the old ones, which stop working.</p>`
+}
+
+function secondFactorsSection(view: AccountView): string {
+  return `<section aria-labelledby="mfa-title">
+<h2 id="mfa-title">Two-step sign-in</h2>
+<p class="hint">With a second factor, signing in asks for it after your password. Turning one on or off signs out your other sessions.</p>
+${view.recoveryCodes ? recoveryCodesBox(view.recoveryCodes) : ''}
+${totpPart(view)}
+${passkeysPart(view)}
+${recoveryPart(view)}
+</section>`
+}
+
 function deleteSection(): string {
   return `<section aria-labelledby="delete-title">
 <h2 id="delete-title">Delete your account</h2>
@@ -201,8 +278,7 @@ export function renderAccountPage(view: AccountView): string {
     passwordSection(),
     sessionsSection(view),
     tokensSection(view),
-    // Second factors (TOTP, passkeys, recovery codes) go here: the MFA issue adds their section.
-    passkeysSection(view.passkeys),
+    secondFactorsSection(view),
     deleteSection(),
   ].join('\n')
   return renderPage({ title: 'Your account', body, wide: true, script: view.created !== undefined, head: PASSKEY_SCRIPTS })

@@ -12,7 +12,9 @@ import type { Identity } from '../core/identity.js'
 import type { LoginThrottle } from '../core/login-throttle.js'
 import type { PasskeyService } from '../core/passkeys.js'
 import type { PatService } from '../core/pats.js'
+import type { SecondFactors } from '../core/mfa/index.js'
 import type { SessionService } from '../core/sessions.js'
+import { secondFactorForms } from './account-mfa-forms.js'
 import type { UserService } from '../core/users.js'
 import { GatehouseError, isGatehouseError, type ErrorCode } from '../errors.js'
 import { renderAccountPage, type AccountView } from './account-page.js'
@@ -42,6 +44,8 @@ export interface AccountRoutesOptions {
   /** `auth.password.min_length`, for the sign-up form's hint. */
   passwordMinLength: number
   bodyLimit: number
+  /** The user's second factors (the page's two-step sign-in section). */
+  factors: SecondFactors
 }
 
 type Messages = Partial<Record<ErrorCode, string>>
@@ -116,14 +120,16 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
 
   async function accountView(identity: Identity, extra: Partial<AccountView> = {}): Promise<AccountView> {
     const current = identity.session?.session.id
-    const [active, tokens, fresh, keys] = await Promise.all([
+    const [active, tokens, fresh, factors, keys] = await Promise.all([
       sessions.list(identity.user.id),
       pats.list(identity.user.id),
       users.get(identity.user.id),
+      options.factors.status(identity.user.id),
       passkeys.list(identity.user.id),
     ])
     return {
       user: fresh ?? identity.user,
+      factors,
       sessions: active.map(({ session }) => ({ ...session, current: session.id === current })),
       tokens,
       passkeys: keys,
@@ -157,10 +163,11 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
     messages: Messages,
     handle: (identity: Identity, body: Body, request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply>,
     success: Record<number, unknown> = { 303: seeOther('Done: back to the account page, which says so') },
+    formOptions: { mfaEnrolment?: boolean } = {},
   ): void {
     app.post<{ Body: Body }>(
       path,
-      { config: { access: 'optional' }, attachValidation: true, schema: { summary, body, consumes: [FORM], response: pageAnswers(success) } },
+      { config: { access: 'optional', mfaEnrolment: formOptions.mfaEnrolment === true }, attachValidation: true, schema: { summary, body, consumes: [FORM], response: pageAnswers(success) } },
       async (request, reply) => {
         const identity = request.identity
         if (identity === null) return signIn(reply)
@@ -175,6 +182,8 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
     )
   }
 
+  secondFactorForms({ form: accountForm, view: accountView, factors: options.factors, users, sessions })
+
   app.get('/auth/assets/account.css', { config: { access: 'anonymous' }, schema: { summary: 'The account pages stylesheet', response: { 200: { description: 'CSS', content: { 'text/css': { schema: { type: 'string' } } } } } } }, async (_request, reply) =>
     reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=3600').send(ACCOUNT_CSS),
   )
@@ -185,7 +194,8 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
   app.get<{ Querystring: { done?: string } }>(
     '/auth/account',
     {
-      config: { access: 'optional' },
+      // Users who must enrol a second factor (auth.mfa.required_roles) come here to do it.
+      config: { access: 'optional', mfaEnrolment: true },
       attachValidation: true,
       schema: {
         summary: 'The HTML account page: name, password, sessions, tokens, delete account',
@@ -261,6 +271,8 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
       await sessions.revokeAll(identity.user.id, { except: identity.session?.session.id })
       return reply.redirect('/auth/account?done=passkey_removed', 303)
     },
+    undefined,
+    { mfaEnrolment: true },
   )
 
   app.post<{ Body: { name: string; expires_in_days?: string; permissions?: string | string[] } }>(

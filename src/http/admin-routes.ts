@@ -1,11 +1,12 @@
 /**
  * The admin API (SPEC §5), for holders of `users:manage`: list, read, change roles or
- * disable, and delete users. Disabling or deleting ends the user's sessions and drops
+ * disable, delete users, and remove their second factors. Disabling or deleting ends the user's sessions and drops
  * their PATs from every replica's cache at once.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { hasPermission, MANAGE_USERS, mayGrantRole } from '../core/permissions.js'
 import { GatehouseError } from '../errors.js'
+import type { SecondFactors } from '../core/mfa/index.js'
 import type { SessionService } from '../core/sessions.js'
 import type { UserService } from '../core/users.js'
 import { identityOf } from './access.js'
@@ -38,9 +39,11 @@ export interface AdminRoutesOptions {
   sessions: SessionService
   /** The configured roles: what each grants decides which roles an admin may hand out. */
   roles: Readonly<Record<string, readonly string[]>>
+  /** For DELETE /auth/admin/users/:id/mfa. */
+  factors: Pick<SecondFactors, 'reset'>
 }
 
-export async function adminRoutes(app: FastifyInstance, { users, sessions, roles }: AdminRoutesOptions): Promise<void> {
+export async function adminRoutes(app: FastifyInstance, { users, sessions, roles, factors }: AdminRoutesOptions): Promise<void> {
 
   app.get<{ Querystring: { limit?: string; cursor?: string } }>(
     '/auth/admin/users',
@@ -107,6 +110,27 @@ export async function adminRoutes(app: FastifyInstance, { users, sessions, roles
       const { id } = request.params
       if (id.toLowerCase() === actor.user.id) throw notOnYourself('delete yourself')
       await users.delete(id, { actorId: actor.user.id, ip: request.ip })
+      await sessions.revokeAll(id)
+      return reply.code(204).send()
+    },
+  )
+
+  // A user who lost every factor: an admin removes them (TOTP, recovery codes, passkeys), which
+  // ends the user's sessions like any factor change. Not on oneself: a stolen admin session must
+  // not be able to strip its own second factor.
+  app.delete<{ Params: { id: string } }>(
+    '/auth/admin/users/:id/mfa',
+    {
+      config: { access: 'admin' },
+      schema: { params: schemas.idParams, response: { 204: schemas.noContent, ...schemas.errorResponses } },
+    },
+    async (request, reply) => {
+      const actor = requireManager(request)
+      const { id } = request.params
+      if (id.toLowerCase() === actor.user.id) throw notOnYourself('reset your own second factors')
+      const user = await users.get(id)
+      if (user === null) throw new GatehouseError('GH_NOT_FOUND', 'No such user')
+      await factors.reset(user, { actorId: actor.user.id, ip: request.ip })
       await sessions.revokeAll(id)
       return reply.code(204).send()
     },

@@ -101,7 +101,8 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
       return noContent(reply)
     }
 
-    signOut.post('/auth/logout', { config: { access: 'session' }, schema: answers() }, async (request, reply) => {
+    // Signing out is open to users who must still enrol a second factor (SPEC §3).
+    signOut.post('/auth/logout', { config: { access: 'session', mfaEnrolment: true }, schema: answers() }, async (request, reply) => {
       const identity = identityOf(request)
       const session = identity.session?.session
       // Read before the session ends: ending it deletes its provider link.
@@ -111,7 +112,7 @@ export async function authRoutes(app: FastifyInstance, options: AuthRoutesOption
       return signedOut(request, reply, providerLogout ?? undefined)
     })
 
-    signOut.post('/auth/logout-all', { config: { access: 'session' }, schema: answers() }, async (request, reply) => {
+    signOut.post('/auth/logout-all', { config: { access: 'session', mfaEnrolment: true }, schema: answers() }, async (request, reply) => {
       const identity = identityOf(request)
       const ended = await sessions.revokeAll(identity.user.id)
       await audit.record('logout.all', { userId: identity.user.id, email: identity.user.email, ip: request.ip, details: { sessions: ended } })

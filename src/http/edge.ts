@@ -10,6 +10,7 @@ import type { OriginMatcher } from '../core/allowed-origins.js'
 import type { AssertionSigner } from '../core/assertion-signer.js'
 import { type CredentialResolver, type GateAllow, type GateOutcome, type GateRefusal, type GateRequest } from '../core/pipeline/index.js'
 import type { RouteTable } from '../core/route-table.js'
+import type { SecondFactorPolicy } from '../core/pipeline/index.js'
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js'
 import type { BreakerRegistry } from '../resilience/breaker-registry.js'
 import type { FallbackCounter } from '../resilience/fallback-counter.js'
@@ -23,6 +24,8 @@ import type { UpstreamPools } from './upstream-pools.js'
 import { gatewayGate } from './gate.js'
 
 export interface EdgeOptions {
+  /** Second factors (SPEC §3): the enrolment gate and route `mfa: required`. */
+  secondFactors: SecondFactorPolicy | null
   table: RouteTable
   credentials: CredentialResolver
   signer: AssertionSigner
@@ -55,6 +58,7 @@ export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<
     publicUrl: options.publicUrl,
     allowedOrigins: options.allowedOrigins,
     metrics,
+    secondFactors: options.secondFactors,
   })
 
   async function handle(request: FastifyRequest, reply: FastifyReply) {

@@ -12,6 +12,7 @@ import type { AssertionSigner } from '../core/assertion-signer.js'
 import { type CredentialResolver, type GateOutcome, type GateRefusal } from '../core/pipeline/index.js'
 import type { RouteTable } from '../core/route-table.js'
 import { GatehouseError } from '../errors.js'
+import type { SecondFactorPolicy } from '../core/pipeline/index.js'
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js'
 import type { FallbackCounter } from '../resilience/fallback-counter.js'
 import { sendError } from './error-handler.js'
@@ -22,6 +23,8 @@ import { trustedProxies } from './trusted-proxies.js'
 import { gatewayGate } from './gate.js'
 
 export interface ForwardAuthOptions {
+  /** Second factors (SPEC §3): the enrolment gate and route `mfa: required`. */
+  secondFactors: SecondFactorPolicy | null
   settings: ForwardAuthConfig
   /** Every route, forward-auth-only ones included. */
   table: RouteTable
@@ -48,6 +51,7 @@ export async function forwardAuthRoutes(app: FastifyInstance, options: ForwardAu
     publicUrl,
     allowedOrigins: options.allowedOrigins,
     metrics,
+    secondFactors: options.secondFactors,
     onOutcome: (outcome) => metrics.forwardAuth(outcome.outcome),
   })
 
@@ -85,17 +89,18 @@ export async function forwardAuthRoutes(app: FastifyInstance, options: ForwardAu
 
   function refuse(reply: FastifyReply, outcome: GateRefusal, original: OriginalRequest, redirect: boolean): FastifyReply {
     if (outcome.loginRedirect !== null) {
-      const login = loginUrl(original)
+      // A session lacking the second factor the route needs goes to the step-up page instead.
+      const login = loginUrl(original, outcome.error.code === 'GH_MFA_REQUIRED' ? '/auth/login/step-up' : '/auth/login')
       if (redirect) return reply.redirect(login, 302)
       reply.header('location', login)
     }
     return sendError(reply, proxyAnswer(outcome, settings.headers))
   }
 
-  /** The login page, with `next` the original URL (a local path when it is the gateway's own host). */
-  function loginUrl(original: OriginalRequest): string {
+  /** The login (or step-up) page, with `next` the original URL (a local path when it is the gateway's own host). */
+  function loginUrl(original: OriginalRequest, page: string): string {
     const next = original.host.toLowerCase() === publicHost ? original.target : originalUrl(original)
-    return `${publicUrl}/auth/login?next=${encodeURIComponent(next)}`
+    return `${publicUrl}${page}?next=${encodeURIComponent(next)}`
   }
 
   // Any method (a proxy may send the original one); documented once, as GET. A body the proxy
@@ -104,7 +109,7 @@ export async function forwardAuthRoutes(app: FastifyInstance, options: ForwardAu
     querystring: { type: 'object', properties: { redirect: { type: 'string', enum: ['true', 'false'] } } },
     response: {
       200: { type: 'null', description: 'Allowed: X-Auth-* headers (and X-Auth-Assertion) to copy to the upstream; none for a public route' },
-      302: { type: 'null', description: 'With redirect=true, a browser navigation without a credential: to the login page' },
+      302: { type: 'null', description: 'With redirect=true, a browser navigation without a credential: to the login page (without the second factor a route needs: to the step-up page)' },
       ...errorResponses,
     },
   }

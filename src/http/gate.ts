@@ -4,7 +4,7 @@
  * gateway's errors, and every decision counted once in `gatehouse_decisions_total`.
  */
 import type { OriginMatcher } from '../core/allowed-origins.js'
-import { counterRateLimiter, Gate, type CredentialResolver, type GateOutcome, type RequestSigner } from '../core/pipeline/index.js'
+import { counterRateLimiter, Gate, type CredentialResolver, type GateOutcome, type RequestSigner, type SecondFactorPolicy } from '../core/pipeline/index.js'
 import type { RouteTable } from '../core/route-table.js'
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js'
 import type { FallbackCounter } from '../resilience/fallback-counter.js'
@@ -18,6 +18,8 @@ export interface GatewayGateOptions {
   publicUrl: string
   allowedOrigins: OriginMatcher
   metrics: GatewayMetrics
+  /** Second factors (`auth.mfa.required_roles`, who has one); null: none checked. */
+  secondFactors: SecondFactorPolicy | null
   /** Told each outcome after it is counted (forward auth counts its own metric too). */
   onOutcome?: (outcome: GateOutcome) => void
 }
@@ -30,6 +32,7 @@ export function gatewayGate(options: GatewayGateOptions): Gate {
     rateLimiter: counterRateLimiter(options.counter),
     signer: options.signer,
     origins: { publicUrl: options.publicUrl, allowed: options.allowedOrigins },
+    secondFactors: options.secondFactors,
     toError: (err) => toGatehouseError(err as Error),
     onOutcome: (outcome) => {
       const route = outcome.route?.name ?? 'unmatched'

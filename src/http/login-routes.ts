@@ -18,7 +18,7 @@ import type { PasskeyService } from '../core/passkeys.js'
 import type { SessionService } from '../core/sessions.js'
 import type { User, UserService } from '../core/users.js'
 import type { SessionAmr } from '../core/amr.js'
-import type { SecondFactorProof, SecondFactors, StartedMfaLogin, TwoStepLogin } from '../core/mfa/index.js'
+import { offeredProof, type SecondFactors, type StartedMfaLogin, type TwoStepLogin } from '../core/mfa/index.js'
 import { renderSecondFactorPage } from './second-factor-page.js'
 import { PASSKEY_PAGE_CSP, sendPage } from './page.js'
 import { toGatehouseError } from './error-handler.js'
@@ -102,14 +102,6 @@ interface MfaBody {
   webauthn?: unknown
 }
 
-/** The one factor a body offers; null for none or several. */
-function proofOf(body: MfaBody): SecondFactorProof | null {
-  const offered: SecondFactorProof[] = []
-  if (typeof body.code === 'string' && body.code !== '') offered.push({ code: body.code })
-  if (typeof body.recovery_code === 'string' && body.recovery_code !== '') offered.push({ recovery_code: body.recovery_code })
-  if (body.webauthn !== undefined) offered.push({ webauthn: body.webauthn })
-  return offered.length === 1 ? (offered[0] as SecondFactorProof) : null
-}
 
 type SignedIn = { kind: 'session'; user: User; session: Awaited<ReturnType<SessionService['create']>> } | { kind: 'mfa'; started: StartedMfaLogin }
 
@@ -295,7 +287,7 @@ export async function loginRoutes(app: FastifyInstance, options: LoginRoutesOpti
     async (request, reply) => {
       const form = isForm(request)
       const body = (request.body ?? {}) as Partial<MfaBody & { next?: string }>
-      const proof = request.validationError ? null : proofOf(body as MfaBody)
+      const proof = request.validationError ? null : offeredProof(body as MfaBody)
       try {
         if (request.validationError) throw toGatehouseError(request.validationError)
         await throttle.hitIp(request.ip)

@@ -19,6 +19,7 @@ export const ACCOUNT_NOTICES = {
   password_changed: 'Your password is changed. Your other sessions were signed out.',
   session_revoked: 'The session is signed out.',
   token_revoked: 'The token is revoked. It no longer works.',
+  totp_removed: 'The authenticator app is turned off. Your other sessions were signed out.',
   passkey_added: 'Your passkey is added. Your other sessions were signed out.',
   passkey_removed: 'The passkey is removed. Your other sessions were signed out.',
 } as const

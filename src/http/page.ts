@@ -89,6 +89,8 @@ select:focus{outline:3px solid #2f6fde;outline-offset:2px}
 .grow{flex:1}
 .token-box{background:#fff8e1;border:1px solid #e0c36c;border-radius:6px;padding:1rem;margin-top:1rem}
 .token-box label{margin-top:0}
+.qr svg{width:12rem;height:12rem;display:block;margin:.5rem 0}
+.recovery-codes{columns:2;font-size:1.05rem}
 .actions{display:flex;gap:.75rem;flex-wrap:wrap;align-items:center}
 .actions button{width:auto}
 code{font-family:ui-monospace,monospace}

@@ -1,7 +1,7 @@
 /**
- * The passkeys part of the account page (SPEC §5): the list, each with a remove button (a
- * plain form: removing works without script), and the form that adds one, which needs
- * WebAuthn and therefore the script; it stays hidden without it.
+ * The passkeys part of the account page's two-step sign-in section (SPEC §5): the list, each
+ * with a remove button (a plain form: removing works without script), and the form that adds
+ * one, which needs WebAuthn and therefore the script; it stays hidden without it.
  */
 import type { PasskeyInfo } from '../core/passkeys.js'
 import { MAX_PASSKEY_NAME_LENGTH } from '../core/passkeys.js'
@@ -29,9 +29,8 @@ export function passkeysSection(passkeys: readonly PasskeyInfo[]): string {
 ${rows}
 </tbody>
 </table>`
-  return `<section aria-labelledby="passkeys-title">
-<h2 id="passkeys-title">Passkeys</h2>
-<p class="hint">A passkey signs you in with this device's screen lock or a security key, and counts as a second factor. Adding or removing one signs out your other sessions.</p>
+  return `<h3 id="passkeys-title">Passkeys</h3>
+<p class="hint">A passkey signs you in with this device's screen lock, a phone or a security key, and counts as a second factor.</p>
 ${list}
 <form data-passkey-add hidden>
 <p class="error" role="alert" data-passkey-error hidden></p>
@@ -39,6 +38,5 @@ ${list}
 <input id="passkey_name" name="name" type="text" required maxlength="${MAX_PASSKEY_NAME_LENGTH}" placeholder="e.g. Work laptop">
 <button type="submit">Add a passkey</button>
 </form>
-<noscript><p class="hint">Adding a passkey needs JavaScript.</p></noscript>
-</section>`
+<noscript><p class="hint">Adding a passkey needs JavaScript.</p></noscript>`
 }

@@ -152,6 +152,32 @@ export const recoveryCodes = {
   additionalProperties: false,
 } as const
 
+export const stepUpBody = {
+  type: 'object',
+  // Exactly one of code, recovery_code and webauthn (checked by the handler).
+  properties: {
+    code: { type: 'string', maxLength: 16 },
+    recovery_code: { type: 'string', maxLength: 64 },
+    webauthn: {
+      anyOf: [{ type: 'object' }, { type: 'string', maxLength: 65536 }],
+      description: 'A WebAuthn assertion (PublicKeyCredential as JSON; a form posts it as JSON text), for a challenge of POST /auth/login/step-up/webauthn/options',
+    },
+    next: { type: 'string', maxLength: 4096 },
+  },
+  additionalProperties: false,
+} as const
+
+export const stepUpResponse = {
+  type: 'object',
+  required: ['token', 'expires_at', 'amr'],
+  properties: {
+    token: { type: 'string', description: 'The new session token; the old one has ended' },
+    expires_at: { type: 'string', format: 'date-time' },
+    amr: { type: 'array', items: { type: 'string' } },
+  },
+  additionalProperties: false,
+} as const
+
 export const loginMfaBody = {
   type: 'object',
   required: ['mfa_token'],

@@ -102,6 +102,8 @@ const DOCUMENTED_EXTRAS: Record<string, string[]> = {
   GH_VALIDATION: ['problems', 'field', 'unknown', 'missing', 'limit'],
   GH_FORBIDDEN: ['reason', 'route', 'missing_permission', 'missing_permissions'],
   GH_BAD_PATH: ['reason'],
+  GH_MFA_REQUIRED: ['route'],
+  GH_MFA_ENROLMENT_REQUIRED: ['enrol_at'],
 }
 
 /**

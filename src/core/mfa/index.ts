@@ -6,11 +6,13 @@ export { RECOVERY_CODE_COUNT } from './recovery-codes.js'
 export {
   SECOND_FACTOR_METHODS,
   SecondFactors,
+  offeredProof,
   type FactorStatus,
   type SecondFactorMethod,
   type SecondFactorProof,
   type SecondFactorsOptions,
   type TotpEnrolment,
 } from './second-factors.js'
+export { StepUp } from './step-up.js'
 export { TwoStepLogin, methodOf, type FinishedMfaLogin, type StartedMfaLogin } from './two-step-login.js'
 export { matchTotpStep, totpCode, totpStep, TOTP_PERIOD_SECONDS } from './totp.js'

@@ -28,6 +28,18 @@ export const SECOND_FACTOR_METHODS: readonly SecondFactorMethod[] = ['totp', 'we
 /** What a user offers as a second factor: exactly one of them. */
 export type SecondFactorProof = { code: string } | { recovery_code: string } | { webauthn: unknown }
 
+/**
+ * The one factor a request body offers (`code`, `recovery_code` or `webauthn`); null when it
+ * offers none or several, which is a malformed request, never a guess at which one was meant.
+ */
+export function offeredProof(body: { code?: unknown; recovery_code?: unknown; webauthn?: unknown }): SecondFactorProof | null {
+  const offered: SecondFactorProof[] = []
+  if (typeof body.code === 'string' && body.code !== '') offered.push({ code: body.code })
+  if (typeof body.recovery_code === 'string' && body.recovery_code !== '') offered.push({ recovery_code: body.recovery_code })
+  if (body.webauthn !== undefined) offered.push({ webauthn: body.webauthn })
+  return offered.length === 1 ? (offered[0] as SecondFactorProof) : null
+}
+
 export interface FactorStatus {
   totp: boolean
   passkeys: number

@@ -9,6 +9,7 @@ import type { Identity } from '../identity.js'
 import { crossOriginRefusal, isUnsafeMethod } from '../origin-check.js'
 import { decide, type Decision } from '../policy.js'
 import type { GateRequest } from './request.js'
+import { enforceSecondFactor, type SecondFactorState } from './second-factor.js'
 
 /** The origins a cookie-authenticated browser request may come from (SPEC §3 "Allowed origins"). */
 export interface OriginPolicy {
@@ -18,8 +19,19 @@ export interface OriginPolicy {
   allowed: OriginMatcher
 }
 
-/** The decision, throwing GH_UNAUTHENTICATED or GH_FORBIDDEN (naming the missing permissions) when it denies. */
-export function authorise(route: RouteConfig, identity: Identity | null, request: GateRequest, origins: OriginPolicy, seen: (d: Decision) => void): Decision {
+/**
+ * The decision, throwing GH_UNAUTHENTICATED or GH_FORBIDDEN (naming the missing permissions) when
+ * it denies, GH_MFA_ENROLMENT_REQUIRED or GH_MFA_REQUIRED when the second factor is missing
+ * (`factors`: second-factor.ts, worked out before), GH_CSRF for an origin refusal.
+ */
+export function authorise(
+  route: RouteConfig,
+  identity: Identity | null,
+  request: GateRequest,
+  origins: OriginPolicy,
+  seen: (d: Decision) => void,
+  factors: SecondFactorState = { enrolmentRequired: false, satisfiesRoute: true },
+): Decision {
   const decision = decide(route, identity)
   seen(decision)
   if (!decision.allow) {
@@ -31,6 +43,7 @@ export function authorise(route: RouteConfig, identity: Identity | null, request
   }
   // Second factors (route `mfa: required`, `auth.mfa.required_roles`) are checked here, after the
   // permissions and before the origin: a 403 GH_MFA_* names what the identity lacks.
+  if (identity !== null) enforceSecondFactor(factors, route.name)
   const refusal = originRefusal(route, identity, request, origins)
   if (refusal !== null) throw new GatehouseError('GH_CSRF', refusal)
   return decision

@@ -9,6 +9,7 @@ import type { PathRefusal } from '../paths.js'
 import type { Decision } from '../policy.js'
 import type { RouteMatch, RouteTable } from '../route-table.js'
 import { Gate } from './gate.js'
+import type { SecondFactorPolicy } from './second-factor.js'
 
 export interface ExplainedIdentity {
   user_id: string
@@ -54,6 +55,8 @@ export interface ExplainOptions {
   host?: string | null
   /** `public_url`, for the origins of routes naming a host; only cookie requests need it, and explain sends none. */
   publicUrl?: string
+  /** `auth.mfa.required_roles` and whether the identity's user has a second factor (SPEC §3). */
+  secondFactors?: SecondFactorPolicy | null
 }
 
 /**
@@ -73,6 +76,7 @@ export async function explain(
     rateLimiter: null,
     signer: null,
     origins: { publicUrl: options.publicUrl ?? 'http://localhost', allowed: new Set() },
+    secondFactors: options.secondFactors ?? null,
   })
   const host = options.host ?? null
   const upperMethod = method.toUpperCase()

@@ -15,6 +15,7 @@ import { outcomeOf, type GateAllow, type GateOutcome, type GateRefusal } from '.
 import { rateLimitHeaders, type RateLimiter } from './rate-limit.js'
 import type { GateRequest } from './request.js'
 import { resolveRequest, type Resolved } from './resolve.js'
+import { secondFactorState, type SecondFactorPolicy } from './second-factor.js'
 
 /** Turns a request's credential into an identity: null without one, a thrown GatehouseError for a bad one. */
 export interface CredentialResolver {
@@ -36,6 +37,8 @@ export interface GateDependencies {
   origins: OriginPolicy
   /** Maps what a dependency threw (a breaker, a store outage) to the answer; default: 500 GH_INTERNAL. */
   toError?: (err: unknown) => GatehouseError
+  /** Second factors (SPEC §3): `auth.mfa.required_roles` and who has a factor; null: no such checks. */
+  secondFactors?: SecondFactorPolicy | null
   /** Told every outcome, exactly once per `evaluate`: where metrics count decisions. */
   onOutcome?: (outcome: GateOutcome, request: GateRequest) => void
 }
@@ -69,7 +72,8 @@ export class Gate {
       progress.route = resolved.route
       progress.identity = await this.#authenticate(resolved.route, request)
       await this.#rateLimit(resolved.route, progress, request)
-      const decision = authorise(resolved.route, progress.identity, request, this.#deps.origins, (d) => (progress.decision = d))
+      const factors = await secondFactorState(progress.identity, resolved.route.mfa === 'required', this.#deps.secondFactors ?? null)
+      const decision = authorise(resolved.route, progress.identity, request, this.#deps.origins, (d) => (progress.decision = d), factors)
       outcome = { ...progress, kind: 'allow', outcome: 'allow', ...resolved, decision, identityHeaders: this.#sign(resolved, progress.identity, request) }
     } catch (err) {
       outcome = this.#refusal(progress, err, request)
@@ -113,10 +117,15 @@ export class Gate {
     const responseHeaders = { ...progress.responseHeaders }
     if (progress.match?.kind === 'method_not_allowed') responseHeaders.allow = progress.match.allow.join(', ')
     const target = progress.target
+    const next = target === null ? '' : encodeURIComponent(target.path + target.query)
+    const navigation = target !== null && isBrowserNavigation(request)
     const loginRedirect =
-      progress.decision?.outcome === 'unauthenticated' && target !== null && isBrowserNavigation(request)
-        ? `/auth/login?next=${encodeURIComponent(target.path + target.query)}`
-        : null
+      progress.decision?.outcome === 'unauthenticated' && navigation
+        ? `/auth/login?next=${next}`
+        // A session without the second factor a route needs: the step-up page asks for it.
+        : error.code === 'GH_MFA_REQUIRED' && progress.identity?.method === 'session' && navigation
+          ? `/auth/login/step-up?next=${next}`
+          : null
     return { ...progress, responseHeaders, kind: 'refuse', outcome: outcomeOf(error), error, loginRedirect }
   }
 }

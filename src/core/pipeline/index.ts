@@ -5,4 +5,5 @@ export { Gate, type CredentialResolver, type GateDependencies, type RequestSigne
 export { outcomeOf, type DecisionOutcome, type GateAllow, type GateOutcome, type GateRefusal } from './outcome.js'
 export { counterRateLimiter, rateLimitHeaders, type RateLimitCounter, type RateLimiter, type RateLimitVerdict } from './rate-limit.js'
 export type { GateHeaders, GateRequest, RequestKind } from './request.js'
+export { enforceSecondFactor, mayNeedEnrolment, secondFactorState, type SecondFactorPolicy, type SecondFactorState } from './second-factor.js'
 export { resolveRequest, upstreamTarget, type Resolved, type UpstreamTarget } from './resolve.js'

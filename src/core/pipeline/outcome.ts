@@ -40,7 +40,10 @@ export interface GateRefusal extends Trace {
   outcome: Exclude<DecisionOutcome, 'allow'>
   /** Status, GH_ code, message, details and Retry-After of the answer. */
   error: GatehouseError
-  /** For a browser navigation without a credential: where to send it (302) instead of the 401. */
+  /**
+   * For a browser navigation without a credential: where to send it (302) instead of the 401;
+   * for a session lacking the second factor a route needs, the step-up page instead of the 403.
+   */
   loginRedirect: string | null
 }
 

@@ -73,12 +73,11 @@ function sameCredential(socket: TrackedSocket, identity: Identity | null): boole
 }
 
 function sameGrant(now: RouteConfig, then: RouteConfig): boolean {
-  const mfa = (route: RouteConfig) => (route as { mfa?: unknown }).mfa ?? null
   return (
     now.websocket &&
     now.upstream === then.upstream &&
     now.auth === then.auth &&
-    mfa(now) === mfa(then) &&
+    now.mfa === then.mfa &&
     now.permissions.length === then.permissions.length &&
     now.permissions.every((p) => then.permissions.includes(p))
   )

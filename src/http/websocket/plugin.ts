@@ -10,6 +10,7 @@ import type { Clock } from '../../core/clock.js'
 import { type CredentialResolver, type RequestSigner } from '../../core/pipeline/index.js'
 import type { RouteTable } from '../../core/route-table.js'
 import { OpenSockets, socketChecker } from '../../core/websockets/index.js'
+import type { SecondFactorPolicy } from '../../core/pipeline/index.js'
 import type { GatewayMetrics } from '../../metrics/gateway-metrics.js'
 import type { FallbackCounter } from '../../resilience/fallback-counter.js'
 import type { InvalidationBus } from '../../kv/invalidation.js'
@@ -18,6 +19,8 @@ import { upgradeHandler } from './upgrades.js'
 import { gatewayGate } from '../gate.js'
 
 export interface WebSocketOptions {
+  /** Second factors (SPEC §3): the enrolment gate and route `mfa: required`. */
+  secondFactors: SecondFactorPolicy | null
   /** The process's open sockets; null: the app keeps its own, stopped when it closes. */
   sockets: OpenSockets | null
   bus: InvalidationBus
@@ -50,6 +53,7 @@ export async function webSockets(app: FastifyInstance, options: WebSocketOptions
     publicUrl: options.publicUrl,
     allowedOrigins: options.allowedOrigins,
     metrics,
+    secondFactors: options.secondFactors,
   })
   const handler = upgradeHandler({
     gate,
