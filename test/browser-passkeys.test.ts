@@ -2,8 +2,9 @@
  * Passkeys in a real browser (SPEC §3, §5): Debian's chromium, driven by playwright-core,
  * with a CDP virtual authenticator (WebAuthn.addVirtualAuthenticator: CTAP2, internal,
  * resident keys, user verification) standing in for the device. Through a real gateway:
- * sign in with a password → register a passkey on the account page → sign out → sign in with
- * password + passkey (the second step) → sign out → sign in with the passkey alone → remove it.
+ * sign in with a password → register a passkey on the account page → step up to a route with
+ * `mfa: required` with it → sign out → sign in with password + passkey (the second step) →
+ * sign out → sign in with the passkey alone → remove it.
  * The pages load only the gateway's own scripts under their strict CSP. Screenshots of each
  * step are kept in test-artifacts/passkeys-*.png (gitignored).
  *
@@ -58,7 +59,10 @@ async function startStack(t: Test): Promise<Stack> {
     port,
     configure: (raw) => {
       raw.server.public_url = origin
-      raw.routes = [{ name: 'app', match: '/app/', upstream: upstream.url, auth: 'required', permissions: ['app:read'] }]
+      raw.routes = [
+        { name: 'app', match: '/app/', upstream: upstream.url, auth: 'required', permissions: ['app:read'] },
+        { name: 'secure', match: '/secure/', upstream: upstream.url, auth: 'required', mfa: 'required' },
+      ]
     },
   })
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, chromiumSandbox: false, args: CHROMIUM_ARGS })
@@ -153,37 +157,48 @@ t.test('register a passkey, then sign in with password + passkey and with the pa
   )
   t.same(rows.map((r) => r.credential_id), [Buffer.from(credentials[0]?.credentialId ?? '', 'base64').toString('base64url')], 'the gateway stored that credential')
 
-  // 3. Sign out; the password step now asks for the second factor, which the passkey gives.
+  // 3. The session that registered it was started with the password alone: a route with
+  // mfa: required sends the browser to step-up, where the passkey upgrades the session.
+  await page.goto(`${origin}/secure/page`)
+  await page.waitForURL(/\/auth\/login\/step-up\?next=/)
+  await page.getByRole('button', { name: 'Use a passkey' }).waitFor({ state: 'visible' })
+  await shot(page, '03-step-up')
+  await click(page, 'Use a passkey', `${origin}/secure/page`)
+  t.same(await amrOf(page, origin), ['pwd', 'hwk', 'user'], 'the step-up added the passkey to the session')
+  await shot(page, '04-stepped-up')
+
+  // 4. Sign out; the password step now asks for the second factor, which the passkey gives.
+  await page.goto(`${origin}/auth/account`)
   await click(page, 'Sign out', /\/auth\/login$/)
   await page.goto(`${origin}/app/hello`)
   await page.waitForURL(/\/auth\/login\?next=/)
-  await shot(page, '03-signed-out-login-page')
+  await shot(page, '05-signed-out-login-page')
   await page.getByLabel('Email').fill(email)
   await page.getByLabel('Password').fill(PASSWORD)
   await click(page, 'Sign in', `${origin}/auth/login`)
   t.equal(await page.title(), 'Two-step sign-in · Gatehouse', 'the second page')
   await page.getByRole('button', { name: 'Use a passkey' }).waitFor({ state: 'visible' })
-  await shot(page, '04-second-step')
+  await shot(page, '06-second-step')
   await click(page, 'Use a passkey', `${origin}/app/hello`)
   t.match(await page.locator('body').textContent(), /hello/i, 'the app answered')
   const twoStep = await amrOf(page, origin)
   t.same(twoStep, ['pwd', 'hwk', 'user'], 'password, then the passkey with user verification')
-  await shot(page, '05-signed-in-with-password-and-passkey')
+  await shot(page, '07-signed-in-with-password-and-passkey')
 
-  // 4. Sign out again; the passkey alone signs in (a discoverable credential, user verified).
+  // 5. Sign out again; the passkey alone signs in (a discoverable credential, user verified).
   await page.goto(`${origin}/auth/account`)
   await click(page, 'Sign out', /\/auth\/login$/)
   await page.goto(`${origin}/auth/login?next=%2Fauth%2Faccount`)
   await page.getByRole('button', { name: 'Sign in with a passkey' }).waitFor({ state: 'visible' })
-  await shot(page, '06-login-page-with-passkey-button')
+  await shot(page, '08-login-page-with-passkey-button')
   await click(page, 'Sign in with a passkey', `${origin}/auth/account`)
   t.same(await amrOf(page, origin), ['hwk', 'user'], 'a passkey-only sign-in')
-  await shot(page, '07-signed-in-with-passkey-alone')
+  await shot(page, '09-signed-in-with-passkey-alone')
 
-  // 5. Remove the passkey (a plain form); the password alone signs in again.
+  // 6. Remove the passkey (a plain form); the password alone signs in again.
   await click(page, 'Remove the passkey Virtual laptop', `${origin}/auth/account?done=passkey_removed`)
   t.equal(await page.locator('#passkeys-empty').textContent(), 'You have no passkeys.')
-  await shot(page, '08-passkey-removed')
+  await shot(page, '10-passkey-removed')
   await click(page, 'Sign out', /\/auth\/login$/)
   await page.getByLabel('Email').fill(email)
   await page.getByLabel('Password').fill(PASSWORD)

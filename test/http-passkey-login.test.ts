@@ -7,11 +7,12 @@
  * another user's passkey, no user verification, passkey_login off.
  */
 import t from 'tap'
-import { assertError, bearer, login, register, signUp, uniqueEmail } from './helpers/auth-client.js'
+import { assertError, bearer, browser, login, register, signUp, uniqueEmail } from './helpers/auth-client.js'
 import { PUBLIC_URL, startTestGateway, type TestGateway } from './helpers/gateway.js'
 import { passwordStep, secondStep } from './helpers/mfa-client.js'
 import { enrolPasskey } from './helpers/passkeys.js'
 import { SoftAuthenticator } from './helpers/soft-authenticator.js'
+import { startUpstream } from './helpers/upstream.js'
 
 interface RequestOptions {
   challenge: string
@@ -200,4 +201,38 @@ t.test('a passkey as the second step of a password login', async (t) => {
     t.match(csp, /script-src 'self'; connect-src 'self'/)
     t.notMatch(csp, /unsafe/)
   })
+})
+
+t.test('a passkey as the step-up of a mfa: required route', async (t) => {
+  const upstream = await startUpstream(t)
+  const gw = await startTestGateway(t, {
+    configure: (raw) => void (raw.routes = [{ name: 'secure', match: '/secure', upstream: upstream.url, mfa: 'required' }]),
+  })
+  const ivan = await signUp(gw, 'ivan')
+  const key = await enrolPasskey(gw, ivan)
+  const stepUpOptions = async (token: string) => {
+    const response = await gw.call('POST', '/auth/login/step-up/webauthn/options', { headers: bearer(token), json: {} })
+    if (response.status !== 200) throw new Error(`step-up options: ${response.status} ${response.text}`)
+    return response.json<RequestOptions>()
+  }
+  const stepUp = (token: string, webauthn: unknown) => gw.call('POST', '/auth/login/step-up', { headers: bearer(token), json: { webauthn } })
+
+  // A password-only session (the enrolling one had no second factor either).
+  assertError(t, await gw.call('GET', '/secure/x', { headers: bearer(ivan.token) }), 403, 'GH_MFA_REQUIRED')
+
+  // Another session's challenge does not upgrade this one.
+  const { mfa_token } = await passwordStep(gw, ivan.user.email)
+  const second = await secondStep(gw, mfa_token, { webauthn: key.authenticate(await mfaOptions(gw, mfa_token)) })
+  const secondToken = second.json<{ token: string }>().token
+  assertError(t, await stepUp(ivan.token, key.authenticate(await stepUpOptions(secondToken))), 401, 'GH_INVALID_CREDENTIALS', 'another session’s challenge')
+
+  const upgraded = await stepUp(ivan.token, key.authenticate(await stepUpOptions(ivan.token)))
+  t.equal(upgraded.status, 200, upgraded.text)
+  const body = upgraded.json<{ token: string; amr: string[] }>()
+  t.same(body.amr, ['pwd', 'hwk', 'user'])
+  t.equal((await gw.call('GET', '/secure/x', { headers: bearer(body.token) })).status, 200, 'the route lets the new session through')
+  t.equal((await gw.call('GET', '/auth/me', { headers: bearer(ivan.token) })).status, 401, 'the old session is ended')
+
+  const page = await gw.call('GET', '/auth/login/step-up?next=%2Fsecure%2Fx', { headers: { ...browser(gw, secondToken) } })
+  t.equal(page.status, 303, 'a session with a second factor goes on to next')
 })
