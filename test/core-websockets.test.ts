@@ -144,3 +144,21 @@ t.test('socketChecker: the same credential, the same route and a policy that sti
   clock.advance(120_000)
   t.equal(await check(), 'expired', 'gone after its expiry: expired')
 })
+
+t.test('socketChecker: the second-factor rules of SPEC §3 hold for open sockets too', async (t) => {
+  const clock = new ManualClock()
+  const route = routeConfig('live', '/live', { websocket: true, mfa: 'required' })
+  const pat: Identity = testIdentity({ method: 'pat', amr: ['pat'], secondFactor: true, session: null, tokenId: 'tok', via: 'header' }, { roles: ['admin'] })
+  const socket: TrackedSocket = { route, rawHeaders: [], userId: pat.user.id, sessionId: null, patId: 'tok', expiresAt: null }
+  let userHasFactor = true
+  const secondFactors = { requiredRoles: ['admin'], hasSecondFactor: async () => userHasFactor }
+  const check = (routes: RouteConfig[] = [route]) => socketChecker({ routes, credentials: { resolve: async () => pat }, clock, secondFactors }).check(socket)
+  t.equal(await check(), 'keep', 'a PAT made with a second factor, whose user has one')
+  userHasFactor = false
+  t.equal(await check(), 'revoked', 'its user removed the factor')
+  t.equal(await check([{ ...route, mfa: 'optional' }]), 'revoked', 'a route whose mfa changed is another grant')
+  const plain = { ...route, mfa: 'optional' as const }
+  const ordinary: TrackedSocket = { ...socket, route: plain }
+  const checkOrdinary = socketChecker({ routes: [plain], credentials: { resolve: async () => pat }, clock, secondFactors }).check(ordinary)
+  t.equal(await checkOrdinary, 'revoked', 'a user who must enrol loses even an ordinary route')
+})

@@ -306,7 +306,10 @@ export async function loginRoutes(app: FastifyInstance, options: LoginRoutesOpti
         if (!form) throw err
         // The second page again, while its login is still pending; else back to the first.
         const pending = typeof body.mfa_token === 'string' ? await twoStepLogin.peek(body.mfa_token).catch(() => null) : null
-        if (pending === null) return formFailure(reply, { next: body.next }, err)
+        if (pending === null) {
+          const expired = err.code === 'GH_INVALID_CREDENTIALS' ? new GatehouseError('GH_UNAUTHENTICATED', 'Your sign-in has expired. Sign in again.') : err
+          return formFailure(reply, { next: body.next }, expired)
+        }
         if (err.retryAfter !== undefined) reply.header('retry-after', String(err.retryAfter))
         const message = err.code === 'GH_RATE_LIMITED' ? 'Too many attempts. Wait a moment, then try again.'
           : err.code === 'GH_INVALID_CREDENTIALS' ? 'The code is not right.' : err.message

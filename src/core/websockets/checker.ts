@@ -1,7 +1,8 @@
 /**
  * Whether an open WebSocket may stay open: its credential still resolves to the same
  * credential, the route it was opened on still exists unchanged in what matters (SPEC §4a: its
- * permissions, `mfa`, upstream, `websocket`), and the policy still allows it. The same
+ * permissions, `mfa`, upstream, `websocket`), and the policy and the second-factor rules still
+ * allow it. The same
  * credential resolver and policy as the handshake, so that nothing a request would be
  * refused for keeps a socket open.
  */
@@ -9,7 +10,7 @@ import type { RouteConfig } from '../../config/types.js'
 import { isGatehouseError } from '../../errors.js'
 import type { Clock } from '../clock.js'
 import type { Identity } from '../identity.js'
-import type { CredentialResolver } from '../pipeline/index.js'
+import { secondFactorState, type CredentialResolver, type SecondFactorPolicy } from '../pipeline/index.js'
 import { decide } from '../policy.js'
 
 /** What an open socket remembers of its handshake. */
@@ -36,6 +37,8 @@ export interface SocketCheckerDependencies {
   routes: readonly RouteConfig[]
   credentials: CredentialResolver
   clock: Clock
+  /** Second factors (SPEC §3): a PAT whose user lost theirs, or a user who must enrol, loses the socket. */
+  secondFactors?: SecondFactorPolicy | null
 }
 
 export function socketChecker(deps: SocketCheckerDependencies): SocketChecker {
@@ -57,6 +60,8 @@ export function socketChecker(deps: SocketCheckerDependencies): SocketChecker {
       }
       if (!sameCredential(socket, identity)) return ended(socket, deps.clock)
       if (!decide(route, identity).allow) return 'revoked'
+      const factors = await secondFactorState(identity, route.mfa === 'required', deps.secondFactors ?? null)
+      if (factors.enrolmentRequired || !factors.satisfiesRoute) return 'revoked'
       socket.expiresAt = identity?.expiresAt ?? null
       return 'keep'
     },

@@ -67,7 +67,7 @@ export async function webSockets(app: FastifyInstance, options: WebSocketOptions
     idleTimeoutMs: options.idleTimeoutMs,
   })
   app.addHook('onReady', async () => {
-    sockets.useChecker(socketChecker({ routes: options.routes, credentials: options.recheckCredentials, clock: options.clock }))
+    sockets.useChecker(socketChecker({ routes: options.routes, credentials: options.recheckCredentials, clock: options.clock, secondFactors: options.secondFactors }))
     app.server.on('upgrade', handler)
   })
   app.addHook('onClose', async () => {
