@@ -102,7 +102,8 @@ export const layers = [
 
 /** Packages the core may use; everything else in node_modules is refused. */
 // otpauth and qrcode compute only (TOTP codes, the QR code's SVG for enrolment): no I/O.
-const approvedInCore = ['argon2', '@zxcvbn-ts/language-common', 'otpauth', 'qrcode']
+// Libraries that only compute (hashing, TOTP, QR codes, WebAuthn verification): no I/O of their own.
+const approvedInCore = ['argon2', '@zxcvbn-ts/language-common', 'otpauth', 'qrcode', '@simplewebauthn/server']
 /** Node built-ins the core must not use (it never opens a connection itself). */
 const builtinsForbiddenInCore = ['http', 'https', 'http2', 'net', 'tls', 'dgram']
 

@@ -17,6 +17,11 @@ import { auditRoutes } from './http/audit-routes.js'
 import { authRoutes } from './http/auth-routes.js'
 import { backchannelLogoutRoutes } from './http/backchannel-logout-routes.js'
 import { refreshRoutes } from './http/refresh-routes.js'
+import { passkeyRoutes } from './http/passkey-routes.js'
+import { passkeyAssets } from './http/passkey-assets.js'
+import { passkeyLoginRoutes } from './http/passkey-login-routes.js'
+import { PasskeySignIn } from './core/passkey-sign-in.js'
+import { passkeySchema } from './http/passkey-schemas.js'
 import { createAuthenticator } from './http/authenticate.js'
 import { addAuthCors } from './http/cors.js'
 import { SESSION_COOKIE_SPELLINGS } from './http/credentials.js'
@@ -130,7 +135,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
   })
   addHsts(app, options.https ? hstsSeconds(config) : 0)
   registerErrorHandlers(app)
-  for (const schema of sharedSchemas) app.addSchema(schema)
+  for (const schema of [...sharedSchemas, passkeySchema]) app.addSchema(schema)
   await app.register(docs, { publicUrl: config.server.public_url, cookieDomain: config.sessions.cookie_domain }) // OpenAPI at /docs/json, before every route
 
   await app.register(healthRoutes, {
@@ -202,6 +207,8 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
       refreshTokens: config.sessions.refresh_tokens ? runtime.refreshTokens : null,
       secondFactors: runtime.secondFactors,
       twoStepLogin: runtime.twoStepLogin,
+      passkeys: runtime.passkeys,
+      passkeyLogin: config.auth.mfa.passkey_login,
       bodyLimit: config.server.body_limit,
       cookie: sessionCookie,
       metrics,
@@ -234,8 +241,20 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     })
     await auth.register(tokenRoutes, { pats: runtime.pats })
     await auth.register(mfaRoutes, { users, sessions, factors: runtime.secondFactors })
+    const passkeysChanged = (userId: string) => runtime.secondFactors.passkeysChanged(userId)
+    await auth.register(passkeyRoutes, { passkeys: runtime.passkeys, sessions, onChanged: passkeysChanged })
+    await auth.register(passkeyLoginRoutes, {
+      enabled: config.auth.mfa.passkey_login,
+      signIn: new PasskeySignIn({ passkeys: runtime.passkeys, users, throttle, audit, emailVerification: config.auth.email_verification }),
+      sessions,
+      cookie: sessionCookie,
+      metrics,
+      refreshTokens: config.sessions.refresh_tokens ? runtime.refreshTokens : null,
+    })
+    await auth.register(passkeyAssets)
     await auth.register(stepUpRoutes, {
       factors: runtime.secondFactors,
+      passkeys: runtime.passkeys,
       stepUp: runtime.stepUp,
       throttle,
       cookie: sessionCookie,
@@ -250,6 +269,8 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
       sessions,
       pats: runtime.pats,
       secrets: runtime.userSecrets,
+      passkeys: runtime.passkeys,
+      onFactorsChanged: (userId: string) => runtime.secondFactors.passkeysChanged(userId),
       audit,
       throttle,
       verifications: accounts.verifications,

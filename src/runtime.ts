@@ -18,6 +18,9 @@ import { UserService } from './core/users.js'
 import { OidcAccounts } from './core/oidc-accounts.js'
 import { oidcSessionKey, OidcSessions } from './core/oidc-sessions.js'
 import { DataKeyRing } from './core/data-keys.js'
+import { PasskeyService } from './core/passkeys.js'
+import { passkeySecondFactor } from './core/passkey-second-factor.js'
+import { WebAuthnChallenges } from './core/webauthn-challenges.js'
 import { PendingMfaLogins, SecondFactors, StepUp, TwoStepLogin, type PasskeyFactor } from './core/mfa/index.js'
 import { DatabaseUserSecretStore, UserSecrets } from './core/user-secrets/index.js'
 import { LogoutTokenVerifier } from './oidc/logout-token.js'
@@ -72,6 +75,8 @@ export interface Runtime {
   readonly dataKeys: DataKeyRing
   /** Users' own secrets for routes with `user_secret`, sealed with `dataKeys`. */
   readonly userSecrets: UserSecrets
+  /** WebAuthn passkeys: registration, second factor, passkey-only sign-in. */
+  readonly passkeys: PasskeyService
   /** Re-checks OIDC sessions with the provider's refresh token (refresh_interval). */
   readonly sessionRecheck: SessionRecheck
   /** Each user's second factors: TOTP, recovery codes, passkeys (through their hook). */
@@ -112,7 +117,7 @@ export interface RuntimeDependencies {
   onLockout?: () => void
   /** Default: one for `auth.jwt_bearer`, on the runtime's clock (tests inject a fetch or cooldown). */
   jwtBearer?: JwtBearer
-  /** HOOK: WebAuthn passkeys as a second factor (core/mfa/passkey-factor.ts); default none. */
+  /** WebAuthn passkeys as a second factor (core/mfa/passkey-factor.ts); default: the runtime's PasskeyService. */
   passkeys?: (db: Database, store: KeyValueStore) => PasskeyFactor
 }
 
@@ -178,6 +183,14 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
     defaultRoles: config.default_roles,
     onUserChanged: (userId) => invalidation.publish({ kind: 'user', userId }),
   })
+  const passkeys = new PasskeyService({
+    db,
+    challenges: new WebAuthnChallenges({ store, clock }),
+    audit,
+    clock,
+    ...webauthnRelyingParty(config),
+    rpName: config.auth.mfa.issuer_name,
+  })
   const secondFactors = new SecondFactors({
     db,
     keys: dataKeys,
@@ -185,7 +198,7 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
     clock,
     issuer: config.auth.mfa.issuer_name,
     bus: invalidation,
-    passkeys: deps.passkeys?.(db, store),
+    passkeys: deps.passkeys?.(db, store) ?? passkeySecondFactor(passkeys),
   })
   const twoStepLogin = new TwoStepLogin({ logins: new PendingMfaLogins({ store, clock }), factors: secondFactors, throttle, audit })
   const userSecrets = new UserSecrets({
@@ -224,6 +237,7 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
     jwtBearer: deps.jwtBearer ?? new JwtBearer(config.auth.jwt_bearer, { clock }),
     dataKeys,
     userSecrets,
+    passkeys,
     sessionRecheck: new SessionRecheck({ oidc, oidcSessions, oidcAccounts, sessions, store, keys: dataKeys, audit, clock }),
     secondFactors,
     twoStepLogin,
@@ -244,6 +258,16 @@ export async function createRuntime(config: GatewayConfig, deps: RuntimeDependen
       return closed
     },
   }
+}
+
+/**
+ * SPEC §3: the WebAuthn RP ID is `sessions.cookie_domain` when set (a passkey then works on
+ * every host under it), else `public_url`'s host; ceremonies come from `public_url`'s origin,
+ * where the gateway's pages are.
+ */
+export function webauthnRelyingParty(config: GatewayConfig): { rpId: string; origins: string[] } {
+  const url = new URL(config.server.public_url)
+  return { rpId: config.sessions.cookie_domain ?? url.hostname, origins: [url.origin] }
 }
 
 /**

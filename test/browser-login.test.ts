@@ -109,14 +109,14 @@ t.test('a browser signs in through the gateway and out again', { skip: missing }
   // 2. A wrong password: the form again, with the reason, and no session.
   await page.getByLabel('Email').fill(email)
   await page.getByLabel('Password').fill('not the password at all, sorry')
-  await Promise.all([page.waitForURL(`${origin}/auth/login`), page.getByRole('button', { name: 'Sign in' }).click()])
+  await Promise.all([page.waitForURL(`${origin}/auth/login`), page.getByRole('button', { name: 'Sign in', exact: true }).click()])
   t.equal(await page.getByRole('alert').textContent(), 'The email or password is not right.', 'the reason is shown')
   t.equal(await page.getByLabel('Email').inputValue(), email, 'the email is kept')
   t.same((await context.cookies()).map((c) => c.name), [], 'no cookie after a failed sign-in')
 
   // 3. The right password: back on the protected page, signed in.
   await page.getByLabel('Password').fill(PASSWORD)
-  await Promise.all([page.waitForURL(protectedPage), page.getByRole('button', { name: 'Sign in' }).click()])
+  await Promise.all([page.waitForURL(protectedPage), page.getByRole('button', { name: 'Sign in', exact: true }).click()])
   t.equal(page.url(), protectedPage, 'landed back where the browser was going')
   const cookies = await context.cookies()
   t.match(cookies, [{ name: '__Host-gh_session', httpOnly: true, secure: true, sameSite: 'Lax', path: '/' }], 'the session cookie')

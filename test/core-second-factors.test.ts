@@ -29,7 +29,7 @@ function fakePasskeys(): PasskeyFactor & { keys: Map<string, number>; shown: Arr
     hasPasskeys: async (userId) => (keys.get(userId) ?? 0) > 0,
     verifyAssertion: async (userId, response, ceremony) => {
       shown.push([userId, response, ceremony])
-      return (response as { ok?: boolean }).ok === true
+      return (response as { ok?: boolean }).ok === true ? { userVerified: true } : null
     },
     removeAll: async (userId) => {
       const had = keys.get(userId) ?? 0

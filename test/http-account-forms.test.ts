@@ -31,7 +31,7 @@ function assertStrictPage(t: Test, response: Response, what: string): void {
   const csp = String(response.headers['content-security-policy'])
   t.match(csp, /default-src 'none'/, `${what}: a strict CSP`)
   t.notMatch(csp, /unsafe-inline|unsafe-eval/, `${what}: no inline script allowed`)
-  t.notMatch(response.text, /<script(?![^>]*\bsrc="\/auth\/assets\/account\.js")/, `${what}: no inline script`)
+  t.notMatch(response.text, /<script(?![^>]*\bsrc="\/auth\/assets\/(?:account|webauthn|passkeys)\.js")/, `${what}: no inline script`)
   t.notMatch(response.text, /\son[a-z]+\s*=/i, `${what}: no event handler attributes`)
   t.notMatch(response.text, /\sstyle=/i, `${what}: no inline styles`)
   const inputs = [...response.text.matchAll(/<(?:input|select)\b([^>]*)>/g)].map((m) => m[1] ?? '').filter((attrs) => !/type="hidden"/.test(attrs))

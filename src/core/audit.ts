@@ -31,6 +31,8 @@ export type AuditEventType =
   | 'mfa.step_up'
   | 'user_secret.set'
   | 'user_secret.removed'
+  | 'mfa.passkey_added'
+  | 'mfa.passkey_removed'
 
 export interface AuditEvent {
   /** The user the event is about (not necessarily who caused it: see `details.actor_id`). */

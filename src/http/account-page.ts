@@ -3,10 +3,12 @@
  * access tokens, user secrets, second factors and deleting the account, each a plain form
  * that works without script (passkeys, which need the browser's WebAuthn API, excepted).
  */
+import type { PasskeyInfo } from '../core/passkeys.js'
 import type { FactorStatus } from '../core/mfa/index.js'
 import type { PatInfo } from '../core/pats.js'
 import { secretsSection, type AccountSecretView } from './account-secrets-section.js'
-import { escapeHtml } from './login-page.js'
+import { passkeysSection } from './passkey-page.js'
+import { escapeHtml, PASSKEY_SCRIPTS } from './login-page.js'
 import { alertHtml, noticeHtml, renderPage } from './page.js'
 
 export interface AccountSessionView {
@@ -24,6 +26,7 @@ export interface AccountView {
   tokens: readonly PatInfo[]
   /** The routes the user may keep a secret for, and the secrets stored. */
   secrets: readonly AccountSecretView[]
+  passkeys: readonly PasskeyInfo[]
   /** Permissions a new token may be limited to. */
   permissionChoices: readonly string[]
   notice?: string
@@ -227,12 +230,9 @@ ${view.totpEnrolment ? totpEnrolmentBox(view.totpEnrolment) : `<p>Off. Codes fro
 </form>`}`
 }
 
-/**
- * PASSKEYS: the passkeys work fills this in: the list of the user's passkeys (name, added,
- * remove) and an "Add a passkey" button (needs its script). `view.factors.passkeys` is their count.
- */
+/** The passkeys: listed with a remove button each, and added with the page's script (passkey-page.ts). */
 function passkeysPart(view: AccountView): string {
-  return view.factors.passkeys > 0 ? `<h3>Passkeys</h3>\n<p>${view.factors.passkeys} registered.</p>` : ''
+  return passkeysSection(view.passkeys)
 }
 
 function recoveryPart(view: AccountView): string {
@@ -285,5 +285,5 @@ export function renderAccountPage(view: AccountView): string {
     secondFactorsSection(view),
     deleteSection(),
   ].join('\n')
-  return renderPage({ title: 'Your account', body, wide: true, script: view.created !== undefined })
+  return renderPage({ title: 'Your account', body, wide: true, script: view.created !== undefined, head: PASSKEY_SCRIPTS })
 }

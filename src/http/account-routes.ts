@@ -10,6 +10,7 @@ import type { AuditLog } from '../core/audit.js'
 import type { EmailVerifications } from '../core/email-verifications.js'
 import type { Identity } from '../core/identity.js'
 import type { LoginThrottle } from '../core/login-throttle.js'
+import type { PasskeyService } from '../core/passkeys.js'
 import type { PatService } from '../core/pats.js'
 import type { SecondFactors } from '../core/mfa/index.js'
 import type { SessionService } from '../core/sessions.js'
@@ -24,7 +25,7 @@ import { toGatehouseError } from './error-handler.js'
 import { field, FORM, formBodySchema, formValidationError, invalidField } from './forms.js'
 import { escapeHtml } from './login-page.js'
 import { ACCOUNT_NOTICES, noticeOf } from './notices.js'
-import { ACCOUNT_CSS, ACCOUNT_JS, alertHtml, formMessage, renderPage, sendPage } from './page.js'
+import { ACCOUNT_CSS, ACCOUNT_JS, alertHtml, formMessage, PASSKEY_PAGE_CSP, renderPage, sendPage } from './page.js'
 import * as schemas from './schemas.js'
 import type { GatewayCookie } from './session-cookie.js'
 
@@ -33,6 +34,9 @@ export interface AccountRoutesOptions {
   sessions: SessionService
   pats: PatService
   secrets: UserSecrets
+  passkeys: PasskeyService
+  /** Told after the user's second factors changed (the second-factor status cache). */
+  onFactorsChanged?: (userId: string) => Promise<void> | void
   audit: AuditLog
   throttle: LoginThrottle
   verifications: EmailVerifications
@@ -114,18 +118,19 @@ function permissionChoices(identity: Identity, roles: AccountRoutesOptions['role
 }
 
 export async function accountRoutes(app: FastifyInstance, options: AccountRoutesOptions): Promise<void> {
-  const { users, sessions, pats, audit, throttle, verifications, cookie } = options
+  const { users, sessions, pats, passkeys, audit, throttle, verifications, cookie } = options
   await app.register(formbody, { bodyLimit: options.bodyLimit })
   const signIn = (reply: FastifyReply) => reply.redirect('/auth/login?next=%2Fauth%2Faccount', 303)
 
   async function accountView(identity: Identity, extra: Partial<AccountView> = {}): Promise<AccountView> {
     const current = identity.session?.session.id
-    const [active, tokens, fresh, secrets, factors] = await Promise.all([
+    const [active, tokens, fresh, secrets, factors, keys] = await Promise.all([
       sessions.list(identity.user.id),
       pats.list(identity.user.id),
       users.get(identity.user.id),
       secretViews(identity),
       options.factors.status(identity.user.id),
+      passkeys.list(identity.user.id),
     ])
     return {
       user: fresh ?? identity.user,
@@ -133,6 +138,7 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
       sessions: active.map(({ session }) => ({ ...session, current: session.id === current })),
       tokens,
       secrets,
+      passkeys: keys,
       permissionChoices: permissionChoices(identity, options.roles),
       ...extra,
     }
@@ -161,7 +167,7 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
     if (view === null) {
       return sendPage(reply, refused.statusCode, renderPage({ title: 'Your account', body: `${alertHtml(error)}<ul class="links"><li><a href="/auth/account">Back to your account</a></li></ul>` }))
     }
-    return sendPage(reply, refused.statusCode, renderAccountPage(view))
+    return sendPage(reply, refused.statusCode, renderAccountPage(view), { csp: PASSKEY_PAGE_CSP })
   }
 
   /**
@@ -220,7 +226,7 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
       const identity = request.identity
       if (identity === null) return signIn(reply)
       const view = await accountView(identity, { notice: noticeOf(ACCOUNT_NOTICES, request.query.done) })
-      return sendPage(reply, 200, renderAccountPage(view))
+      return sendPage(reply, 200, renderAccountPage(view), { csp: PASSKEY_PAGE_CSP })
     },
   )
 
@@ -273,6 +279,21 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
     },
   )
 
+  accountForm<{ id: string }>(
+    '/auth/account/passkeys/remove',
+    "Form: remove one of the user's passkeys, as DELETE /auth/mfa/webauthn/{id}; ends the user's other sessions",
+    formBodySchema({ id: 'The passkey id' }, ['id'], 64),
+    { GH_NOT_FOUND: 'That passkey was already removed.' },
+    async (identity, body, request, reply) => {
+      if (!(await passkeys.remove(identity.user, body.id, { ip: request.ip }))) throw new GatehouseError('GH_NOT_FOUND', 'No such passkey')
+      await options.onFactorsChanged?.(identity.user.id)
+      await sessions.revokeAll(identity.user.id, { except: identity.session?.session.id })
+      return reply.redirect('/auth/account?done=passkey_removed', 303)
+    },
+    undefined,
+    { mfaEnrolment: true },
+  )
+
   app.post<{ Body: { name: string; expires_in_days?: string; permissions?: string | string[] } }>(
     '/auth/account/tokens',
     {
@@ -307,7 +328,7 @@ export async function accountRoutes(app: FastifyInstance, options: AccountRoutes
           { ip: request.ip },
         )
         const view = await accountView(identity, { created: { name: created.pat.name, token: created.token } })
-        return sendPage(reply, 201, renderAccountPage(view), { script: true })
+        return sendPage(reply, 201, renderAccountPage(view), { csp: PASSKEY_PAGE_CSP })
       } catch (err) {
         return refusedPage(reply, identity, err, {}, { tokenForm })
       }

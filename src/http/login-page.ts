@@ -1,6 +1,7 @@
 /**
  * The HTML sign-in page (SPEC §5): a plain, accessible form that keeps `next` in a hidden
- * field, a button per OIDC provider, no script at all and a strict Content-Security-Policy.
+ * field, a button per OIDC provider and a strict Content-Security-Policy; no script, except
+ * the passkey button's files when passkey sign-in is on.
  */
 import type { FastifyReply } from 'fastify'
 
@@ -13,9 +14,9 @@ export const LOGIN_PAGE_CSP =
  * `sessions.cookie_domain`, which safeNext alone lets through: forward auth) adds its origin,
  * and only that one.
  */
-export function loginPageCsp(next: string): string {
+export function loginPageCsp(next: string, base: string = LOGIN_PAGE_CSP): string {
   const origin = absoluteOrigin(next)
-  return origin === null ? LOGIN_PAGE_CSP : LOGIN_PAGE_CSP.replace("form-action 'self'", `form-action 'self' ${origin}`)
+  return origin === null ? base : base.replace("form-action 'self'", `form-action 'self' ${origin}`)
 }
 
 /** The origin of an absolute https `next`, when it is nothing but scheme, host name and port. */
@@ -42,6 +43,19 @@ export interface LoginPageOptions {
   links?: { register: boolean; forgot: boolean }
   /** Offer a new verification link for this address (a correct password, email not verified yet). */
   resendEmail?: string
+  /** `auth.mfa.passkey_login`: a "Sign in with a passkey" button and its scripts (send PASSKEY_PAGE_CSP). */
+  passkeyLogin?: boolean
+}
+
+/** The tags a page adds to load the passkey script (the library first; both deferred, in order; see passkey-assets.ts). */
+export const PASSKEY_SCRIPTS = '<script src="/auth/assets/webauthn.js" defer></script>\n<script src="/auth/assets/passkeys.js" defer></script>'
+
+/** The sign-in page's passkey button; hidden until the script finds WebAuthn. */
+function passkeyLoginControl(): string {
+  return `<div data-passkey-login hidden>
+<p class="error" role="alert" data-passkey-error hidden></p>
+<button type="button" class="secondary" id="passkey-login">Sign in with a passkey</button>
+</div>`
 }
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
@@ -78,7 +92,7 @@ export function renderLoginPage(options: LoginPageOptions): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Sign in · Gatehouse</title>
 <link rel="stylesheet" href="/auth/assets/login.css">
-<link rel="stylesheet" href="/auth/assets/account.css">
+<link rel="stylesheet" href="/auth/assets/account.css">${options.passkeyLogin ? `\n${PASSKEY_SCRIPTS}` : ''}
 </head>
 <body>
 <main>
@@ -92,6 +106,7 @@ ${notice}${error}${resend}
 <input id="password" name="password" type="password" autocomplete="current-password" required>
 <button type="submit">Sign in</button>
 </form>
+${options.passkeyLogin ? passkeyLoginControl() : ''}
 ${providers ? `<ul class="providers" aria-label="Other ways to sign in">${providers}</ul>` : ''}
 ${links ? `<ul class="links">${links}</ul>` : ''}
 </main>

@@ -15,14 +15,16 @@ import { GatehouseError, isGatehouseError } from '../errors.js'
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js'
 import type { LoginThrottle } from '../core/login-throttle.js'
 import type { CreatedSession, SessionService } from '../core/sessions.js'
+import type { PasskeyService } from '../core/passkeys.js'
 import type { User, UserService } from '../core/users.js'
 import type { SessionAmr } from '../core/amr.js'
 import { offeredProof, type SecondFactors, type StartedMfaLogin, type TwoStepLogin } from '../core/mfa/index.js'
 import { renderSecondFactorPage } from './second-factor-page.js'
-import { sendPage } from './page.js'
+import { PASSKEY_PAGE_CSP, sendPage } from './page.js'
 import { toGatehouseError } from './error-handler.js'
-import { LOGIN_CSS, loginPageCsp, renderLoginPage, sendHtml } from './login-page.js'
+import { LOGIN_CSS, LOGIN_PAGE_CSP, loginPageCsp, renderLoginPage, sendHtml } from './login-page.js'
 import { LOGIN_NOTICES, noticeOf } from './notices.js'
+import * as passkeySchemas from './passkey-schemas.js'
 import * as schemas from './schemas.js'
 import type { GatewayCookie } from './session-cookie.js'
 
@@ -78,13 +80,20 @@ export interface LoginRoutesOptions {
   links: { register: boolean; forgot: boolean }
   /** Whether mail can be sent (`email` configured): an unverified user is offered a new link. */
   emailEnabled: boolean
+  /** `auth.mfa.passkey_login`: the page offers "Sign in with a passkey". */
+  passkeyLogin?: boolean
   /** With `sessions.refresh_tokens`, JSON logins start a refresh chain; null: off. */
   refreshTokens: Pick<RefreshTokens, 'start'> | null
   /** Who has a second factor (their login takes two steps). */
   secondFactors: Pick<SecondFactors, 'hasSecondFactor'>
   /** Logins waiting for their second factor. */
   twoStepLogin: TwoStepLogin
+  /** Passkeys: the challenge of a second step answered with a passkey. */
+  passkeys: Pick<PasskeyService, 'secondFactorOptions'>
 }
+
+/** Where the second page's script gets the options of a passkey assertion for its `mfa_token`. */
+const MFA_PASSKEY_OPTIONS = '/auth/login/mfa/webauthn/options'
 
 interface MfaBody {
   mfa_token: string
@@ -99,6 +108,11 @@ type SignedIn = { kind: 'session'; user: User; session: CreatedSession } | { kin
 export async function loginRoutes(app: FastifyInstance, options: LoginRoutesOptions) {
   const { users, sessions, throttle, providers, cookie, metrics, links, emailEnabled, refreshTokens, twoStepLogin } = options
   await app.register(formbody, { bodyLimit: options.bodyLimit })
+  const passkeyLogin = options.passkeyLogin ?? false
+  // With the passkey button the page loads the passkey scripts, which fetch() the gateway.
+  // The passkey button's scripts (and their fetch) when passkey_login is on; an absolute next's origin in form-action.
+  const sendLoginPage = (reply: FastifyReply, status: number, html: string, next: string) =>
+    sendHtml(reply, status, html, loginPageCsp(next, passkeyLogin ? PASSKEY_PAGE_CSP : LOGIN_PAGE_CSP))
   const needsSecondFactor = (userId: string) => options.secondFactors.hasSecondFactor(userId)
 
   async function signIn(request: FastifyRequest, reply: FastifyReply, body: LoginBody, refreshable = false): Promise<SignedIn> {
@@ -140,8 +154,16 @@ export async function loginRoutes(app: FastifyInstance, options: LoginRoutesOpti
   }
 
   function secondPage(reply: FastifyReply, status: number, token: string, methods: StartedMfaLogin['methods'], next: string, error?: string) {
-    const page = renderSecondFactorPage({ action: '/auth/login/mfa', title: 'Two-step sign-in', hidden: { mfa_token: token, next }, methods, error })
-    return sendPage(reply, status, page)
+    const page = renderSecondFactorPage({
+      action: '/auth/login/mfa',
+      title: 'Two-step sign-in',
+      hidden: { mfa_token: token, next },
+      methods,
+      error,
+      passkeyOptions: MFA_PASSKEY_OPTIONS,
+    })
+    // With a passkey offered the page loads the passkey scripts, which fetch() the gateway.
+    return sendPage(reply, status, page, methods.includes('webauthn') ? { csp: PASSKEY_PAGE_CSP } : {})
   }
 
   function formFailure(reply: FastifyReply, body: Partial<LoginBody>, err: GatehouseError) {
@@ -159,8 +181,8 @@ export async function loginRoutes(app: FastifyInstance, options: LoginRoutesOpti
     // The password was right: offering a new link tells nothing the 403 has not told already.
     const resendEmail = err.code === 'GH_EMAIL_UNVERIFIED' && emailEnabled ? email : undefined
     const next = safeNext(body.next, options.cookieDomain)
-    const page = renderLoginPage({ next, email, error: message, providers, links, resendEmail })
-    return sendHtml(reply, err.statusCode, page, loginPageCsp(next))
+    const page = renderLoginPage({ next, email, error: message, providers, links, resendEmail, passkeyLogin })
+    return sendLoginPage(reply, err.statusCode, page, next)
   }
 
   app.get<{ Querystring: { next?: string; notice?: string } }>(
@@ -179,7 +201,7 @@ export async function loginRoutes(app: FastifyInstance, options: LoginRoutesOpti
       // Arriving from an emailed link or a sign-up, there is nowhere to go back to: the account page.
       const next = request.query.next ?? (notice !== undefined && request.query.notice !== 'account_deleted' ? '/auth/account' : undefined)
       const safe = safeNext(next, options.cookieDomain)
-      return sendHtml(reply, 200, renderLoginPage({ next: safe, providers, links, notice }), loginPageCsp(safe))
+      return sendLoginPage(reply, 200, renderLoginPage({ next: safe, providers, links, notice, passkeyLogin }), safe)
     },
   )
 
@@ -225,6 +247,27 @@ export async function loginRoutes(app: FastifyInstance, options: LoginRoutesOpti
       const next = safeNext(request.body.next, options.cookieDomain)
       if (signedIn.kind === 'mfa') return secondPage(reply, 200, signedIn.started.mfa_token, signedIn.started.methods, next)
       return reply.redirect(locationOf(next), 303)
+    },
+  )
+
+  // A second step answered with a passkey: the challenge is bound to this pending login (its
+  // id, the hash of the mfa_token), so it finishes this login only, and offers only this
+  // user's passkeys. The token stays pending: POST /auth/login/mfa finishes it.
+  app.post<{ Body: { mfa_token: string } }>(
+    MFA_PASSKEY_OPTIONS,
+    {
+      config: { access: 'anonymous' },
+      schema: {
+        summary: "Passkey assertion options for the second step of a login: {mfa_token} → the user's passkeys, a challenge bound to that login",
+        body: passkeySchemas.mfaPasskeyOptionsBody,
+        response: { 200: passkeySchemas.webauthnOptions('PublicKeyCredentialRequestOptionsJSON for navigator.credentials.get(): the user’s passkeys'), ...schemas.errorResponses },
+      },
+    },
+    async (request) => {
+      await throttle.hitIp(request.ip)
+      const pending = await twoStepLogin.peek(request.body.mfa_token)
+      if (pending === null) throw new GatehouseError('GH_INVALID_CREDENTIALS', 'The sign-in has expired or is finished: sign in again')
+      return options.passkeys.secondFactorOptions({ userId: pending.user_id, binding: pending.id })
     },
   )
 

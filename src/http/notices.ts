@@ -22,6 +22,8 @@ export const ACCOUNT_NOTICES = {
   totp_removed: 'The authenticator app is turned off. Your other sessions were signed out.',
   secret_saved: 'The secret is saved. It is sent with your requests to that route from now on.',
   secret_removed: 'The secret is removed. It is no longer sent.',
+  passkey_added: 'Your passkey is added. Your other sessions were signed out.',
+  passkey_removed: 'The passkey is removed. Your other sessions were signed out.',
 } as const
 
 export function noticeOf<T extends Record<string, string>>(notices: T, key: unknown): string | undefined {

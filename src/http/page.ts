@@ -9,6 +9,9 @@ import { escapeHtml, LOGIN_PAGE_CSP, sendHtml } from './login-page.js'
 /** The account page's policy: the sign-in page's plus scripts from the gateway's own files. */
 export const ACCOUNT_PAGE_CSP = LOGIN_PAGE_CSP.replace("default-src 'none';", "default-src 'none'; script-src 'self';")
 
+/** The account page's policy plus fetch() to the gateway's own endpoints: what the passkey script needs. */
+export const PASSKEY_PAGE_CSP = ACCOUNT_PAGE_CSP.replace("script-src 'self';", "script-src 'self'; connect-src 'self';")
+
 export interface PageOptions {
   title: string
   /** Already escaped HTML of the page's content, below the heading. */
@@ -17,10 +20,12 @@ export interface PageOptions {
   wide?: boolean
   /** Loads /auth/assets/account.js (the copy button). */
   script?: boolean
+  /** More tags for the head (the passkey scripts); the caller sends the CSP that allows them. */
+  head?: string
 }
 
 export function renderPage(options: PageOptions): string {
-  const script = options.script ? '\n<script src="/auth/assets/account.js" defer></script>' : ''
+  const script = (options.script ? '\n<script src="/auth/assets/account.js" defer></script>' : '') + (options.head ? `\n${options.head}` : '')
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -40,8 +45,8 @@ ${options.body}
 `
 }
 
-export function sendPage(reply: FastifyReply, status: number, html: string, options: { script?: boolean } = {}): FastifyReply {
-  return sendHtml(reply, status, html, options.script ? ACCOUNT_PAGE_CSP : LOGIN_PAGE_CSP)
+export function sendPage(reply: FastifyReply, status: number, html: string, options: { script?: boolean; csp?: string } = {}): FastifyReply {
+  return sendHtml(reply, status, html, options.csp ?? (options.script ? ACCOUNT_PAGE_CSP : LOGIN_PAGE_CSP))
 }
 
 /** An error message announced to assistive technology; `id` lets a form point at it. */

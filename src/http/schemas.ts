@@ -158,7 +158,10 @@ export const stepUpBody = {
   properties: {
     code: { type: 'string', maxLength: 16 },
     recovery_code: { type: 'string', maxLength: 64 },
-    webauthn: { type: 'object', description: 'A WebAuthn assertion (PublicKeyCredential as JSON)' },
+    webauthn: {
+      anyOf: [{ type: 'object' }, { type: 'string', maxLength: 65536 }],
+      description: 'A WebAuthn assertion (PublicKeyCredential as JSON; a form posts it as JSON text), for a challenge of POST /auth/login/step-up/webauthn/options',
+    },
     next: { type: 'string', maxLength: 4096 },
   },
   additionalProperties: false,
@@ -183,7 +186,10 @@ export const loginMfaBody = {
     mfa_token: { type: 'string', maxLength: 256 },
     code: { type: 'string', maxLength: 16 },
     recovery_code: { type: 'string', maxLength: 64 },
-    webauthn: { type: 'object', description: 'A WebAuthn assertion (PublicKeyCredential as JSON)' },
+    webauthn: {
+      anyOf: [{ type: 'object' }, { type: 'string', maxLength: 65536 }],
+      description: 'A WebAuthn assertion (PublicKeyCredential as JSON; a form posts it as JSON text), for a challenge of POST /auth/login/mfa/webauthn/options',
+    },
     next: { type: 'string', maxLength: 4096 },
   },
   additionalProperties: false,

@@ -5,7 +5,7 @@
  * comes with the passkeys work (the marked place below).
  */
 import type { SecondFactorMethod } from '../core/mfa/index.js'
-import { escapeHtml } from './login-page.js'
+import { escapeHtml, PASSKEY_SCRIPTS } from './login-page.js'
 import { alertHtml, renderPage } from './page.js'
 
 export interface SecondFactorPageOptions {
@@ -16,6 +16,8 @@ export interface SecondFactorPageOptions {
   hidden: Readonly<Record<string, string>>
   methods: readonly SecondFactorMethod[]
   error?: string
+  /** With `webauthn` among the methods: where the script gets the assertion options (POST). */
+  passkeyOptions?: string
 }
 
 export function renderSecondFactorPage(options: SecondFactorPageOptions): string {
@@ -31,7 +33,16 @@ ${hidden}
 <button type="submit">Verify</button>
 </form>`
     : ''
-  // PASSKEYS: the passkeys work adds its "Use a passkey" button here when `webauthn` is offered.
+  const passkey =
+    options.methods.includes('webauthn') && options.passkeyOptions !== undefined
+      ? `<form method="post" action="${options.action}" data-passkey-factor="${escapeHtml(options.passkeyOptions)}" hidden>
+${hidden}
+<input type="hidden" name="webauthn" value="">
+<p class="error" role="alert" data-passkey-error hidden></p>
+<button type="submit"${options.methods.includes('totp') ? ' class="secondary"' : ''}>Use a passkey</button>
+</form>
+<noscript><p class="hint">Signing in with a passkey needs JavaScript.</p></noscript>`
+      : ''
   const recovery = options.methods.includes('recovery')
     ? `<details${options.methods.includes('totp') ? '' : ' open'}>
 <summary>Use a recovery code</summary>
@@ -45,8 +56,9 @@ ${hidden}
     : ''
   const body = `<p>Confirm it is you with your second factor.</p>
 ${alertHtml(options.error)}
+${passkey}
 ${totp}
 ${recovery}
 <ul class="links"><li><a href="/auth/login">Start again</a></li></ul>`
-  return renderPage({ title: options.title, body })
+  return renderPage({ title: options.title, body, ...(passkey ? { head: PASSKEY_SCRIPTS } : {}) })
 }

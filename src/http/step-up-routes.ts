@@ -7,6 +7,7 @@
 import formbody from '@fastify/formbody'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { LoginThrottle } from '../core/login-throttle.js'
+import type { PasskeyService } from '../core/passkeys.js'
 import { offeredProof, type SecondFactors, type StepUp } from '../core/mfa/index.js'
 import { safeNext } from '../core/redirects.js'
 import { GatehouseError, isGatehouseError } from '../errors.js'
@@ -14,13 +15,16 @@ import { identityOf } from './access.js'
 import { toGatehouseError } from './error-handler.js'
 import { FORM, isForm } from './forms.js'
 import { locationOf } from './login-routes.js'
-import { sendPage, renderPage } from './page.js'
+import { PASSKEY_PAGE_CSP, sendPage, renderPage } from './page.js'
+import * as passkeySchemas from './passkey-schemas.js'
 import * as schemas from './schemas.js'
 import { renderSecondFactorPage } from './second-factor-page.js'
 import type { GatewayCookie } from './session-cookie.js'
 
 export interface StepUpRoutesOptions {
   factors: Pick<SecondFactors, 'methods'>
+  /** Passkeys: the challenge of a step-up answered with a passkey. */
+  passkeys: Pick<PasskeyService, 'secondFactorOptions'>
   stepUp: StepUp
   throttle: Pick<LoginThrottle, 'hitIp'>
   cookie: GatewayCookie
@@ -36,6 +40,8 @@ interface StepUpBody {
 }
 
 const TITLE = 'Confirm it is you'
+/** Where the step-up page's script gets the options of a passkey assertion for this session. */
+const STEP_UP_PASSKEY_OPTIONS = '/auth/login/step-up/webauthn/options'
 
 
 
@@ -50,7 +56,9 @@ export async function stepUpRoutes(app: FastifyInstance, options: StepUpRoutesOp
 <ul class="links"><li><a href="/auth/account">Set one up on your account page</a></li></ul>`
       return sendPage(reply, 403, renderPage({ title: TITLE, body }))
     }
-    return sendPage(reply, status, renderSecondFactorPage({ action: '/auth/login/step-up', title: TITLE, hidden: { next }, methods, error }))
+    const html = renderSecondFactorPage({ action: '/auth/login/step-up', title: TITLE, hidden: { next }, methods, error, passkeyOptions: STEP_UP_PASSKEY_OPTIONS })
+    // With a passkey offered the page loads the passkey scripts, which fetch() the gateway.
+    return sendPage(reply, status, html, methods.includes('webauthn') ? { csp: PASSKEY_PAGE_CSP } : {})
   }
 
   app.get<{ Querystring: { next?: string } }>(
@@ -72,6 +80,27 @@ export async function stepUpRoutes(app: FastifyInstance, options: StepUpRoutesOp
       }
       if (identity.secondFactor) return reply.redirect(locationOf(next), 303)
       return page(reply, 200, identity.user.id, next)
+    },
+  )
+
+  // A step-up answered with a passkey: the challenge is bound to this session (its id), so it
+  // upgrades this session only, and offers only this user's passkeys.
+  app.post(
+    STEP_UP_PASSKEY_OPTIONS,
+    {
+      config: { access: 'session' },
+      schema: {
+        summary: "Passkey assertion options for a step-up: the user's passkeys, a challenge bound to this session",
+        body: passkeySchemas.emptyBody,
+        response: { 200: passkeySchemas.webauthnOptions('PublicKeyCredentialRequestOptionsJSON for navigator.credentials.get()'), ...schemas.errorResponses },
+      },
+    },
+    async (request) => {
+      const identity = identityOf(request)
+      const session = identity.session?.session
+      if (session === undefined) throw new GatehouseError('GH_UNAUTHENTICATED')
+      await throttle.hitIp(request.ip)
+      return options.passkeys.secondFactorOptions({ userId: identity.user.id, binding: session.id })
     },
   )
 

@@ -148,4 +148,28 @@ export const migrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    // 5 belongs to the user-secrets work; versions need not be contiguous, only distinct
+    // and applied in order.
+    version: 6,
+    name: 'WebAuthn passkeys',
+    sql: `
+      -- One row per registered authenticator credential. credential_id is the authenticator's
+      -- id (base64url), unique across users: a credential names exactly one user, which is
+      -- what a passkey-only sign-in relies on. public_key is the COSE key, base64url.
+      CREATE TABLE webauthn_credentials (
+        id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+        user_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        credential_id text NOT NULL UNIQUE,
+        public_key text NOT NULL,
+        counter bigint NOT NULL DEFAULT 0 CHECK (counter >= 0),
+        transports text[] NOT NULL DEFAULT '{}',
+        name text NOT NULL,
+        backed_up boolean NOT NULL DEFAULT false,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        last_used_at timestamptz
+      );
+      CREATE INDEX webauthn_credentials_user_id ON webauthn_credentials (user_id);
+    `,
+  },
 ]

@@ -14,9 +14,10 @@ export interface PasskeyFactor {
   /**
    * Verifies a WebAuthn assertion (`response`, as the browser made it) against the user's
    * passkeys and the challenge issued for `ceremony` (the pending login's id, or the session's
-   * for a step-up); resolves whether it proved possession with user verification.
+   * for a step-up); resolves null when it does not hold, else whether the authenticator also
+   * verified the user (amr `user` next to `hwk`).
    */
-  verifyAssertion(userId: string, response: unknown, ceremony: string): Promise<boolean>
+  verifyAssertion(userId: string, response: unknown, ceremony: string): Promise<{ userVerified: boolean } | null>
   /** Removes every passkey of the user (admin reset); resolves how many. */
   removeAll(userId: string): Promise<number>
 }

@@ -237,7 +237,17 @@ export class SecondFactors {
     }
     const passkeys = this.#options.passkeys
     if (passkeys === undefined) return null
-    return (await passkeys.verifyAssertion(userId, proof.webauthn, ceremony)) ? ['hwk', 'user'] : null
+    const verified = await passkeys.verifyAssertion(userId, proof.webauthn, ceremony)
+    return verified === null ? null : verified.userVerified ? ['hwk', 'user'] : ['hwk']
+  }
+
+  /**
+   * A factor kept outside this service (a passkey) was added or removed: every replica forgets
+   * what it knew about the user. The passkeys service records its own audit events.
+   */
+  async passkeysChanged(userId: string): Promise<void> {
+    this.#cache.delete(userId)
+    await this.#options.bus.publish({ kind: 'user', userId })
   }
 
   close(): void {

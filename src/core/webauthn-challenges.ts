@@ -1,0 +1,88 @@
+/**
+ * WebAuthn challenges in flight, kept server-side in the session store: each is issued for one
+ * purpose (registering a passkey, a second factor, a passkey-only sign-in) and, except for the
+ * passkey-only sign-in, one user. A challenge is good once and for a short time: taking it
+ * deletes it, so a replayed response finds nothing, and two racing requests cannot both win.
+ */
+import type { KeyValueStore } from '../kv/store.js'
+import type { Clock } from './clock.js'
+import { sha256 } from './crypto.js'
+
+/** What a challenge was issued for; a response is accepted only for the same purpose. */
+export type ChallengePurpose = 'register' | 'second-factor' | 'passkey-login'
+
+export interface IssuedChallenge {
+  purpose: ChallengePurpose
+  /** The user it was issued to; null for a passkey-only sign-in (the credential names the user). */
+  userId: string | null
+  /** A second-factor challenge is bound to that login's `mfa_token` (its hash), else null. */
+  binding: string | null
+}
+
+interface StoredChallenge extends IssuedChallenge {
+  created_at: number
+}
+
+/** How long a browser has to answer a challenge (the ceremony's timeout is the same). */
+export const CHALLENGE_TTL_MS = 5 * 60_000
+
+/** base64url of 16 to 64 bytes: what a challenge of ours looks like. */
+const CHALLENGE_SHAPE = /^[A-Za-z0-9_-]{22,86}$/
+/** Only the hash of a challenge is a key: reading the store gives no challenges. */
+const keyOf = (challenge: string): string => `webauthn-challenge:${sha256(challenge)}`
+
+export class WebAuthnChallenges {
+  readonly #store: KeyValueStore
+  readonly #clock: Clock
+  readonly #ttl: number
+
+  constructor(options: { store: KeyValueStore; clock: Clock; ttlMs?: number }) {
+    this.#store = options.store
+    this.#clock = options.clock
+    this.#ttl = options.ttlMs ?? CHALLENGE_TTL_MS
+  }
+
+  get ttlMs(): number {
+    return this.#ttl
+  }
+
+  /** Remembers a challenge the library generated, for this purpose and user. */
+  async remember(challenge: string, issued: IssuedChallenge): Promise<void> {
+    if (!CHALLENGE_SHAPE.test(challenge)) throw new TypeError('a WebAuthn challenge must be 16 to 64 bytes of base64url')
+    const stored: StoredChallenge = { ...issued, created_at: this.#clock.now() }
+    await this.#store.set(keyOf(challenge), JSON.stringify(stored), this.#ttl)
+  }
+
+  /**
+   * Takes the challenge (deleting it) and resolves true when it was issued for exactly this
+   * purpose, user and binding and has not expired. Whatever the answer, the challenge is spent:
+   * a response sent with another user's challenge burns it rather than leaving it to retry.
+   */
+  async take(challenge: string, expected: IssuedChallenge): Promise<boolean> {
+    if (!CHALLENGE_SHAPE.test(challenge)) return false
+    const key = keyOf(challenge)
+    const raw = await this.#store.get(key)
+    if (raw === null) return false
+    if (!(await this.#store.delete(key))) return false
+    let stored: unknown
+    try {
+      stored = JSON.parse(raw)
+    } catch {
+      return false
+    }
+    if (!isStored(stored)) return false
+    if (this.#clock.now() - stored.created_at >= this.#ttl) return false
+    return stored.purpose === expected.purpose && stored.userId === expected.userId && stored.binding === expected.binding
+  }
+}
+
+function isStored(value: unknown): value is StoredChallenge {
+  if (typeof value !== 'object' || value === null) return false
+  const v = value as Record<string, unknown>
+  return (
+    typeof v.purpose === 'string' &&
+    (v.userId === null || typeof v.userId === 'string') &&
+    (v.binding === null || typeof v.binding === 'string') &&
+    typeof v.created_at === 'number'
+  )
+}
