@@ -124,7 +124,7 @@ t.test('forward auth with X-Forwarded-* headers', async (t) => {
     t.equal(formAction(await page('https://evil.example/x')), "'self'", 'a next that is not followed')
     const injected = await page('https://x;sandbox;script-src-elem.gatehouse.test/')
     t.equal(formAction(injected), "'self'", 'a host that would write directives into the header')
-    t.notMatch(String(injected.headers['content-security-policy']), /sandbox|script-src/, 'and none is written')
+    t.notMatch(String(injected.headers['content-security-policy']), /sandbox|script-src-elem/, 'and none is written')
     const failed = await gw.call('POST', '/auth/login', {
       body: new URLSearchParams({ email: viewer.user.email, password: 'not the password at all, sorry', next: `https://${APP_HOST}/items` }).toString(),
       headers: { 'content-type': 'application/x-www-form-urlencoded', origin: PUBLIC_URL },
