@@ -70,7 +70,7 @@ t.test('a browser without a session is sent to the login page by nginx and back 
   // 2. Sign in with the form: back on exactly the original URL.
   await page.getByLabel('Email').fill(email)
   await page.getByLabel('Password').fill(PASSWORD)
-  await Promise.all([page.waitForURL(original), page.getByRole('button', { name: 'Sign in' }).click()]).catch((err: Error) => {
+  await Promise.all([page.waitForURL(original), page.getByRole('button', { name: 'Sign in', exact: true }).click()]).catch((err: Error) => {
     throw new Error(`${err.message}\nbrowser console: ${problems.join(' | ')}`)
   })
   const back = page.url()
