@@ -9,39 +9,16 @@
  * Without /usr/bin/chromium the test skips, with the reason; with GATEHOUSE_REQUIRE_BACKENDS=1
  * it fails instead.
  */
-import { existsSync } from 'node:fs'
-import { mkdir } from 'node:fs/promises'
-import { fileURLToPath } from 'node:url'
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
 import t, { type Test } from 'tap'
 import { OTHER_PASSWORD, PASSWORD, uniqueEmail } from './helpers/auth-client.js'
-import { requireBackends } from './helpers/backends.js'
+import { ARTIFACTS, chromiumMissing, launchChromium, newBrowserContext, watchPageProblems } from './helpers/chromium.js'
 import { startTestGateway, type TestGateway } from './helpers/gateway.js'
 import { freePort } from './helpers/private-redis.js'
 import { startSmtpServer, type TestSmtpServer } from './helpers/smtp.js'
 import { startUpstream } from './helpers/upstream.js'
 
-const CHROMIUM = '/usr/bin/chromium'
-const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url))
-const STEP_TIMEOUT_MS = 20_000
 const THIRD_PASSWORD = 'a third passphrase, from the reset link'
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-]
-
-function chromiumMissing(): string | false {
-  if (existsSync(CHROMIUM)) return false
-  const reason = `${CHROMIUM} is missing (apt-get install -y chromium)`
-  if (requireBackends()) throw new Error(`GATEHOUSE_REQUIRE_BACKENDS=1 but ${reason}: the browser test cannot run`)
-  return reason
-}
 
 interface Stack {
   gw: TestGateway
@@ -65,28 +42,14 @@ async function startStack(t: Test): Promise<Stack> {
       raw.routes = [{ name: 'app', match: '/app/', upstream: upstream.url, auth: 'required', permissions: ['app:read'] }]
     },
   })
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, chromiumSandbox: false, args: CHROMIUM_ARGS })
-  t.teardown(() => browser.close())
-  await mkdir(ARTIFACTS, { recursive: true })
+  const browser = await launchChromium(t)
   return { gw, smtp, origin, browser, problems: [] }
 }
 
 async function newPage(t: Test, stack: Stack): Promise<{ context: BrowserContext; page: Page }> {
-  const context = await stack.browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1000, height: 800 } })
-  context.setDefaultTimeout(STEP_TIMEOUT_MS)
-  context.setDefaultNavigationTimeout(STEP_TIMEOUT_MS)
-  t.teardown(() => context.close())
+  const context = await newBrowserContext(t, stack.browser)
   const page = await context.newPage()
-  // CSP violations and script errors show up here; refused forms answer 4xx pages on purpose.
-  page.on('console', (message) => {
-    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource: the server responded')) stack.problems.push(message.text())
-  })
-  page.on('pageerror', (error) => stack.problems.push(error.message))
-  // Every stylesheet and script of the pages loads.
-  page.on('response', (response) => {
-    const type = response.request().resourceType()
-    if ((type === 'stylesheet' || type === 'script') && response.status() !== 200) stack.problems.push(`${response.url()}: ${response.status()}`)
-  })
+  watchPageProblems(page, stack.problems)
   return { context, page }
 }
 

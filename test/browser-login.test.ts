@@ -12,56 +12,15 @@
  * (CI, whose .ci/run installs chromium) it fails instead.
  */
 import { existsSync } from 'node:fs'
-import { mkdir } from 'node:fs/promises'
-import { fileURLToPath } from 'node:url'
-import { chromium, type Browser, type BrowserContext } from 'playwright-core'
 import t, { type Test } from 'tap'
 import { startWhoami } from '../examples/whoami/server.js'
 import { PASSWORD, register, uniqueEmail } from './helpers/auth-client.js'
-import { requireBackends } from './helpers/backends.js'
+import { ARTIFACTS, chromiumMissing, launchChromium, newBrowserContext } from './helpers/chromium.js'
 import { startTestGateway, testCertificate, type TestGateway } from './helpers/gateway.js'
 import { freePort } from './helpers/private-redis.js'
 
-const CHROMIUM = '/usr/bin/chromium'
-const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url))
 const SCREENSHOT = `${ARTIFACTS}browser-login.png`
 const SOCKET_SCREENSHOT = `${ARTIFACTS}browser-websocket-closed.png`
-const STEP_TIMEOUT_MS = 20_000
-
-/** Flags for a throw-away headless browser in a container: no sandbox, GPU, QUIC or background traffic. */
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-]
-
-function chromiumMissing(): string | false {
-  if (existsSync(CHROMIUM)) return false
-  const reason = `${CHROMIUM} is missing (apt-get install -y chromium)`
-  if (requireBackends()) throw new Error(`GATEHOUSE_REQUIRE_BACKENDS=1 but ${reason}: the browser test cannot run`)
-  return reason
-}
-
-async function launch(t: Test): Promise<Browser> {
-  // playwright-core never downloads a browser: it drives the one at executablePath.
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, chromiumSandbox: false, args: CHROMIUM_ARGS })
-  t.teardown(() => browser.close())
-  return browser
-}
-
-/** A fresh profile (cookies included) that accepts the gateway's self-signed certificate. */
-async function newContext(t: Test, browser: Browser): Promise<BrowserContext> {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true })
-  context.setDefaultTimeout(STEP_TIMEOUT_MS)
-  context.setDefaultNavigationTimeout(STEP_TIMEOUT_MS)
-  t.teardown(() => context.close())
-  return context
-}
 
 /**
  * The gateway on a port chosen first, so that public_url is the very origin the browser uses
@@ -92,8 +51,8 @@ t.test('a browser signs in through the gateway and out again', { skip: missing }
   const { gw, origin } = await startStack(t)
   const email = uniqueEmail('chromium')
   await register(gw, email)
-  const browser = await launch(t)
-  const context = await newContext(t, browser)
+  const browser = await launchChromium(t)
+  const context = await newBrowserContext(t, browser)
   const page = await context.newPage()
   const protectedPage = `${origin}/whoami/?from=browser`
 
@@ -132,7 +91,6 @@ t.test('a browser signs in through the gateway and out again', { skip: missing }
   t.equal(await identityRow('x-auth-method').textContent(), 'session', 'X-Auth-Method')
   t.equal(await identityRow('x-auth-roles').textContent(), 'viewer', 'X-Auth-Roles')
   t.notOk(await page.locator('td', { hasText: cookies[0]?.value ?? '-' }).count(), 'the session cookie never reaches the upstream')
-  await mkdir(ARTIFACTS, { recursive: true })
   await page.screenshot({ path: SCREENSHOT, fullPage: true })
   t.ok(existsSync(SCREENSHOT), `screenshot kept: ${SCREENSHOT}`)
 
@@ -164,8 +122,8 @@ t.test('a browser signs in through the gateway and out again', { skip: missing }
 
 t.test('the API docs render in a browser under their CSP', { skip: missing }, async (t) => {
   const { origin } = await startStack(t)
-  const browser = await launch(t)
-  const context = await newContext(t, browser)
+  const browser = await launchChromium(t)
+  const context = await newBrowserContext(t, browser)
   const page = await context.newPage()
   const problems: string[] = []
   page.on('console', (message) => {

@@ -9,35 +9,13 @@
  *
  * Without /usr/bin/chromium the test skips; with GATEHOUSE_REQUIRE_BACKENDS=1 it fails instead.
  */
-import { existsSync } from 'node:fs'
-import { chromium, type Browser, type BrowserContext } from 'playwright-core'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { startWhoami } from '../examples/whoami/server.js'
 import { totpCode } from '../src/core/mfa/index.js'
 import { PASSWORD, register, uniqueEmail } from './helpers/auth-client.js'
-import { requireBackends } from './helpers/backends.js'
+import { chromiumMissing, launchChromium, newBrowserContext } from './helpers/chromium.js'
 import { startTestGateway, testCertificate } from './helpers/gateway.js'
 import { freePort } from './helpers/private-redis.js'
-
-const CHROMIUM = '/usr/bin/chromium'
-const STEP_TIMEOUT_MS = 20_000
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
-
-function chromiumMissing(): string | false {
-  if (existsSync(CHROMIUM)) return false
-  const reason = `${CHROMIUM} is missing (apt-get install -y chromium)`
-  if (requireBackends()) throw new Error(`GATEHOUSE_REQUIRE_BACKENDS=1 but ${reason}: the browser test cannot run`)
-  return reason
-}
-
-async function newContext(t: Test): Promise<BrowserContext> {
-  const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, chromiumSandbox: false, args: CHROMIUM_ARGS })
-  t.teardown(() => browser.close())
-  const context = await browser.newContext({ ignoreHTTPSErrors: true, javaScriptEnabled: false })
-  context.setDefaultTimeout(STEP_TIMEOUT_MS)
-  context.setDefaultNavigationTimeout(STEP_TIMEOUT_MS)
-  return context
-}
 
 t.test('a browser sets up an authenticator app, steps up, and signs in with two steps', { skip: chromiumMissing() }, async (t) => {
   const port = await freePort()
@@ -55,7 +33,8 @@ t.test('a browser sets up an authenticator app, steps up, and signs in with two 
   })
   const email = uniqueEmail('chromium-mfa')
   await register(gw, email)
-  const context = await newContext(t)
+  const browser = await launchChromium(t)
+  const context = await newBrowserContext(t, browser, { javaScriptEnabled: false })
   const page = await context.newPage()
 
   // 1. Sign in with the password (no second factor yet) and open the account page.

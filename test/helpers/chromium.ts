@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
-import { chromium, type Browser, type BrowserContext } from 'playwright-core'
+import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Page } from 'playwright-core'
 import type { Test } from 'tap'
 import { requireBackends } from './backends.js'
 
@@ -43,11 +43,30 @@ export async function launchChromium(t: Test, args: readonly string[] = []): Pro
   return browser
 }
 
-/** A fresh profile (cookies included) that accepts the test's self-signed certificate. */
-export async function newBrowserContext(t: Test, browser: Browser): Promise<BrowserContext> {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1000, height: 800 } })
+/** What a test may change in a fresh profile: scripts off (pages that must work without), another viewport. */
+export type BrowserContextVariant = Pick<BrowserContextOptions, 'javaScriptEnabled' | 'viewport'>
+
+/** A fresh profile (cookies included) that accepts the test's self-signed certificate; closed at teardown. */
+export async function newBrowserContext(t: Test, browser: Browser, variant: BrowserContextVariant = {}): Promise<BrowserContext> {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1000, height: 800 }, ...variant })
   context.setDefaultTimeout(STEP_TIMEOUT_MS)
   context.setDefaultNavigationTimeout(STEP_TIMEOUT_MS)
   t.teardown(() => context.close())
   return context
+}
+
+/**
+ * Collects into `problems` what should never happen on the gateway's pages: console errors
+ * (CSP violations, script errors; not the 4xx answers refused forms get on purpose), uncaught
+ * page errors, and a stylesheet or script that does not load with 200.
+ */
+export function watchPageProblems(page: Page, problems: string[]): void {
+  page.on('console', (message) => {
+    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource: the server responded')) problems.push(message.text())
+  })
+  page.on('pageerror', (error) => problems.push(error.message))
+  page.on('response', (response) => {
+    const type = response.request().resourceType()
+    if ((type === 'stylesheet' || type === 'script') && response.status() !== 200) problems.push(`${response.url()}: ${response.status()}`)
+  })
 }
