@@ -7,6 +7,7 @@
 import type { KeyValueStore } from '../kv/store.js'
 import type { Clock } from './clock.js'
 import { sha256 } from './crypto.js'
+import { SingleUseRecords } from './single-use-records.js'
 
 /** What a challenge was issued for; a response is accepted only for the same purpose. */
 export type ChallengePurpose = 'register' | 'second-factor' | 'passkey-login'
@@ -19,38 +20,35 @@ export interface IssuedChallenge {
   binding: string | null
 }
 
-interface StoredChallenge extends IssuedChallenge {
-  created_at: number
-}
-
 /** How long a browser has to answer a challenge (the ceremony's timeout is the same). */
 export const CHALLENGE_TTL_MS = 5 * 60_000
 
 /** base64url of 16 to 64 bytes: what a challenge of ours looks like. */
 const CHALLENGE_SHAPE = /^[A-Za-z0-9_-]{22,86}$/
-/** Only the hash of a challenge is a key: reading the store gives no challenges. */
-const keyOf = (challenge: string): string => `webauthn-challenge:${sha256(challenge)}`
 
 export class WebAuthnChallenges {
-  readonly #store: KeyValueStore
-  readonly #clock: Clock
-  readonly #ttl: number
+  readonly #records: SingleUseRecords<IssuedChallenge>
 
   constructor(options: { store: KeyValueStore; clock: Clock; ttlMs?: number }) {
-    this.#store = options.store
-    this.#clock = options.clock
-    this.#ttl = options.ttlMs ?? CHALLENGE_TTL_MS
+    this.#records = new SingleUseRecords<IssuedChallenge>({
+      store: options.store,
+      clock: options.clock,
+      ttlMs: options.ttlMs ?? CHALLENGE_TTL_MS,
+      // Only the hash of a challenge is a key: reading the store gives no challenges.
+      prefix: 'webauthn-challenge',
+      isRecord: (v) =>
+        typeof v.purpose === 'string' && (v.userId === null || typeof v.userId === 'string') && (v.binding === null || typeof v.binding === 'string'),
+    })
   }
 
   get ttlMs(): number {
-    return this.#ttl
+    return this.#records.ttlMs
   }
 
   /** Remembers a challenge the library generated, for this purpose and user. */
   async remember(challenge: string, issued: IssuedChallenge): Promise<void> {
     if (!CHALLENGE_SHAPE.test(challenge)) throw new TypeError('a WebAuthn challenge must be 16 to 64 bytes of base64url')
-    const stored: StoredChallenge = { ...issued, created_at: this.#clock.now() }
-    await this.#store.set(keyOf(challenge), JSON.stringify(stored), this.#ttl)
+    await this.#records.put(sha256(challenge), issued)
   }
 
   /**
@@ -60,29 +58,7 @@ export class WebAuthnChallenges {
    */
   async take(challenge: string, expected: IssuedChallenge): Promise<boolean> {
     if (!CHALLENGE_SHAPE.test(challenge)) return false
-    const key = keyOf(challenge)
-    const raw = await this.#store.get(key)
-    if (raw === null) return false
-    if (!(await this.#store.delete(key))) return false
-    let stored: unknown
-    try {
-      stored = JSON.parse(raw)
-    } catch {
-      return false
-    }
-    if (!isStored(stored)) return false
-    if (this.#clock.now() - stored.created_at >= this.#ttl) return false
-    return stored.purpose === expected.purpose && stored.userId === expected.userId && stored.binding === expected.binding
+    const stored = await this.#records.take(sha256(challenge))
+    return stored !== null && stored.purpose === expected.purpose && stored.userId === expected.userId && stored.binding === expected.binding
   }
-}
-
-function isStored(value: unknown): value is StoredChallenge {
-  if (typeof value !== 'object' || value === null) return false
-  const v = value as Record<string, unknown>
-  return (
-    typeof v.purpose === 'string' &&
-    (v.userId === null || typeof v.userId === 'string') &&
-    (v.binding === null || typeof v.binding === 'string') &&
-    typeof v.created_at === 'number'
-  )
 }

@@ -11,6 +11,7 @@ import type { KeyValueStore } from '../../kv/store.js'
 import type { SessionAmr } from '../amr.js'
 import type { Clock } from '../clock.js'
 import { randomToken, sha256 } from '../crypto.js'
+import { SingleUseRecords } from '../single-use-records.js'
 
 export const MFA_TOKEN_TTL_MS = 5 * 60_000
 
@@ -26,34 +27,30 @@ export interface MfaLogin {
   next: string | null
 }
 
-interface StoredMfaLogin extends MfaLogin {
-  created_at: number
-}
-
 export interface PendingMfaLogin extends MfaLogin {
   /** The SHA-256 of the token: names the login (a passkey challenge is issued for it). */
   id: string
 }
 
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/
-const keyOf = (id: string): string => `mfa-login:${id}`
 
 export class PendingMfaLogins {
-  readonly #store: KeyValueStore
-  readonly #clock: Clock
-  readonly #ttl: number
+  readonly #records: SingleUseRecords<MfaLogin>
 
   constructor(options: { store: KeyValueStore; clock: Clock; ttlMs?: number }) {
-    this.#store = options.store
-    this.#clock = options.clock
-    this.#ttl = options.ttlMs ?? MFA_TOKEN_TTL_MS
+    this.#records = new SingleUseRecords<MfaLogin>({
+      store: options.store,
+      clock: options.clock,
+      ttlMs: options.ttlMs ?? MFA_TOKEN_TTL_MS,
+      prefix: 'mfa-login',
+      isRecord: (v) => typeof v.user_id === 'string',
+    })
   }
 
   /** Stores a login waiting for its second factor; resolves its `mfa_token`. */
   async begin(login: MfaLogin): Promise<string> {
     const token = randomToken(32)
-    const stored: StoredMfaLogin = { ...login, created_at: this.#clock.now() }
-    await this.#store.set(keyOf(sha256(token)), JSON.stringify(stored), this.#ttl)
+    await this.#records.put(sha256(token), login)
     return token
   }
 
@@ -61,26 +58,12 @@ export class PendingMfaLogins {
   async peek(token: string): Promise<PendingMfaLogin | null> {
     if (typeof token !== 'string' || !TOKEN_SHAPE.test(token)) return null
     const id = sha256(token)
-    const raw = await this.#store.get(keyOf(id))
-    if (raw === null) return null
-    let stored: StoredMfaLogin
-    try {
-      stored = JSON.parse(raw) as StoredMfaLogin
-    } catch {
-      return null
-    }
-    if (typeof stored.user_id !== 'string' || typeof stored.created_at !== 'number') return null
-    // Expiry is decided on the gateway's clock, not by the store's TTL (which only collects garbage).
-    if (this.#clock.now() - stored.created_at >= this.#ttl) {
-      await this.#store.delete(keyOf(id))
-      return null
-    }
-    const { created_at: _created, ...login } = stored
-    return { ...login, id }
+    const login = await this.#records.peek(id)
+    return login === null ? null : { ...login, id }
   }
 
   /** Finishes the login: resolves true for the one caller whose delete removed it. */
   async finish(login: PendingMfaLogin): Promise<boolean> {
-    return this.#store.delete(keyOf(login.id))
+    return this.#records.delete(login.id)
   }
 }
