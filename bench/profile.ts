@@ -6,18 +6,15 @@
  * and by function, and the inclusive time of the gateway's own stages. Only the last
  * PROFILE_SECONDS (default 8) of load count, so start-up and warm-up are left out.
  */
-import { execFile, fork } from 'node:child_process'
-import { once } from 'node:events'
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { execFile } from 'node:child_process'
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import type { ProcessStats, ReadyMessage } from './servers.js'
+import { startServer, stopServer } from './processes.js'
 
 const run = promisify(execFile)
-const SERVERS = fileURLToPath(new URL('./servers.js', import.meta.url))
 const AUTOCANNON = createRequire(import.meta.url).resolve('autocannon/autocannon.js')
 const seconds = Number(process.env.PROFILE_SECONDS ?? 8)
 const OUT = 'bench/results/profiles'
@@ -34,34 +31,6 @@ const TARGETS: Record<string, Target> = {
   pat: { kind: 'gateway', option: 'bound', path: '/pat', credential: 'pat' },
   'pat-unbound': { kind: 'gateway', option: 'unbound', path: '/pat', credential: 'pat' },
   session: { kind: 'gateway', option: 'bound', path: '/session', credential: 'session' },
-}
-
-interface Child {
-  send(message: string): void
-  ready: ReadyMessage
-  kill(): Promise<void>
-  stats(): Promise<ProcessStats>
-}
-
-async function start(kind: string, args: string[], execArgv: string[] = []): Promise<Child> {
-  const child = fork(SERVERS, [kind, ...args], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv })
-  const [ready] = (await once(child, 'message')) as [ReadyMessage]
-  return {
-    ready,
-    send: (message) => child.send(message),
-    kill: async () => {
-      const exited = once(child, 'exit')
-      child.kill('SIGTERM')
-      await exited
-    },
-    stats: async () => {
-      child.send('stats')
-      for (;;) {
-        const [message] = (await once(child, 'message')) as [{ stats?: ProcessStats }]
-        if (message.stats) return message.stats
-      }
-    },
-  }
 }
 
 async function load(url: string, headers: string[], duration: number): Promise<{ rps: number; p99: number; total: number }> {
@@ -145,13 +114,13 @@ function summarise(profile: Profile, lastSeconds: number): string {
 
 const names = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ['bare', 'public', 'pat', 'pat-unbound', 'session']
 await mkdir(OUT, { recursive: true })
-const upstream = await start('upstream', [])
+const upstream = await startServer('upstream', [])
 const upstreamUrl = `http://127.0.0.1:${upstream.ready.port}`
 for (const name of names) {
   const target = TARGETS[name]
   if (!target) throw new Error(`unknown target ${name}: one of ${Object.keys(TARGETS).join(', ')}`)
-  const dir = await import('node:fs/promises').then((fs) => fs.mkdtemp(path.join(os.tmpdir(), 'gatehouse-profile-')))
-  const server = await start(target.kind, [upstreamUrl, target.option], ['--cpu-prof', `--cpu-prof-dir=${dir}`])
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'gatehouse-profile-'))
+  const server = await startServer(target.kind, [upstreamUrl, target.option], { execArgv: ['--cpu-prof', `--cpu-prof-dir=${dir}`] })
   const url = `http://127.0.0.1:${server.ready.port}${target.path}`
   const credential = target.credential === 'pat' ? server.ready.pat : target.credential === 'session' ? server.ready.session : undefined
   const headers = credential ? ['-H', `authorization=Bearer ${credential}`] : []
@@ -159,7 +128,7 @@ for (const name of names) {
   const before = await server.stats()
   const result = await load(url, headers, seconds)
   const after = await server.stats()
-  await server.kill()
+  await stopServer(server)
   // The main thread's profile: a worker (the embedded database's initdb) writes its own.
   const [file] = (await readdir(dir)).filter((f) => f.endsWith('.0.001.cpuprofile'))
   if (!file) throw new Error(`no profile was written for ${name}`)
@@ -180,4 +149,4 @@ for (const name of names) {
   await writeFile(path.join(OUT, `${name}.md`), md + '\n')
   process.stdout.write(`${name}: ${Math.round(result.rps)} req/s, ${cpu.toFixed(1)} µs/request → ${OUT}/${name}.md\n`)
 }
-await upstream.kill()
+await stopServer(upstream)

@@ -27,7 +27,7 @@
  * BENCH_LOG_LEVEL (the gateways' logging.level, default info: one access line per request).
  * Results: bench/results/latest.{json,md}.
  */
-import { execFile, fork, spawn, type ChildProcess } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { connect as connectH2 } from 'node:http2'
 import { once } from 'node:events'
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises'
@@ -36,10 +36,10 @@ import path from 'node:path'
 import os from 'node:os'
 import { createRequire } from 'node:module'
 import { promisify } from 'node:util'
-import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { WebSocket } from 'ws'
-import type { ProcessStats, ReadyMessage } from './servers.js'
+import { startServer, type Server } from './processes.js'
+import type { ProcessStats } from './servers.js'
 
 const run = promisify(execFile)
 const duration = Number(process.env.BENCH_DURATION ?? 10)
@@ -47,31 +47,6 @@ const connections = Number(process.env.BENCH_CONNECTIONS ?? 64)
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
 const wsMessages = Number(process.env.BENCH_WS_MESSAGES ?? 2000)
 const AUTOCANNON = createRequire(import.meta.url).resolve('autocannon/autocannon.js')
-const SERVERS = fileURLToPath(new URL('./servers.js', import.meta.url))
-
-interface Server {
-  child: ChildProcess
-  ready: ReadyMessage
-  url: string
-  stats(): Promise<ProcessStats>
-}
-
-async function startServer(kind: string, option = '', arg2 = '', serversModule = SERVERS): Promise<Server> {
-  const args = arg2 === '' ? [option] : [option, arg2]
-  const child = fork(serversModule, [kind, ...args], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
-  const [ready] = (await Promise.race([
-    once(child, 'message'),
-    once(child, 'exit').then(([code]) => Promise.reject(new Error(`${kind} ${option} exited with ${String(code)} before it was ready`))),
-  ])) as [ReadyMessage]
-  const stats = async () => {
-    child.send('stats')
-    for (;;) {
-      const [message] = (await once(child, 'message')) as [{ stats?: ProcessStats }]
-      if (message.stats) return message.stats
-    }
-  }
-  return { child, ready, url: `http://127.0.0.1:${ready.port}`, stats }
-}
 
 interface Sample {
   /** Socket errors seen by the load generator, and answers that were not 2xx. */
@@ -153,15 +128,15 @@ async function roundTrips(url: string, headers: Record<string, string> = {}): Pr
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0
 const round1 = (value: number) => Math.round(value * 10) / 10
 
-const upstream = await startServer('upstream')
-const bare = await startServer('bare', upstream.url)
-const bound = await startServer('gateway', upstream.url, 'bound')
-const unbound = await startServer('gateway', upstream.url, 'unbound')
-const tlsGateway = await startServer('gateway', upstream.url, 'tls')
+const upstream = await startServer('upstream', [])
+const bare = await startServer('bare', [upstream.url])
+const bound = await startServer('gateway', [upstream.url, 'bound'])
+const unbound = await startServer('gateway', [upstream.url, 'unbound'])
+const tlsGateway = await startServer('gateway', [upstream.url, 'tls'])
 const servers: Server[] = [upstream, bare, bound, unbound, tlsGateway]
 
 // Sessions and counters in Redis, users and tokens in PostgreSQL: the replicas' configuration.
-const backed = await startServer('gateway', upstream.url, 'postgres,redis').catch((err: Error) => {
+const backed = await startServer('gateway', [upstream.url, 'postgres,redis']).catch((err: Error) => {
   process.stderr.write(`bench: no PostgreSQL/Redis target (${err.message})\n`)
   return null
 })
@@ -169,13 +144,13 @@ if (backed) servers.push(backed)
 
 // BENCH_BASELINE: another build's dist/bench/servers.js, measured in the same rounds ("before").
 const baselineServers = process.env.BENCH_BASELINE
-const baseline = baselineServers ? await startServer('gateway', upstream.url, 'bound', baselineServers) : null
-const baselineUnbound = baselineServers ? await startServer('gateway', upstream.url, 'unbound', baselineServers) : null
+const baseline = baselineServers ? await startServer('gateway', [upstream.url, 'bound'], { serversModule: baselineServers }) : null
+const baselineUnbound = baselineServers ? await startServer('gateway', [upstream.url, 'unbound'], { serversModule: baselineServers }) : null
 for (const server of [baseline, baselineUnbound]) if (server) servers.push(server)
 
 // Forward auth: nginx in front of the upstream asking Gatehouse's /auth/verify, beside the same
 // nginx asking a minimal responder (bench/servers.ts auth-responder).
-const responder = await startServer('auth-responder', '', bound.ready.pat ?? '')
+const responder = await startServer('auth-responder', ['', bound.ready.pat ?? ''])
 servers.push(responder)
 const nginxWithGatehouse = await startNginx(upstream.ready.port, bound, '/auth/verify')
 const nginxWithResponder = nginxWithGatehouse ? await startNginx(upstream.ready.port, responder, '/') : null
