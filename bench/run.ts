@@ -31,12 +31,13 @@ import { execFile, spawn } from 'node:child_process'
 import { connect as connectH2 } from 'node:http2'
 import { once } from 'node:events'
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises'
-import { connect as connectTcp, createServer as createNetServer, type AddressInfo } from 'node:net'
+import { connect as connectTcp } from 'node:net'
 import path from 'node:path'
 import os from 'node:os'
 import { createRequire } from 'node:module'
 import { promisify } from 'node:util'
 import pg from 'pg'
+import { freePort } from '../test/helpers/ports.js'
 import { WebSocket } from 'ws'
 import { startServer, type Server } from './processes.js'
 import type { ProcessStats } from './servers.js'
@@ -231,15 +232,6 @@ async function treeCpuMicros(pid: number): Promise<number> {
   let total = await one(pid)
   for (const c of children) total += await one(c)
   return total
-}
-
-async function freePort(): Promise<number> {
-  const server = createNetServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as AddressInfo
-  server.close()
-  return port
 }
 
 async function waitForPort(port: number): Promise<void> {

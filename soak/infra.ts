@@ -6,22 +6,12 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
-import net from 'node:net'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 
 export const BIN = fileURLToPath(new URL('../src/bin.js', import.meta.url))
 
-export async function freePort(): Promise<number> {
-  const server = net.createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const address = server.address()
-  server.close()
-  await once(server, 'close')
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  return address.port
-}
+export { freePort } from '../test/helpers/ports.js'
 
 /** VmHWM (peak resident set) and VmRSS of a live process, in KiB; null when unreadable. */
 export function memoryOf(pid: number | undefined): { peakKib: number; rssKib: number } | null {
