@@ -40,7 +40,7 @@ import { hasDuplicateHost, hostDiffersFromAuthority } from './http/malformed-req
 import { isAuthAnswer } from './http/no-store.js'
 import { flowCookieName, oidcRoutes } from './http/oidc-routes.js'
 import { REQUEST_DECORATIONS } from './http/request-context.js'
-import { addHsts, hstsSeconds } from './http/hsts.js'
+import { addHsts, hstsHeader, hstsSeconds } from './http/hsts.js'
 import { requestIdOf } from './http/request-id.js'
 import { sharedSchemas } from './http/schemas.js'
 import { createSessionCookie } from './http/session-cookie.js'
@@ -133,7 +133,8 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     if (isAuthAnswer(request)) reply.header('cache-control', 'no-store')
     done(null, payload)
   })
-  addHsts(app, options.https ? hstsSeconds(config) : 0)
+  const hsts = hstsHeader(options.https ? hstsSeconds(config) : 0)
+  addHsts(app, hsts)
   registerErrorHandlers(app)
   for (const schema of [...sharedSchemas, passkeySchema]) app.addSchema(schema)
   await app.register(docs, { publicUrl: config.server.public_url, cookieDomain: config.sessions.cookie_domain }) // OpenAPI at /docs/json, before every route
@@ -333,6 +334,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     secondFactors: secondFactorPolicy,
     secrets: runtime.userSecrets,
     secretHeaders: runtime.userSecrets.headerNames(),
+    hsts,
   })
   pools.startHealthChecks()
   app.addHook('onClose', async () => pools.stop())

@@ -1,10 +1,10 @@
 /**
  * The edge: every request that is not for the gateway itself. It asks the request pipeline
  * (core/pipeline) for a decision, records it, and either answers the refusal or proxies to the
- * upstream over pooled keep-alive connections (@fastify/reply-from, undici).
+ * upstream over pooled keep-alive connections (undici).
  */
 import { normalizeIP } from '@fastify/rate-limit'
-import replyFrom from '@fastify/reply-from'
+import { Agent } from 'undici'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { OriginMatcher } from '../core/allowed-origins.js'
 import type { AssertionSigner } from '../core/assertion-signer.js'
@@ -44,6 +44,8 @@ export interface EdgeOptions {
   secrets: SecretSource
   /** Every route's `user_secret` header, stripped from every client request. */
   secretHeaders: ReadonlySet<string>
+  /** `Strict-Transport-Security` for upstream answers that carry none; null when off. */
+  hsts: string | null
 }
 
 const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
@@ -52,7 +54,8 @@ const GATEWAY_BEARER = /^Bearer +(pat_\S+|[A-Za-z0-9_-]{43}) *$/i
 
 export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<void> {
   const { metrics } = options
-  await streamBodies(app)
+  const agent = upstreamAgent(app)
+  streamBodies(app)
   logCounterFallback(app, options.counter)
   const gate = gatewayGate(options)
 
@@ -72,13 +75,14 @@ export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<
     const cors = routeCorsHeaders(outcome.route, request.headers.origin)
     if (cors !== null) reply.headers(cors)
     if (outcome.kind === 'refuse') return refuse(reply, outcome)
+    if (options.hsts !== null) reply.header('strict-transport-security', options.hsts)
     await forward(request, reply, outcome, cors)
     return reply
   }
 
   function forward(request: FastifyRequest, reply: FastifyReply, allowed: GateAllow, cors: Record<string, string> | null): Promise<void> {
     const { route } = allowed
-    return callUpstream(request, reply, options.breakers, {
+    return callUpstream(request, reply, agent, options.breakers, {
       route,
       upstream: allowed.upstream,
       pool: options.pools.of(route),
@@ -114,13 +118,16 @@ export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<
 }
 
 /** Bodies stream through untouched: the upstream, not the gateway, parses them. */
-async function streamBodies(app: FastifyInstance): Promise<void> {
+function streamBodies(app: FastifyInstance): void {
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload))
-  await app.register(replyFrom, {
-    undici: { connections: 256, pipelining: 1, keepAliveTimeout: 30_000 },
-    disableRequestLogging: true,
-  })
+}
+
+/** Pooled keep-alive connections to every upstream server, closed with the app. */
+function upstreamAgent(app: FastifyInstance): Agent {
+  const agent = new Agent({ connections: 256, pipelining: 1, keepAliveTimeout: 30_000 })
+  app.addHook('onClose', async () => agent.close())
+  return agent
 }
 
 function logCounterFallback(app: FastifyInstance, counter: FallbackCounter): void {

@@ -1,19 +1,25 @@
 /**
- * One call to a route's upstream through @fastify/reply-from, inside the route's circuit breaker
- * and under the route's timeout. The server is picked from the route's pool; a server that could
- * not be connected to at all is left out for a while and the request goes to another one (nothing
- * was sent, so nothing is sent twice); any other failure is answered, never retried. Resolves
- * once the upstream's answer is being streamed back (or the client has gone); rejects with 502,
- * 504, 503 GH_UNAVAILABLE (no server in rotation) or the breaker's 503.
+ * One call to a route's upstream, inside the route's circuit breaker and under the route's
+ * timeout, dispatched on undici's pooled keep-alive connections and streamed straight into the
+ * client's response. The server is picked from the route's pool; a server that could not be
+ * connected to at all is left out for a while and the request goes to another one (nothing was
+ * sent, so nothing is sent twice); any other failure is answered, never retried. Resolves once
+ * the upstream's answer is being streamed back (or the client has gone); rejects with 502, 504,
+ * 503 GH_UNAVAILABLE (no server in rotation) or the breaker's 503, before anything was sent.
+ *
+ * Driving undici directly rather than through @fastify/reply-from saves a third of a bare
+ * proxy's CPU per request (bench/results): no response stream, no pipe, no per-request URL.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
+import type { Dispatcher } from 'undici'
 import type { RouteConfig } from '../config/types.js'
 import type { UpstreamTarget } from '../core/pipeline/index.js'
 import type { UpstreamPool, UpstreamServer } from '../core/upstream-pool.js'
 import { GatehouseError } from '../errors.js'
 import type { BreakerRegistry } from '../resilience/breaker-registry.js'
 import { RetryableBody } from './retryable-body.js'
+import { answerHeaders, forwardedRequestHeaders, serverAddress } from './upstream-messages.js'
 
 export interface UpstreamCall {
   route: RouteConfig
@@ -30,12 +36,12 @@ export interface UpstreamCall {
 /** Errors of the proxy client meaning that no connection was made: nothing reached the server. */
 const NOT_CONNECTED = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN'])
 
-export function callUpstream(request: FastifyRequest, reply: FastifyReply, breakers: BreakerRegistry, call: UpstreamCall): Promise<void> {
+export function callUpstream(request: FastifyRequest, reply: FastifyReply, agent: Dispatcher, breakers: BreakerRegistry, call: UpstreamCall): Promise<void> {
   const breaker = breakers.get(`upstream:${call.route.name}`, () => true)
-  return breaker.run(() => proxy(request, reply, call))
+  return breaker.run(() => proxy(request, reply, agent, call))
 }
 
-function proxy(request: FastifyRequest, reply: FastifyReply, call: UpstreamCall): Promise<void> {
+function proxy(request: FastifyRequest, reply: FastifyReply, agent: Dispatcher, call: UpstreamCall): Promise<void> {
   const { route, upstream, pool } = call
   const first = pool.pick()
   if (first === null) {
@@ -45,12 +51,14 @@ function proxy(request: FastifyRequest, reply: FastifyReply, call: UpstreamCall)
     }))
   }
   const body = request.body === undefined || request.body === null ? null : new RetryableBody(request.raw)
+  const response = reply.raw
   return new Promise<void>((resolve, reject) => {
     const started = performance.now()
     const tried = new Set<number>()
     let settled = false
     let timer: NodeJS.Timeout | undefined
     let endAttempt: () => void = () => undefined
+    let abortAttempt: (() => void) | null = null
     const finished = (): boolean => {
       if (settled) return false
       settled = true
@@ -59,51 +67,72 @@ function proxy(request: FastifyRequest, reply: FastifyReply, call: UpstreamCall)
       call.onSettled((performance.now() - started) / 1000)
       return true
     }
-    // The route's timeout, counted once the client's request is in. undici enforces
-    // reply-from's `timeout` too, but on a coarse clock (up to a second late).
+    // The route's timeout, counted once the client's request is in. undici enforces it too
+    // (headers and body timeouts), but on a coarse clock (up to a second late).
     const startTimer = () => {
       timer = setTimeout(() => {
-        if (finished()) reject(new GatehouseError('GH_GATEWAY_TIMEOUT'))
+        if (!finished()) return
+        abortAttempt?.()
+        reject(new GatehouseError('GH_GATEWAY_TIMEOUT'))
       }, route.timeout)
     }
     if (request.raw.complete) startTimer()
     else request.raw.once('end', startTimer)
-    // A client that goes away before the upstream answers gets neither callback.
-    reply.raw.once('close', () => {
+    // A client that goes away takes its upstream request with it; neither callback runs.
+    response.once('close', () => {
+      settled = true
       clearTimeout(timer)
+      abortAttempt?.()
       endAttempt()
       resolve()
     })
 
     const attempt = (server: UpstreamServer) => {
       tried.add(server.index)
-      endAttempt = pool.begin(server)
-      if (body !== null) request.body = body.attempt()
-      reply.from(serverBase(upstream, route, server), {
-        // The query goes out exactly as the client sent it, kept out of the URL: there reply-from's
-        // check would refuse a query holding "/.." and the URL parser would re-encode some
-        // characters (' becomes %27), so that the upstream would receive another target than htu.
-        queryString: () => upstream.query.slice(1),
-        timeout: route.timeout,
-        // Never resend: not on a 503 (reply-from's default for GET), not after an error.
-        retryDelay: () => null,
-        rewriteRequestHeaders: (_req, headers) => call.rewriteHeaders(headers),
-        rewriteHeaders: (headers) => call.rewriteResponseHeaders(headers),
-        onResponse: (_request, upstreamReply, response) => {
-          const { stream } = response as unknown as { stream: NodeJS.ReadableStream & { destroy(): void } }
-          // Too late: the client has had its 504.
-          if (settled) return stream.destroy()
-          const end = endAttempt
-          stream.once('close', end).once('end', end)
+      const end = (endAttempt = pool.begin(server))
+      const address = serverAddress(server)
+      let streaming = false
+      const handler: Dispatcher.DispatchHandler = {
+        onRequestStart(controller) {
+          abortAttempt = () => controller.abort(new Error('The answer is no longer wanted'))
+        },
+        onResponseStart(controller, statusCode, headers) {
+          if (statusCode < 200) return // 1xx: the final answer follows
+          if (settled || response.destroyed) return controller.abort(new Error('The answer is no longer wanted'))
+          if (statusCode > 599) {
+            if (finished()) reject(new GatehouseError('GH_BAD_GATEWAY'))
+            return controller.abort(new Error('Invalid status code'))
+          }
+          const answer = answerHeaders(reply, call.rewriteResponseHeaders(headers), request.raw)
+          try {
+            response.writeHead(statusCode, answer)
+          } catch {
+            // A header value node refuses to send: nothing went out yet.
+            for (const name of Object.keys(answer)) response.removeHeader(name)
+            if (finished()) reject(new GatehouseError('GH_BAD_GATEWAY'))
+            return controller.abort(new Error('Unsendable answer headers'))
+          }
+          reply.hijack()
+          streaming = true
           settled = true
           clearTimeout(timer)
           call.onSettled((performance.now() - started) / 1000)
           resolve()
-          void upstreamReply.send(stream)
         },
-        onError: (_reply, { error }) => {
+        onResponseData(controller, chunk) {
+          if (response.write(chunk)) return
+          controller.pause()
+          response.once('drain', () => controller.resume())
+        },
+        onResponseEnd() {
+          abortAttempt = null
+          end()
+          response.end()
+        },
+        onResponseError(_controller, error) {
+          end()
+          if (streaming) return void response.destroy(error)
           if (settled) return
-          endAttempt()
           if (notConnected(error)) {
             pool.connectFailed(server)
             const next = body?.taken ? null : pool.pick(tried)
@@ -111,23 +140,25 @@ function proxy(request: FastifyRequest, reply: FastifyReply, call: UpstreamCall)
           }
           if (finished()) reject(upstreamFailure(error))
         },
-      })
+      }
+      agent.dispatch({
+        origin: address.origin,
+        // The path and query exactly as the assertion's `htu` names them.
+        path: upstream.htu,
+        method: request.method,
+        headers: call.rewriteHeaders(forwardedRequestHeaders(request.headers, address.host)),
+        body: body === null ? null : body.attempt(),
+        headersTimeout: route.timeout,
+        bodyTimeout: route.timeout,
+      }, handler)
     }
     attempt(first)
   })
 }
 
-/** The URL of the upstream request on `server`: every server shares the scheme and base path. */
-function serverBase(upstream: UpstreamTarget, route: RouteConfig, server: UpstreamServer): string {
-  if (server.index === 1) return upstream.base
-  // `base` was made from the first server's URL.
-  const firstOrigin = new URL(upstream.base).origin
-  return new URL(server.url).origin + upstream.base.slice(firstOrigin.length)
-}
-
 function notConnected(error: unknown): boolean {
   const cause = (error as { cause?: { code?: string } } | null)?.cause
-  const code = cause?.code ?? (error as { code?: string } | null)?.code ?? ''
+  const code = (error as { code?: string } | null)?.code ?? cause?.code ?? ''
   return NOT_CONNECTED.has(code)
 }
 
