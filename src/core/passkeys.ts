@@ -5,16 +5,14 @@
  * for its purpose and user, a credential of the right user, a signature counter that moves
  * forward, and user verification for a passkey-only sign-in.
  */
-import {
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
+import type {
   verifyAuthenticationResponse,
   verifyRegistrationResponse,
-  type AuthenticationResponseJSON,
-  type AuthenticatorTransportFuture,
-  type PublicKeyCredentialCreationOptionsJSON,
-  type PublicKeyCredentialRequestOptionsJSON,
-  type RegistrationResponseJSON,
+  AuthenticationResponseJSON,
+  AuthenticatorTransportFuture,
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+  RegistrationResponseJSON,
 } from '@simplewebauthn/server'
 import { GatehouseError } from '../errors.js'
 import type { Database, Queryable } from '../storage/database.js'
@@ -24,6 +22,9 @@ import type { Clock } from './clock.js'
 import { PasskeyCredentials, type StoredPasskey } from './passkey-credentials.js'
 import type { AuditContext } from './users.js'
 import type { ChallengePurpose, WebAuthnChallenges } from './webauthn-challenges.js'
+
+/** Loaded at the first ceremony: a gateway whose users never use a passkey does not carry it. */
+const webauthn = () => import('@simplewebauthn/server')
 
 /** A passkey as its owner sees it: never the key itself. */
 export interface PasskeyInfo {
@@ -118,7 +119,7 @@ export class PasskeyService {
   async registrationOptions(user: PasskeyUser): Promise<PublicKeyCredentialCreationOptionsJSON> {
     const existing = await this.#credentials.list(user.id)
     if (existing.length >= MAX_PASSKEYS_PER_USER) throw tooMany()
-    const options = await generateRegistrationOptions({
+    const options = await (await webauthn()).generateRegistrationOptions({
       rpName: this.#rpName,
       rpID: this.#rpId,
       userName: user.email,
@@ -148,7 +149,7 @@ export class PasskeyService {
     }
     let verified: Awaited<ReturnType<typeof verifyRegistrationResponse>>
     try {
-      verified = await verifyRegistrationResponse({
+      verified = await (await webauthn()).verifyRegistrationResponse({
         response,
         expectedChallenge: challenge,
         expectedOrigin: this.#origins,
@@ -237,7 +238,7 @@ export class PasskeyService {
     binding: string | null,
     allowed: readonly StoredPasskey[],
   ): Promise<PublicKeyCredentialRequestOptionsJSON> {
-    const options = await generateAuthenticationOptions({
+    const options = await (await webauthn()).generateAuthenticationOptions({
       rpID: this.#rpId,
       timeout: this.#challenges.ttlMs,
       userVerification: purpose === 'passkey-login' ? 'required' : 'preferred',
@@ -268,7 +269,7 @@ export class PasskeyService {
     }
     let verified: Awaited<ReturnType<typeof verifyAuthenticationResponse>>
     try {
-      verified = await verifyAuthenticationResponse({
+      verified = await (await webauthn()).verifyAuthenticationResponse({
         response,
         expectedChallenge: challenge,
         expectedOrigin: this.#origins,

@@ -4,7 +4,7 @@
  * offers it on smtp://, TLS from the start on smtps://, and timeouts so that a silent server
  * cannot hold an outbox slot for ever.
  */
-import nodemailer, { type Transporter } from 'nodemailer'
+import type { Transporter, TransportOptions } from 'nodemailer'
 import type { MailMessage, Mailer } from '../core/mailer.js'
 
 const CONNECTION_TIMEOUT_MS = 10_000
@@ -25,14 +25,16 @@ export class SmtpError extends Error {
 }
 
 export class SmtpMailer implements Mailer {
-  readonly #transport: Transporter
+  readonly #options: TransportOptions & Record<string, unknown>
   readonly #from: string
+  /** nodemailer is loaded with the first message: a gateway that sends none does not carry it. */
+  #transport: Promise<Transporter> | null = null
 
   constructor(options: { url: string; from: string }) {
     const url = new URL(options.url)
     const secure = url.protocol === 'smtps:'
     this.#from = options.from
-    this.#transport = nodemailer.createTransport({
+    this.#options = {
       host: url.hostname.replace(/^\[|\]$/g, ''),
       port: url.port === '' ? (secure ? 465 : 587) : Number(url.port),
       secure,
@@ -43,12 +45,13 @@ export class SmtpMailer implements Mailer {
       // No logging of the SMTP dialogue: it would carry the messages, and so the links.
       logger: false,
       debug: false,
-    })
+    }
   }
 
   async send(message: MailMessage): Promise<void> {
     try {
-      await this.#transport.sendMail({ from: this.#from, to: message.to, subject: message.subject, text: message.text, html: message.html })
+      this.#transport ??= import('nodemailer').then(({ default: nodemailer }) => nodemailer.createTransport(this.#options))
+      await (await this.#transport).sendMail({ from: this.#from, to: message.to, subject: message.subject, text: message.text, html: message.html })
     } catch (err) {
       const { message: text, code } = err as { message?: string; code?: string }
       throw new SmtpError(String(text ?? 'sending failed'), code)

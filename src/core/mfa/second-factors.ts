@@ -7,7 +7,6 @@
  * as SHA-256 only. A TOTP step and a recovery code are each spent once, by a conditional
  * UPDATE (factor-repository.ts), so a code replayed on another replica is refused too.
  */
-import QRCode from 'qrcode'
 import { GatehouseError } from '../../errors.js'
 import type { InvalidationBus } from '../../kv/invalidation.js'
 import type { Database } from '../../storage/database.js'
@@ -157,6 +156,7 @@ export class SecondFactors {
     const saved = await this.#repository.savePendingTotp(user.id, keys.encrypt(secret, totpContext(user.id)), keys.currentKid)
     if (!saved) throw new GatehouseError('GH_VALIDATION', 'An authenticator app is set up already: remove it first', { details: { field: 'totp' } })
     const url = otpauthUrl(secret, issuer, user.email)
+    const { default: QRCode } = await import('qrcode') // only enrolment draws one
     const svg = await QRCode.toString(url, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 })
     return { secret, otpauth_url: url, qr_svg: svg }
   }
