@@ -6,6 +6,9 @@ import type { ProcessStats, ReadyMessage } from './servers.js'
 
 export const SERVERS = fileURLToPath(new URL('./servers.js', import.meta.url))
 
+/** The container image's environment (Dockerfile) that changes what is measured: every process gets it. */
+const IMAGE_ENV = { MALLOC_MMAP_THRESHOLD_: '1048576' }
+
 export interface Server {
   child: ChildProcess
   ready: ReadyMessage
@@ -23,7 +26,11 @@ export interface StartOptions {
 
 /** Forks `servers.js <kind> [args…]` and resolves once it listens; rejects if it exits first. */
 export async function startServer(kind: string, args: readonly string[], options: StartOptions = {}): Promise<Server> {
-  const child = fork(options.serversModule ?? SERVERS, [kind, ...args], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: options.execArgv ?? [] })
+  const child = fork(options.serversModule ?? SERVERS, [kind, ...args], {
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    execArgv: options.execArgv ?? [],
+    env: { ...process.env, ...IMAGE_ENV },
+  })
   const [ready] = (await Promise.race([
     once(child, 'message'),
     once(child, 'exit').then(([code]) => Promise.reject(new Error(`${kind} ${args.join(' ')} exited with ${String(code)} before it was ready`))),
