@@ -19,6 +19,7 @@ import yaml from 'js-yaml'
 import t, { type Test } from 'tap'
 import { request } from 'undici'
 
+import { isoTime } from '../src/logging.js'
 import { databaseBackends } from './helpers/backends.js'
 import type { RawConfig } from './helpers/gateway.js'
 
@@ -212,4 +213,17 @@ t.test('logging.format: pretty writes human-readable lines; level info leaves th
   t.match(listening, /^\[\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3} [+-]\d{4}\] INFO: gatehouse is listening$/, 'time, level name and message')
   t.throws(() => JSON.parse(listening ?? ''), 'not JSON')
   t.notMatch(gateway.stdout(), /DEBUG|stores connected/, 'nothing below info')
+})
+
+t.test('the time field is pino\'s isoTime, made once per millisecond and never stale', async (t) => {
+  for (let checked = 0; checked < 5;) {
+    const before = Date.now()
+    const field = isoTime()
+    const again = isoTime()
+    if (Date.now() !== before) continue // the millisecond turned meanwhile: try again
+    t.equal(field, `,"time":"${new Date(before).toISOString()}"`)
+    t.equal(again, field, 'the same millisecond, the same text')
+    checked++
+    await new Promise((resolve) => setTimeout(resolve, 3))
+  }
 })

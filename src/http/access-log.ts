@@ -56,16 +56,17 @@ export interface AccessLog {
 
 export function addAccessLog(app: FastifyInstance, options: AccessLogOptions): AccessLog {
   const { metrics, slowRequestMs } = options
-  const started = new WeakMap<FastifyRequest, number>()
-  const recorded = new WeakSet<FastifyRequest>()
+  // On the request itself rather than in a WeakMap: weak collections of short-lived keys cost
+  // the garbage collector on every request.
   // The line's fields are the gateway's own and hold no secret (no header, no query), so the
   // redaction pass of the app's logger is skipped for it; every other line keeps it.
   const lines = app.log.child({}, { redact: { paths: [] } })
 
   function record(request: FastifyRequest, status: number, message: string) {
-    if (recorded.has(request)) return
-    recorded.add(request)
-    const durationMs = performance.now() - (started.get(request) ?? performance.now())
+    if (request.accessLogged === true) return
+    request.accessLogged = true
+    const now = performance.now()
+    const durationMs = now - (request.receivedAt ?? now)
     const line = accessLine(request, status, durationMs)
     metrics.request(line.route, request.method, status, durationMs / 1000)
     if (durationMs > slowRequestMs) {
@@ -77,7 +78,7 @@ export function addAccessLog(app: FastifyInstance, options: AccessLogOptions): A
 
   // Callback hooks: an async hook costs a promise and a microtask turn on every request.
   app.addHook('onRequest', (request, reply, done) => {
-    started.set(request, performance.now())
+    request.receivedAt = performance.now()
     // onResponse runs only for an answer that finished; a client that leaves first (while its
     // body is read, a login hashes, or the upstream answers) is recorded when the response
     // closes unfinished. This covers fastify's onRequestAbort cases too.

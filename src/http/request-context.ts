@@ -13,7 +13,11 @@ declare module 'fastify' {
     routeName: string | null
     /** Seconds the upstream took to answer (or fail), for proxied requests. */
     upstreamSeconds: number | null
+    /** `performance.now()` when the request came in (access-log.ts). */
+    receivedAt: number | null
+    /** Whether its access line was written: once per request, whichever way it ended. */
+    accessLogged: boolean | null
   }
 }
 
-export const REQUEST_DECORATIONS = ['identity', 'routeName', 'upstreamSeconds'] as const
+export const REQUEST_DECORATIONS = ['identity', 'routeName', 'upstreamSeconds', 'receivedAt', 'accessLogged'] as const
