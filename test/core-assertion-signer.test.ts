@@ -60,6 +60,9 @@ t.test('a bound assertion carries exactly the claims of SPEC §4 and jose verifi
   t.same(decodeJwt(signer.sign(identity({ method: 'pat', amr: ['pat'] }), request)).amr, ['pat'])
   t.same(decodeJwt(signer.sign(identity({ amr: ['oidc'] }), request)).amr, ['oidc'])
   t.same(decodeJwt(signer.sign(identity({}, { roles: [] }), request)).roles, [])
+  const withoutEmail = decodeJwt(signer.sign(identity({}, { email: '' }), request))
+  t.notOk('email' in withoutEmail, 'a user without an email address gets no email claim')
+  t.same(Object.keys(withoutEmail), ['iss', 'aud', 'sub', 'roles', 'amr', 'iat', 'exp', 'jti', 'rid', 'htm', 'htu'], 'the claims in their order')
   const unusual = identity({}, { id: 'id-"\\\u2028', email: 'o\'brien+x@example.com' })
   t.same((await verify(signer.sign(unusual, { ...request, uri: '/app/"quoted"?q=%22&x=é' }))).payload.htu, '/app/"quoted"?q=%22&x=é',
     'JSON escaping is left to JSON.stringify')

@@ -40,7 +40,7 @@ function gateFor(identity: Identity | null | Error, reported: GateOutcome[] = []
 function request(overrides: Partial<GateRequest> = {}): GateRequest {
   return {
     kind: 'proxy', method: 'GET', host: 'gate.example.com', target: '/app/x?q=1', headers: {}, rawHeaders: [],
-    clientKey: '192.0.2.1', requestId: 'req-1', ...overrides,
+    clientKey: () => '192.0.2.1', requestId: 'req-1', ...overrides,
   }
 }
 

@@ -37,6 +37,22 @@ export interface AssertionRequest {
   uri: string
 }
 
+/** The payload of `X-Auth-Assertion` (SPEC §4). */
+interface AssertionClaims {
+  iss: string
+  aud: string
+  sub: string
+  email: string | undefined
+  roles: readonly string[]
+  amr: readonly string[]
+  iat: number
+  exp: number
+  jti?: string
+  rid?: string
+  htm?: string
+  htu?: string
+}
+
 interface CachedAssertion {
   token: string
   /** Epoch ms of the `iat` it carries. */
@@ -73,20 +89,25 @@ export class AssertionSigner {
     const now = this.#clock.now()
     const iat = Math.floor(now / 1000)
     const { user } = identity
-    const claims = {
+    // One literal, then the bound claims added in a fixed order: spreading objects into a
+    // literal took V8's slow path on every request.
+    const claims: AssertionClaims = {
       iss: this.#issuer,
       aud: request.audience,
       sub: user.id,
-      ...(user.email === '' ? {} : { email: user.email }),
+      email: user.email === '' ? undefined : user.email, // JSON.stringify leaves it out
       roles: user.roles,
-      amr: [...identity.amr],
+      amr: identity.amr,
       iat,
       exp: iat + this.#ttlSeconds,
     }
     if (this.#bindToRequest) {
       // jti is the gateway's own, fresh for every assertion: a client can repeat an X-Request-Id.
-      const bound = { jti: randomUUID(), rid: request.requestId, htm: request.method, htu: request.uri }
-      return this.#signPayload(key, header, { ...claims, ...bound })
+      claims.jti = randomUUID()
+      claims.rid = request.requestId
+      claims.htm = request.method
+      claims.htu = request.uri
+      return this.#signPayload(key, header, claims)
     }
 
     // Everything the unbound payload holds except the times; the kid is implied, since the

@@ -153,10 +153,7 @@ export function gateRequestOf(request: FastifyRequest): GateRequest {
       'sec-fetch-site': firstValue(headers['sec-fetch-site']),
     },
     rawHeaders: request.raw.rawHeaders,
-    // Read only by a route limited per address: normalising it costs more than it seems.
-    get clientKey() {
-      return normalizeIP(request.ip)
-    },
+    clientKey: () => normalizeIP(request.ip),
     requestId: request.id,
   }
 }

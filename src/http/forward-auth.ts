@@ -78,7 +78,7 @@ export async function forwardAuthRoutes(app: FastifyInstance, options: ForwardAu
       target: original.target,
       headers: { accept: headers.accept, origin: headers.origin, referer: headers.referer, 'sec-fetch-site': first(headers['sec-fetch-site']) },
       rawHeaders: request.raw.rawHeaders,
-      clientKey: normalizeIP(request.ip),
+      clientKey: () => normalizeIP(request.ip),
       requestId: request.id,
     })
     request.identity = outcome.identity

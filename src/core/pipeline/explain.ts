@@ -87,7 +87,7 @@ export async function explain(
     target: rawTarget,
     headers: {},
     rawHeaders: [],
-    clientKey: 'explain',
+    clientKey: () => 'explain',
     requestId: 'explain',
   })
   const refusal = outcome.kind === 'refuse' && outcome.error.code === 'GH_BAD_PATH' ? outcome.error : null

@@ -28,8 +28,11 @@ export interface GateRequest {
   headers: GateHeaders
   /** The raw header list (name, value, …), for the credential resolver: duplicates matter there. */
   rawHeaders: readonly string[]
-  /** The client's address as rate limits count it (IPv6 already reduced to its /64). */
-  clientKey: string
+  /**
+   * The client's address as rate limits count it (IPv6 reduced to its /64): asked for only by a
+   * route limited per address, since working it out costs more than it seems.
+   */
+  clientKey(): string
   /** The X-Request-Id, for the assertion's `rid`. */
   requestId: string
 }

@@ -85,7 +85,7 @@ export function upgradeHandler(options: UpgradeOptions): UpgradeHandler {
           'sec-fetch-site': first(request.headers['sec-fetch-site']),
         },
         rawHeaders: request.rawHeaders,
-        clientKey: clientAddress(request, options.proxies),
+        clientKey: () => clientAddress(request, options.proxies),
         requestId,
       }
       const outcome = await gate.evaluate(gateRequest)
