@@ -42,6 +42,7 @@ import { flowCookieName, oidcRoutes } from './http/oidc-routes.js'
 import { REQUEST_DECORATIONS } from './http/request-context.js'
 import { addHsts, hstsHeader, hstsSeconds } from './http/hsts.js'
 import { requestIdOf } from './http/request-id.js'
+import { requestLogger } from './http/request-logger.js'
 import { sharedSchemas } from './http/schemas.js'
 import { createSessionCookie } from './http/session-cookie.js'
 import { tokenRoutes } from './http/token-routes.js'
@@ -101,6 +102,7 @@ export async function buildApp(runtime: Runtime, options: AppOptions = {}): Prom
     logger: options.logger ?? loggerOptions(config.logging, options.logStream),
     // One access line per request instead (access-log.ts).
     logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: requestLogger,
     ...(options.serverFactory ? { serverFactory: options.serverFactory } : {}),
     bodyLimit: config.server.body_limit,
     trustProxy: config.server.trust_proxy.length > 0 ? [...config.server.trust_proxy] : false,
