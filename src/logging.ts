@@ -33,12 +33,13 @@ let jsonStdout: DestinationStream | undefined
 export const LOG_FLUSH_INTERVAL_MS = 200
 
 /**
- * stdout through a 4 KiB buffer: a busy gateway makes one write per ~20 lines instead of one
- * per request, and a quiet one still writes within LOG_FLUSH_INTERVAL_MS. pino flushes the
- * buffer synchronously when the process exits, so an orderly stop loses nothing.
+ * stdout through a 32 KiB buffer: a busy gateway makes one write per ~150 lines instead of one
+ * per request (with 4 KiB, sonic-boom's writes were still 3% of a proxied request's CPU), and
+ * a quiet one still writes within LOG_FLUSH_INTERVAL_MS. pino flushes the buffer synchronously
+ * when the process exits, so an orderly stop loses nothing.
  */
 function bufferedStdout(): DestinationStream {
-  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096 })
+  const destination = pino.destination({ dest: 1, sync: false, minLength: 32_768, maxWrite: 65_536 })
   const write = destination.write.bind(destination)
   let pending = false
   destination.write = (line: string) => {
