@@ -123,10 +123,14 @@ function streamBodies(app: FastifyInstance): void {
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload))
 }
 
-/** Pooled keep-alive connections to every upstream server, closed with the app. */
+/**
+ * Pooled keep-alive connections to every upstream server. The app closes once what it took is
+ * answered or the drain timeout has passed: whatever still streams then (a long download, an
+ * event stream) is cut rather than holding the shutdown or the reload.
+ */
 function upstreamAgent(app: FastifyInstance): Agent {
   const agent = new Agent({ connections: 256, pipelining: 1, keepAliveTimeout: 30_000 })
-  app.addHook('onClose', async () => agent.close())
+  app.addHook('onClose', async () => agent.destroy())
   return agent
 }
 
