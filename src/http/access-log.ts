@@ -56,8 +56,6 @@ export interface AccessLog {
 
 export function addAccessLog(app: FastifyInstance, options: AccessLogOptions): AccessLog {
   const { metrics, slowRequestMs } = options
-  // On the request itself rather than in a WeakMap: weak collections of short-lived keys cost
-  // the garbage collector on every request.
   // The line's fields are the gateway's own and hold no secret (no header, no query), so the
   // redaction pass of the app's logger is skipped for it; every other line keeps it.
   const lines = app.log.child({}, { redact: { paths: [] } })

@@ -13,7 +13,10 @@ declare module 'fastify' {
     routeName: string | null
     /** Seconds the upstream took to answer (or fail), for proxied requests. */
     upstreamSeconds: number | null
-    /** `performance.now()` when the request came in (access-log.ts). */
+    /**
+     * `performance.now()` when the request came in (access-log.ts). On the request rather than
+     * in a WeakMap: weak collections of short-lived keys cost the garbage collector every request.
+     */
     receivedAt: number | null
     /** Whether its access line was written: once per request, whichever way it ended. */
     accessLogged: boolean | null
