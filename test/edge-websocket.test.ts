@@ -133,6 +133,31 @@ t.test('on a route without websocket, and for any other Upgrade, the Upgrade is 
   t.equal(upstream.handshakes.length, 0)
 })
 
+t.test("a handshake: the fields the client's Connection names are not forwarded; the upstream gets its own Host unless preserve_host", async (t) => {
+  const upstream = await startEchoUpstream(t)
+  const gw = await startTestGateway(t, {
+    configure: (raw) => {
+      raw.routes = [
+        { name: 'own', match: '/own', upstream: upstream.url, websocket: true, auth: 'public' },
+        { name: 'kept', match: '/kept', upstream: upstream.url, websocket: true, auth: 'public', preserve_host: true },
+      ]
+    },
+  })
+  const clientHost = `localhost:${new URL(gw.url).port}`
+  const extra = `Host: ${clientHost}\r\nConnection: Upgrade, X-Drop-Me, X-Auth-User-Id\r\nX-Drop-Me: 1\r\nX-Keep-Me: 2\r\n`
+  t.match(await openByHand(gw, '/own/x', extra), /^HTTP\/1\.1 101 /, 'the handshake is accepted')
+  const own = upstream.handshakes[0]!.headers
+  t.equal(own['x-drop-me'], undefined, 'a field the Connection names is not forwarded')
+  t.equal(own['x-keep-me'], '2', 'the others are')
+  t.equal(own.host, new URL(upstream.url).host, "the upstream's own host")
+  t.equal(own['x-forwarded-host'], clientHost)
+  t.equal(own.connection, 'Upgrade', "the gateway's own Connection")
+  t.match(await openByHand(gw, '/kept/x', extra), /^HTTP\/1\.1 101 /)
+  const kept = upstream.handshakes[1]!.headers
+  t.equal(kept.host, clientHost, "preserve_host: the client's Host")
+  t.equal(kept['x-drop-me'], undefined)
+})
+
 t.test("the gateway tunnels only after the upstream's 101 with the right Sec-WebSocket-Accept", async (t) => {
   // An upstream that answers handshakes by hand: a 101 with a wrong accept value, or a 403.
   const fake = createServer()
@@ -262,4 +287,23 @@ t.test('two replicas sharing Redis: a credential ended on one closes the socket 
 async function login(gw: TestGateway, email: string) {
   const response = await gw.call('POST', '/auth/login', { json: { email, password: 'correct horse battery staple' } })
   return response.json<{ token: string }>()
+}
+
+/** A handshake written by hand with `headers` (CRLF-terminated lines, Host among them); resolves the answer's head. */
+async function openByHand(gw: TestGateway, path: string, headers: string): Promise<string> {
+  const port = Number(new URL(gw.url).port)
+  const socket = tlsConnect({ host: '127.0.0.1', port, ca: (await testCertificate()).cert, servername: 'localhost' })
+  let answer = ''
+  socket.setEncoding('utf8')
+  socket.write(`GET ${path} HTTP/1.1\r\n${headers}Upgrade: websocket\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`)
+  await new Promise<void>((resolve, reject) => {
+    socket.on('data', (chunk: string) => {
+      answer += chunk
+      if (answer.includes('\r\n\r\n')) resolve()
+    })
+    socket.once('error', reject)
+    socket.once('close', () => resolve())
+  })
+  socket.destroy()
+  return answer.slice(0, answer.indexOf('\r\n\r\n'))
 }

@@ -90,7 +90,7 @@ export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<
         request.upstreamSeconds = seconds
         metrics.upstream(route.name, seconds)
       },
-      rewriteHeaders: (headers) =>
+      rewriteHeaders: (headers, serverHost) =>
         upstreamHeaders(headers, {
           sessionCookieNames: options.sessionCookieNames,
           removeAuthorization: route.auth !== 'public' || GATEWAY_BEARER.test(String(headers.authorization ?? '')),
@@ -101,6 +101,7 @@ export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<
           peerAddress: request.socket.remoteAddress ?? '',
           protocol: options.protocol,
           host: clientHost(request),
+          serverHost,
           preserveHost: route.preserve_host,
           identity: allowed.identity && allowed.identityHeaders,
           secretHeaders: options.secretHeaders,

@@ -19,14 +19,14 @@ import type { UpstreamPool, UpstreamServer } from '../core/upstream-pool.js'
 import { GatehouseError } from '../errors.js'
 import type { BreakerRegistry } from '../resilience/breaker-registry.js'
 import { RetryableBody } from './retryable-body.js'
-import { answerHeaders, forwardedRequestHeaders, serverAddress } from './upstream-messages.js'
+import { answerHeaders, serverAddress } from './upstream-messages.js'
 
 export interface UpstreamCall {
   route: RouteConfig
   upstream: UpstreamTarget
   pool: UpstreamPool
-  /** The headers the upstream receives, made from the client's (`host` is the server's). */
-  rewriteHeaders(incoming: IncomingHttpHeaders): IncomingHttpHeaders
+  /** The headers the upstream receives, made from the client's; `serverHost` is the picked server's. */
+  rewriteHeaders(incoming: IncomingHttpHeaders, serverHost: string): IncomingHttpHeaders
   /** The upstream's answer headers as the client receives them. */
   rewriteResponseHeaders(incoming: IncomingHttpHeaders): IncomingHttpHeaders
   /** Told once how long the upstream took to answer or fail. */
@@ -146,7 +146,7 @@ function proxy(request: FastifyRequest, reply: FastifyReply, agent: Dispatcher, 
         // The path and query exactly as the assertion's `htu` names them.
         path: upstream.htu,
         method: request.method,
-        headers: call.rewriteHeaders(forwardedRequestHeaders(request.headers, address.host)),
+        headers: call.rewriteHeaders(request.headers, address.host),
         body: body === null ? null : body.attempt(),
         headersTimeout: route.timeout,
         bodyTimeout: route.timeout,

@@ -6,6 +6,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http'
 import { gatewayCookieMatcher } from './gateway-cookies.js'
+import { connectionListed } from './upstream-messages.js'
 
 /** Names (lower-case, `-` for `_`) a client may never send to an upstream. */
 const FORBIDDEN = new Set([
@@ -36,6 +37,8 @@ export interface UpstreamHeaderOptions {
   protocol: 'http' | 'https'
   /** The Host the client asked for: always X-Forwarded-Host. */
   host: string | undefined
+  /** The upstream server's own host: its `Host` unless `preserveHost`. */
+  serverHost: string
   /** Send the client's Host instead of the server's own (route `preserve_host`). */
   preserveHost: boolean
   /** X-Auth-* headers for an authenticated request. */
@@ -49,10 +52,18 @@ export interface UpstreamHeaderOptions {
   userSecret: { header: string; value: string } | null
 }
 
+/**
+ * Built from the client's headers without HTTP/2's pseudo-headers, its Host and the fields its
+ * `Connection` names (RFC 9110 §7.6.1); those are taken out before the gateway adds its own,
+ * so that a client cannot name the gateway's headers away.
+ */
 export function upstreamHeaders(incoming: IncomingHttpHeaders, options: UpstreamHeaderOptions): IncomingHttpHeaders {
+  const listed = connectionListed(incoming.connection)
   const headers: IncomingHttpHeaders = {}
-  for (const [name, value] of Object.entries(incoming)) {
-    if (value === undefined || isForbidden(name) || options.secretHeaders.has(name.toLowerCase().replaceAll('_', '-'))) continue
+  for (const name in incoming) {
+    const value = incoming[name]
+    if (value === undefined || name.charCodeAt(0) === 58 /* : */ || name === 'host' || (listed !== null && listed.has(name))) continue
+    if (isForbidden(name) || options.secretHeaders.has(name.toLowerCase().replaceAll('_', '-'))) continue
     headers[name] = value
   }
   if (options.removeAuthorization) delete headers.authorization
@@ -68,8 +79,7 @@ export function upstreamHeaders(incoming: IncomingHttpHeaders, options: Upstream
     : options.peerAddress
   headers['x-forwarded-proto'] = options.protocol
   if (options.host !== undefined) headers['x-forwarded-host'] = options.host
-  // `incoming.host` is the server's own, set by the proxy client from the URL it calls.
-  if (options.preserveHost && options.host !== undefined) headers.host = options.host
+  headers.host = options.preserveHost && options.host !== undefined ? options.host : options.serverHost
   if (options.identity) Object.assign(headers, options.identity)
   if (options.userSecret !== null) headers[options.userSecret.header] = options.userSecret.value
   return headers

@@ -1,8 +1,8 @@
 /**
  * The headers of a proxied exchange at the gateway's two ends, as HTTP/1.1 and HTTP/2 require
- * of a proxy (RFC 9110 §7.6.1): the upstream request is made from the client's without its
- * pseudo-headers and connection-specific fields, and the client's answer from the upstream's
- * without its own.
+ * of a proxy (RFC 9110 §7.6.1): where the upstream is addressed, and the client's answer made
+ * from the upstream's without its connection-specific fields. The request side is
+ * upstream-headers.ts.
  */
 import type { FastifyReply } from 'fastify'
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
@@ -31,22 +31,6 @@ export function serverAddress(server: UpstreamServer): ServerAddress {
 }
 
 /**
- * The client's headers without HTTP/2's pseudo-headers and without the fields its `Connection`
- * names (taken out before the gateway adds its own, so that a client cannot name those away),
- * with the server's `host`.
- */
-export function forwardedRequestHeaders(headers: IncomingHttpHeaders, host: string): IncomingHttpHeaders {
-  const listed = connectionListed(headers.connection)
-  const out: IncomingHttpHeaders = {}
-  for (const name in headers) {
-    if (name.charCodeAt(0) === 58 /* : */ || (listed !== null && listed.has(name))) continue
-    out[name] = headers[name]
-  }
-  out.host = host
-  return out
-}
-
-/**
  * The answer's headers: what the gateway has set on the reply (request id, rate limits, CORS,
  * HSTS), overridden by the upstream's own, without the upstream's connection-specific fields.
  * An HTTP/1.1 client whose request body is still coming closes its connection afterwards: it
@@ -64,7 +48,8 @@ export function answerHeaders(reply: FastifyReply, upstream: IncomingHttpHeaders
   return out
 }
 
-function connectionListed(value: string | string[] | undefined): Set<string> | null {
+/** The field names a message's `Connection` lists (lower-case), or null for none. */
+export function connectionListed(value: string | string[] | undefined): Set<string> | null {
   // Every HTTP/1.1 client sends one of these two: fields that are dropped anyway.
   if (value === undefined || value === 'keep-alive' || value === 'close') return null
   const names = (Array.isArray(value) ? value.join(',') : value).toLowerCase().split(',').map((name) => name.trim()).filter(Boolean)

@@ -125,6 +125,7 @@ export function upgradeHandler(options: UpgradeOptions): UpgradeHandler {
 
     function sendUpstream(allowed: GateAllow): ClientRequest {
       const { route } = allowed
+      const url = new URL(allowed.upstream.url)
       const headers = upstreamHeaders(request.headers, {
         sessionCookieNames: options.sessionCookieNames,
         removeAuthorization: route.auth !== 'public' || GATEWAY_BEARER.test(String(request.headers.authorization ?? '')),
@@ -133,14 +134,12 @@ export function upgradeHandler(options: UpgradeOptions): UpgradeHandler {
         peerAddress: request.socket.remoteAddress ?? '',
         protocol: options.protocol,
         host: request.headers.host,
+        serverHost: url.host,
         preserveHost: route.preserve_host,
         identity: allowed.identity && allowed.identityHeaders,
         secretHeaders: options.secretHeaders,
         userSecret: allowed.userSecret,
       })
-      // The upstream is addressed by its own host; X-Forwarded-Host carries the client's.
-      delete headers.host
-      const url = new URL(allowed.upstream.url)
       const send = url.protocol === 'https:' ? httpsRequest : httpRequest
       return send(url, { method: 'GET', headers: { ...headers, connection: 'Upgrade', upgrade: 'websocket' }, timeout: route.timeout, agent: false })
     }
