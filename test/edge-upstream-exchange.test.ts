@@ -53,7 +53,7 @@ t.test('the upstream answer reaches the client without its connection-specific f
   t.match(String(response.headers['x-request-id']), /\S/, 'the gateway\'s own fields are there too')
 })
 
-t.test('the fields a client\'s Connection names are not forwarded', async (t) => {
+t.test('the fields a client\'s Connection names, and its connection-specific ones, are not forwarded', async (t) => {
   const seen: IncomingMessage['headers'][] = []
   const upstream = await upstreamServer(t, (request, response) => {
     seen.push(request.headers)
@@ -61,11 +61,15 @@ t.test('the fields a client\'s Connection names are not forwarded', async (t) =>
     response.end('ok')
   })
   const gw = await gatewayFor(t, upstream)
-  const response = await rawCall(gw.url, 'GET', '/x', [['Connection', 'keep-alive, X-Client-Hop'], ['X-Client-Hop', '1'], ['X-Other', '2']])
+  const response = await rawCall(gw.url, 'GET', '/x', [
+    ['Connection', 'keep-alive, X-Client-Hop'], ['X-Client-Hop', '1'], ['X-Other', '2'],
+    ['Keep-Alive', 'timeout=5'], ['Proxy-Connection', 'keep-alive'], ['TE', 'trailers'], ['Trailer', 'x-sum'], ['HTTP2-Settings', 'AAMAAABkAAQAAP__'],
+  ])
   t.equal(response.status, 200)
   t.equal(seen.length, 1)
   t.equal(seen[0]?.['x-client-hop'], undefined)
   t.equal(seen[0]?.['x-other'], '2')
+  for (const name of ['keep-alive', 'proxy-connection', 'te', 'trailer', 'http2-settings']) t.equal(seen[0]?.[name], undefined, `no ${name}`)
 })
 
 t.test('informational answers are passed over: the client gets the final one', async (t) => {

@@ -163,7 +163,7 @@ t.test("the gateway tunnels only after the upstream's 101 with the right Sec-Web
   const fake = createServer()
   fake.on('upgrade', (request, socket) => {
     if ((request.url ?? '').includes('deny')) {
-      socket.end('HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: 6\r\nset-cookie: __Host-gh_session=planted\r\n\r\nnope!\n')
+      socket.end('HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: 6\r\nset-cookie: __Host-gh_session=planted\r\nconnection: x-upstream-hop\r\nx-upstream-hop: 1\r\nx-kept: 2\r\n\r\nnope!\n')
     } else {
       socket.end('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: bm90IHRoZSByaWdodCB2YWx1ZQ==\r\n\r\n')
     }
@@ -183,6 +183,8 @@ t.test("the gateway tunnels only after the upstream's 101 with the right Sec-Web
   t.equal(denied.status, 403, "the upstream's own refusal is relayed as an ordinary answer")
   t.equal(denied.body.text, 'nope!\n')
   t.equal(denied.headers['set-cookie'], undefined, "an upstream's Set-Cookie for the gateway's cookie is dropped")
+  t.equal(denied.headers['x-upstream-hop'], undefined, "a field the upstream's Connection names stays behind")
+  t.equal(denied.headers['x-kept'], '2')
 })
 
 /** A handshake written by hand (no Sec-WebSocket-Key check on our side); resolves the whole answer. */

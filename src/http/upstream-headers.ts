@@ -6,15 +6,15 @@
  */
 import type { IncomingHttpHeaders } from 'node:http'
 import { gatewayCookieMatcher } from './gateway-cookies.js'
-import { connectionListed } from './upstream-messages.js'
+import { CONNECTION_SPECIFIC, connectionListed } from './upstream-messages.js'
 
 /** Names (lower-case, `-` for `_`) a client may never send to an upstream. */
 const FORBIDDEN = new Set([
   'x-forwarded-user', 'x-forwarded-email', 'x-forwarded-groups', 'remote-user',
   'x-original-url', 'x-rewrite-url', 'x-forwarded-uri', 'x-forwarded-prefix', 'x-http-method-override',
   'x-request-id', 'x-real-ip', 'forwarded',
-  // Hop-by-hop: meant for the gateway, not forwarded (RFC 9110 §7.6.1).
-  'keep-alive', 'proxy-connection', 'proxy-authorization', 'upgrade', 'transfer-encoding', 'connection',
+  // Meant for the gateway, like the connection-specific fields.
+  'proxy-authorization',
   // Answered by the gateway (node sends the 100 Continue); undici refuses to send it, so a
   // forwarded Expect would turn every such upload (curl's default above 1 MB) into a 502.
   'expect',
@@ -22,7 +22,7 @@ const FORBIDDEN = new Set([
 
 function isForbidden(name: string): boolean {
   const canonical = name.toLowerCase().replaceAll('_', '-')
-  return canonical.startsWith('x-auth-') || canonical.startsWith('x-forwarded-') || FORBIDDEN.has(canonical)
+  return canonical.startsWith('x-auth-') || canonical.startsWith('x-forwarded-') || FORBIDDEN.has(canonical) || CONNECTION_SPECIFIC.has(canonical)
 }
 
 export interface UpstreamHeaderOptions {

@@ -8,8 +8,8 @@ import type { FastifyReply } from 'fastify'
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import type { UpstreamServer } from '../core/upstream-pool.js'
 
-/** Fields that describe one connection, never forwarded in either direction. */
-const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'te', 'trailer'])
+/** Fields that describe one connection, never forwarded in either direction (RFC 9110 §7.6.1, RFC 9113 §8.2.2). */
+export const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'te', 'trailer'])
 
 export interface ServerAddress {
   /** scheme://host:port, what the proxy client connects to. */

@@ -7,9 +7,7 @@ import { STATUS_CODES, type IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { GatehouseError } from '../../errors.js'
 import { errorBody } from '../error-handler.js'
-
-/** Hop-by-hop headers of an upstream's answer: this connection's framing is the gateway's own. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'proxy-connection', 'trailer'])
+import { CONNECTION_SPECIFIC, connectionListed } from '../upstream-messages.js'
 
 /** The largest non-101 answer body relayed from an upstream to a handshake. */
 export const MAX_RELAYED_BODY = 1024 * 1024
@@ -54,10 +52,15 @@ export async function relayAnswer(socket: Duplex, response: IncomingMessage, kee
     chunks.push(chunk)
   }
   const headers: string[] = Object.entries(extra).flat()
+  // This connection's framing is the gateway's own: the upstream's connection-specific fields,
+  // those its Connection names and its Content-Length stay behind.
+  const listed = connectionListed(response.headers.connection)
   const raw = response.rawHeaders
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i]!
-    if (!HOP_BY_HOP.has(name.toLowerCase()) && !(name.toLowerCase() in extra) && keep(name, raw[i + 1]!)) headers.push(name, raw[i + 1]!)
+    const lower = name.toLowerCase()
+    if (CONNECTION_SPECIFIC.has(lower) || lower === 'content-length' || listed?.has(lower) === true || lower in extra) continue
+    if (keep(name, raw[i + 1]!)) headers.push(name, raw[i + 1]!)
   }
   writeAnswer(socket, response.statusCode ?? 502, headers, Buffer.concat(chunks))
 }
