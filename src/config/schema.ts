@@ -216,7 +216,7 @@ const route = obj({
     'How requests are spread over the servers: in turn, or to the one with the fewest requests in flight.'),
   health_check: optional(nullable(healthCheck), null,
     'Active health checks of each server; a server failing unhealthy_after probes in a row leaves the rotation.', 'none'),
-  preserve_host: optional(bool(), false, 'Whether the upstream gets the client\'s Host; false: its own host. X-Forwarded-Host is always the client\'s.'),
+  preserve_host: optional(bool(), false, 'Whether the upstream gets the client\'s Host (WebSocket handshakes included); false: its own host. X-Forwarded-Host is always the client\'s.'),
   auth: optional(oneOf(['required', 'optional', 'public'] as const), 'required',
     'required needs a credential; optional uses one when present; public attempts no authentication.'),
   permissions: optional(list(permission()), [], 'Permissions the user must all hold.'),
