@@ -70,6 +70,11 @@ export class Breaker {
       rollingCountTimeout: options.rollingWindowMs,
       // opossum calls this "filter": true means "not a failure".
       errorFilter: (err: unknown) => !options.isFailure(err),
+      // Nothing reads opossum's latency percentiles or its snapshots. Left on, every call
+      // records its latency, and every second each breaker concatenates and sorts the whole
+      // window's latencies (50,000 numbers at 5,000 requests a second) to emit a snapshot.
+      rollingPercentilesEnabled: false,
+      enableSnapshots: false,
     })
     this.#circuit.on('failure', () => {
       this.#consecutiveFailures += 1
