@@ -50,8 +50,6 @@ export interface EdgeOptions {
 
 const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
 
-const GATEWAY_BEARER = /^Bearer +(pat_\S+|[A-Za-z0-9_-]{43}) *$/i
-
 export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<void> {
   const { metrics } = options
   const agent = upstreamAgent(app)
@@ -93,12 +91,10 @@ export async function edge(app: FastifyInstance, options: EdgeOptions): Promise<
       rewriteHeaders: (headers, serverHost) =>
         upstreamHeaders(headers, {
           sessionCookieNames: options.sessionCookieNames,
-          removeAuthorization: route.auth !== 'public' || GATEWAY_BEARER.test(String(headers.authorization ?? '')),
+          publicRoute: route.auth === 'public',
           requestId: request.id,
-          trustedForwardedFor: options.proxies.trusts(request.socket.remoteAddress ?? '')
-            ? joinedHeader(request.headers['x-forwarded-for'])
-            : null,
           peerAddress: request.socket.remoteAddress ?? '',
+          peerTrusted: options.proxies.trusts(request.socket.remoteAddress ?? ''),
           protocol: options.protocol,
           host: clientHost(request),
           serverHost,
@@ -196,10 +192,4 @@ function refuse(reply: FastifyReply, refusal: GateRefusal): FastifyReply {
 
 function firstValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value
-}
-
-/** A header node may have received several times, as one comma-separated list. */
-function joinedHeader(value: string | string[] | undefined): string | null {
-  if (value === undefined) return null
-  return Array.isArray(value) ? value.join(', ') : value
 }

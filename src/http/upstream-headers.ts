@@ -20,6 +20,9 @@ const FORBIDDEN = new Set([
   'expect',
 ])
 
+/** An `Authorization` carrying a gateway credential (a PAT or a session token), never forwarded. */
+const GATEWAY_BEARER = /^Bearer +(pat_\S+|[A-Za-z0-9_-]{43}) *$/i
+
 function isForbidden(name: string): boolean {
   const canonical = name.toLowerCase().replaceAll('_', '-')
   return canonical.startsWith('x-auth-') || canonical.startsWith('x-forwarded-') || FORBIDDEN.has(canonical) || CONNECTION_SPECIFIC.has(canonical)
@@ -28,12 +31,15 @@ function isForbidden(name: string): boolean {
 export interface UpstreamHeaderOptions {
   /** The gateway's cookie names (session, OIDC flow) to take out of `Cookie`, in any case or prefix. */
   sessionCookieNames: readonly string[]
-  /** Take `Authorization` out: it carried a gateway credential. */
-  removeAuthorization: boolean
+  /**
+   * The route is `auth: public`: the client's `Authorization` is the app's own and passes,
+   * unless it carries a gateway credential. On other routes it is always taken out.
+   */
+  publicRoute: boolean
   requestId: string
-  /** The client's X-Forwarded-For when the peer is a trusted proxy, else null. */
-  trustedForwardedFor: string | null
   peerAddress: string
+  /** The peer is a trusted proxy: its X-Forwarded-For is kept, with the peer added. */
+  peerTrusted: boolean
   protocol: 'http' | 'https'
   /** The Host the client asked for: always X-Forwarded-Host. */
   host: string | undefined
@@ -66,7 +72,7 @@ export function upstreamHeaders(incoming: IncomingHttpHeaders, options: Upstream
     if (isForbidden(name) || options.secretHeaders.has(name.toLowerCase().replaceAll('_', '-'))) continue
     headers[name] = value
   }
-  if (options.removeAuthorization) delete headers.authorization
+  if (!options.publicRoute || GATEWAY_BEARER.test(String(incoming.authorization ?? ''))) delete headers.authorization
   if (headers.cookie !== undefined) {
     const kept = withoutCookies(headers.cookie, options.sessionCookieNames)
     if (kept === '') delete headers.cookie
@@ -74,9 +80,8 @@ export function upstreamHeaders(incoming: IncomingHttpHeaders, options: Upstream
   }
 
   headers['x-request-id'] = options.requestId
-  headers['x-forwarded-for'] = options.trustedForwardedFor
-    ? `${options.trustedForwardedFor}, ${options.peerAddress}`
-    : options.peerAddress
+  const forwardedFor = options.peerTrusted ? joined(incoming['x-forwarded-for']) : ''
+  headers['x-forwarded-for'] = forwardedFor ? `${forwardedFor}, ${options.peerAddress}` : options.peerAddress
   headers['x-forwarded-proto'] = options.protocol
   if (options.host !== undefined) headers['x-forwarded-host'] = options.host
   headers.host = options.preserveHost && options.host !== undefined ? options.host : options.serverHost
@@ -97,4 +102,10 @@ function withoutCookies(header: string, names: readonly string[]): string {
     })
     .map((pair) => pair.trim())
     .join('; ')
+}
+
+/** A header node may have received several times, as one comma-separated list. */
+function joined(value: string | string[] | undefined): string {
+  if (value === undefined) return ''
+  return Array.isArray(value) ? value.join(', ') : value
 }

@@ -26,7 +26,6 @@ import { clientAddress } from './client-address.js'
 import { Tunnel } from './tunnel.js'
 
 const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
-const GATEWAY_BEARER = /^Bearer +(pat_\S+|[A-Za-z0-9_-]{43}) *$/i
 
 export interface UpgradeOptions {
   gate: Gate
@@ -128,10 +127,10 @@ export function upgradeHandler(options: UpgradeOptions): UpgradeHandler {
       const url = new URL(allowed.upstream.url)
       const headers = upstreamHeaders(request.headers, {
         sessionCookieNames: options.sessionCookieNames,
-        removeAuthorization: route.auth !== 'public' || GATEWAY_BEARER.test(String(request.headers.authorization ?? '')),
+        publicRoute: route.auth === 'public',
         requestId,
-        trustedForwardedFor: options.proxies.trusts(request.socket.remoteAddress ?? '') ? joined(request.headers['x-forwarded-for']) : null,
         peerAddress: request.socket.remoteAddress ?? '',
+        peerTrusted: options.proxies.trusts(request.socket.remoteAddress ?? ''),
         protocol: options.protocol,
         host: request.headers.host,
         serverHost: url.host,
@@ -218,9 +217,3 @@ function serveWithoutUpgrade(request: IncomingMessage, socket: Duplex, head: Buf
 function first(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value
 }
-
-function joined(value: string | string[] | undefined): string | null {
-  if (value === undefined) return null
-  return Array.isArray(value) ? value.join(', ') : value
-}
-
