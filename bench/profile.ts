@@ -1,6 +1,6 @@
 /**
  * `npm run bench:profile [target …]`: a CPU profile of the gateway under load, one per target
- * (`public`, `pat`, `pat-unbound`, `session`, `bare`), as bench/results/profiles/<target>.cpuprofile
+ * (`public`, `pat`, `pat-unbound`, `session`, `verify` (forward auth as nginx asks it), `bare`), as bench/results/profiles/<target>.cpuprofile
  * (open it in Chrome DevTools' Performance panel or speedscope for the flame graph) and a
  * summary of where the time goes in bench/results/profiles/<target>.md: self time by package
  * and by function, and the inclusive time of the gateway's own stages. Only the last
@@ -24,6 +24,8 @@ interface Target {
   option: string
   path: string
   credential?: 'pat' | 'session'
+  /** Extra request headers, as nginx's auth_request sends them for forward auth. */
+  headers?: string[]
 }
 const TARGETS: Record<string, Target> = {
   bare: { kind: 'bare', option: '', path: '/' },
@@ -31,6 +33,13 @@ const TARGETS: Record<string, Target> = {
   pat: { kind: 'gateway', option: 'bound', path: '/pat', credential: 'pat' },
   'pat-unbound': { kind: 'gateway', option: 'unbound', path: '/pat', credential: 'pat' },
   session: { kind: 'gateway', option: 'bound', path: '/session', credential: 'session' },
+  verify: {
+    kind: 'gateway',
+    option: 'bound',
+    path: '/auth/verify',
+    credential: 'pat',
+    headers: ['x-original-method=GET', 'x-original-url=http://127.0.0.1/verified'],
+  },
 }
 
 async function load(url: string, headers: string[], duration: number): Promise<{ rps: number; p99: number; total: number }> {
@@ -112,7 +121,7 @@ function summarise(profile: Profile, lastSeconds: number): string {
   ].join('\n')
 }
 
-const names = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ['bare', 'public', 'pat', 'pat-unbound', 'session']
+const names = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ['bare', 'public', 'pat', 'pat-unbound', 'session', 'verify']
 await mkdir(OUT, { recursive: true })
 const upstream = await startServer('upstream', [])
 const upstreamUrl = `http://127.0.0.1:${upstream.ready.port}`
@@ -123,7 +132,7 @@ for (const name of names) {
   const server = await startServer(target.kind, [upstreamUrl, target.option], { execArgv: ['--cpu-prof', `--cpu-prof-dir=${dir}`] })
   const url = `http://127.0.0.1:${server.ready.port}${target.path}`
   const credential = target.credential === 'pat' ? server.ready.pat : target.credential === 'session' ? server.ready.session : undefined
-  const headers = credential ? ['-H', `authorization=Bearer ${credential}`] : []
+  const headers = [credential ? `authorization=Bearer ${credential}` : [], target.headers ?? []].flat().flatMap((h) => ['-H', h])
   await load(url, headers, 2)
   const before = await server.stats()
   const result = await load(url, headers, seconds)
