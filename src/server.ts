@@ -167,7 +167,10 @@ export async function startGateway(initialConfig: GatewayConfig, options: Gatewa
   }
   log().debug({ config: config.source, routes: config.routes.length }, 'configuration loaded')
   log().debug({ database: storeAddress(config.storage.database), sessions: storeAddress(config.storage.sessions) }, 'stores connected')
-  log().info({ url, metrics: `http://${config.metrics.host}:${metricsServer.port}/metrics` }, 'gatehouse is listening')
+  log().info(
+    { url, metrics: `http://${config.metrics.host}:${metricsServer.port}/metrics`, ed25519: runtime.signer.implementation },
+    'gatehouse is listening',
+  )
 
   async function mount(next: Runtime, nextConfig: GatewayConfig): Promise<Mounted> {
     // The dummy hash that unknown-email logins verify against, made before the first login.

@@ -5,6 +5,7 @@ import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, errors, jwtVerify 
 import t, { type Test } from 'tap'
 import { AssertionSigner } from '../src/core/assertion-signer.js'
 import { ManualClock } from '../src/core/clock.js'
+import { libsodiumEd25519, nodeEd25519, type Ed25519 } from '../src/core/ed25519.js'
 import type { Identity } from '../src/core/identity.js'
 import { KeyRing, rotateKeys } from '../src/core/identity-keys.js'
 import { ALICE_ID, testIdentity } from './helpers/fixtures.js'
@@ -17,13 +18,15 @@ const identity = testIdentity
 
 const request = { audience: 'app', requestId: 'req-1', method: 'GET', uri: '/app/items?page=2' }
 
-async function harness(t: Test, bindToRequest: boolean, cacheSize?: number) {
+async function harness(t: Test, bindToRequest: boolean, cacheSize?: number, ed25519?: Ed25519) {
   const directory = await mkdtemp(path.join(os.tmpdir(), 'gatehouse-signer-'))
   t.teardown(() => rm(directory, { recursive: true, force: true }))
   const file = path.join(directory, 'identity-keys.json')
   const clock = new ManualClock()
   const keys = await KeyRing.open(file, { clock, assertionTtlMs: TTL })
-  const signer = new AssertionSigner({ keys, issuer: ISSUER, ttlMs: TTL, bindToRequest, clock, ...(cacheSize === undefined ? {} : { cacheSize }) })
+  const signer = new AssertionSigner({
+    keys, issuer: ISSUER, ttlMs: TTL, bindToRequest, clock, ...(cacheSize === undefined ? {} : { cacheSize }), ...(ed25519 ? { ed25519 } : {}),
+  })
   const verify = (token: string, audience = 'app') =>
     jwtVerify(token, createLocalJWKSet(keys.publicJwks()), {
       algorithms: ['EdDSA'], issuer: ISSUER, audience, typ: 'JWT', currentDate: new Date(clock.now()),
@@ -130,4 +133,18 @@ t.test('after a rotation and a reload, assertions are signed with the new key', 
 t.test('a ttl under a second is refused', async (t) => {
   const { keys, clock } = await harness(t, true)
   t.throws(() => new AssertionSigner({ keys, issuer: ISSUER, ttlMs: 500, bindToRequest: true, clock }), TypeError)
+})
+
+t.test('libsodium and node:crypto sign the same assertion, and jose verifies both', async (t) => {
+  const libsodium = libsodiumEd25519()
+  const { file, clock, keys, signer, verify } = await harness(t, false, undefined, nodeEd25519)
+  t.equal(signer.implementation, 'node:crypto')
+  const token = signer.sign(identity(), request)
+  await verify(token)
+  if (libsodium === null) return
+  const fast = new AssertionSigner({ keys: await KeyRing.open(file, { clock, assertionTtlMs: TTL }), issuer: ISSUER, ttlMs: TTL, bindToRequest: false, clock, ed25519: libsodium })
+  t.equal(fast.implementation, 'libsodium')
+  t.equal(fast.sign(identity(), request), token, 'the same bytes')
+  await verify(fast.sign(identity(), { ...request, audience: 'other' }), 'other')
+  t.equal(keys.current.kid, decodeProtectedHeader(token).kid)
 })

@@ -4,10 +4,11 @@
  *
  * This runs once per proxied request, so it is a JWS built by hand rather than through a
  * JOSE library: the header is encoded once per key, the payload is a plain object and the
- * signature one `crypto.sign` call. Tests check that jose's `jwtVerify` accepts the result.
+ * signature one call into ed25519.ts. Tests check that jose's `jwtVerify` accepts the result.
  */
-import { randomUUID, sign as cryptoSign } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import type { Clock } from './clock.js'
+import { fastestEd25519, type Ed25519, type Ed25519Sign } from './ed25519.js'
 import type { Identity } from './identity.js'
 import type { KeyRing, SigningKey } from './identity-keys.js'
 
@@ -25,6 +26,8 @@ export interface AssertionSignerOptions {
   clock: Clock
   /** Largest number of cached unbound assertions. */
   cacheSize?: number
+  /** The Ed25519 implementation; default: libsodium where it works, else node:crypto. */
+  ed25519?: Ed25519
 }
 
 export interface AssertionRequest {
@@ -70,7 +73,9 @@ export class AssertionSigner {
   readonly #clock: Clock
   readonly #cacheSize: number
   readonly #cache = new Map<string, CachedAssertion>()
-  #header: { kid: string; encoded: string } | null = null
+  readonly #ed25519: Ed25519
+  /** The current key's encoded JWS header and its signing function. */
+  #header: { kid: string; encoded: string; sign: Ed25519Sign } | null = null
 
   constructor(options: AssertionSignerOptions) {
     if (!Number.isFinite(options.ttlMs) || options.ttlMs < 1000) throw new TypeError('ttlMs must be at least 1000')
@@ -81,11 +86,16 @@ export class AssertionSigner {
     this.#bindToRequest = options.bindToRequest
     this.#clock = options.clock
     this.#cacheSize = Math.max(1, options.cacheSize ?? DEFAULT_ASSERTION_CACHE_SIZE)
+    this.#ed25519 = options.ed25519 ?? fastestEd25519()
+  }
+
+  /** Which Ed25519 implementation signs: `libsodium` or `node:crypto`. */
+  get implementation(): string {
+    return this.#ed25519.name
   }
 
   sign(identity: Identity, request: AssertionRequest): string {
-    const key = this.#keys.current
-    const header = this.#encodedHeader(key)
+    const header = this.#currentHeader()
     const now = this.#clock.now()
     const iat = Math.floor(now / 1000)
     const { user } = identity
@@ -107,7 +117,7 @@ export class AssertionSigner {
       claims.rid = request.requestId
       claims.htm = request.method
       claims.htu = request.uri
-      return this.#signPayload(key, header, claims)
+      return this.#signPayload(header, claims)
     }
 
     // Everything the unbound payload holds except the times; the kid is implied, since the
@@ -115,7 +125,7 @@ export class AssertionSigner {
     const cacheKey = JSON.stringify([request.audience, user.id, identity.amr, user.email, user.roles])
     const cached = this.#cache.get(cacheKey)
     if (cached !== undefined && now < cached.reuseUntil && now >= cached.issuedAt) return cached.token
-    const token = this.#signPayload(key, header, claims)
+    const token = this.#signPayload(header, claims)
     // Reused for at most half the ttl counted from iat, so an upstream always receives one
     // with at least half its lifetime left.
     this.#cache.delete(cacheKey)
@@ -127,18 +137,18 @@ export class AssertionSigner {
     return token
   }
 
-  #encodedHeader(key: SigningKey): string {
+  #currentHeader(): { encoded: string; sign: Ed25519Sign } {
+    const key: SigningKey = this.#keys.current
     if (this.#header?.kid !== key.kid) {
       this.#cache.clear()
       const encoded = Buffer.from(JSON.stringify({ alg: 'EdDSA', typ: 'JWT', kid: key.kid })).toString('base64url')
-      this.#header = { kid: key.kid, encoded }
+      this.#header = { kid: key.kid, encoded, sign: this.#ed25519.signerFor(key.privateKey) }
     }
-    return this.#header.encoded
+    return this.#header
   }
 
-  #signPayload(key: SigningKey, header: string, payload: object): string {
-    const signingInput = `${header}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`
-    const signature = cryptoSign(null, Buffer.from(signingInput), key.privateKey)
-    return `${signingInput}.${signature.toString('base64url')}`
+  #signPayload(header: { encoded: string; sign: Ed25519Sign }, payload: object): string {
+    const signingInput = `${header.encoded}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`
+    return `${signingInput}.${header.sign(Buffer.from(signingInput)).toString('base64url')}`
   }
 }
