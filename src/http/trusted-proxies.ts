@@ -8,19 +8,34 @@ export interface TrustedProxies {
   trusts(peer: string): boolean
 }
 
+/** Peers whose answer is remembered; all are forgotten when there are more. */
+const REMEMBERED_PEERS = 1024
+
 export function trustedProxies(cidrs: readonly string[]): TrustedProxies {
   const list = new BlockList()
   for (const cidr of cidrs) {
     const [address = '', prefix = ''] = cidr.split('/')
     list.addSubnet(address, Number(prefix), isIPv6(address) ? 'ipv6' : 'ipv4')
   }
+  const check = (peer: string): boolean => {
+    // node reports IPv4 peers on dual-stack sockets as ::ffff:a.b.c.d
+    const mapped = peer.startsWith('::ffff:') ? peer.slice(7) : peer
+    if (isIPv4(mapped)) return list.check(mapped, 'ipv4') || list.check(peer, 'ipv6')
+    return isIPv6(peer) && list.check(peer, 'ipv6')
+  }
+  // BlockList.check makes a SocketAddress on every call; the peers asking are mostly the
+  // same few proxies, so their answers are kept.
+  const answers = new Map<string, boolean>()
   return {
     trusts(peer: string): boolean {
       if (cidrs.length === 0) return false
-      // node reports IPv4 peers on dual-stack sockets as ::ffff:a.b.c.d
-      const mapped = peer.startsWith('::ffff:') ? peer.slice(7) : peer
-      if (isIPv4(mapped)) return list.check(mapped, 'ipv4') || list.check(peer, 'ipv6')
-      return isIPv6(peer) && list.check(peer, 'ipv6')
+      let answer = answers.get(peer)
+      if (answer === undefined) {
+        answer = check(peer)
+        if (answers.size >= REMEMBERED_PEERS) answers.clear()
+        answers.set(peer, answer)
+      }
+      return answer
     },
   }
 }
