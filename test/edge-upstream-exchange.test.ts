@@ -9,6 +9,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
 import t, { type Test } from 'tap'
+import type { KeyValueStore } from '../src/kv/store.js'
+import { sessionStoreBackends } from './helpers/backends.js'
 import { startTestGateway, type TestGateway } from './helpers/gateway.js'
 import { rawCall } from './helpers/raw-http.js'
 
@@ -124,4 +126,56 @@ t.test('clients that leave before the answer cancel their upstream request and d
   t.equal(cancelled, leavers, 'and every one was cancelled there when its client left')
   const after = await gw.call('GET', '/x')
   t.equal(after.status, 200, 'the route still answers: leaving clients are not upstream failures')
+})
+
+t.test('clients that leave while their request is authorised are sent nowhere and open no breaker', async (t) => {
+  // The rate limit's counter answers after 300 ms, as a distant Redis might: each client
+  // leaves within that time, before the gateway has picked an upstream server. The store is
+  // the real memory store; only its counting is made slow.
+  const memory = await sessionStoreBackends()[0]!.open(t)
+  let counting = 0
+  const slowCounting = new Proxy(memory, {
+    get(target, name, receiver) {
+      if (name === 'increment') {
+        return async (key: string, windowMs: number) => {
+          counting++
+          await new Promise((resolve) => setTimeout(resolve, 300))
+          return target.increment(key, windowMs)
+        }
+      }
+      const value: unknown = Reflect.get(target, name, receiver)
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value
+    },
+  }) as KeyValueStore
+  let received = 0
+  const upstream = await upstreamServer(t, (request, response) => {
+    received++
+    request.resume()
+    response.end('ok')
+  })
+  const gw = await startTestGateway(t, {
+    store: slowCounting,
+    configure: (raw) => {
+      raw.rate_limits = { counted: { max: 1000, window: '1m', key: 'ip' } }
+      raw.routes = [{ name: 'app', match: '/', upstream, auth: 'public', rate_limit: 'counted', timeout: '5s' }]
+    },
+  })
+  const { port } = new URL(gw.url)
+  // More than the breaker's volume threshold (20).
+  const leavers = 30
+  await Promise.all(Array.from({ length: leavers }, async () => {
+    const socket = tlsConnect({ port: Number(port), host: '127.0.0.1', rejectUnauthorized: false })
+    await once(socket, 'secureConnect')
+    socket.write('GET /x HTTP/1.1\r\nHost: gatehouse.test\r\n\r\n')
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    socket.destroy()
+  }))
+  // Every count has been answered, and its request has gone on as far as it would.
+  await new Promise((resolve) => setTimeout(resolve, 600))
+  t.equal(counting, leavers, 'every request was being counted when its client left')
+  t.equal(received, 0, 'none was sent to the upstream: nobody wanted the answer')
+  t.match(await gw.metrics.exposition(), /gatehouse_circuit_state\{breaker="upstream:app"\} 0/, 'the route\'s breaker is closed')
+  const after = await gw.call('GET', '/x')
+  t.equal(after.status, 200, 'the route still answers: leaving clients are not upstream failures')
+  t.equal(received, 1)
 })

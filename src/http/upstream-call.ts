@@ -50,8 +50,11 @@ function proxy(request: FastifyRequest, reply: FastifyReply, agent: Dispatcher, 
       details: { route: route.name },
     }))
   }
-  const body = request.body === undefined || request.body === null ? null : new RetryableBody(request.raw)
   const response = reply.raw
+  // The client left while the request was being authorised (a session or a counter in Redis):
+  // its 'close' has been and gone, and nobody wants the answer. Nothing is sent.
+  if (response.destroyed) return Promise.resolve()
+  const body = request.body === undefined || request.body === null ? null : new RetryableBody(request.raw)
   return new Promise<void>((resolve, reject) => {
     const started = performance.now()
     const tried = new Set<number>()
@@ -78,14 +81,15 @@ function proxy(request: FastifyRequest, reply: FastifyReply, agent: Dispatcher, 
     }
     if (request.raw.complete) startTimer()
     else request.raw.once('end', startTimer)
-    // A client that goes away takes its upstream request with it; neither callback runs.
-    response.once('close', () => {
+    // A client that goes away takes its upstream request with it, and is no upstream failure.
+    const clientGone = () => {
       settled = true
       clearTimeout(timer)
       abortAttempt?.()
       endAttempt()
       resolve()
-    })
+    }
+    response.once('close', clientGone)
 
     const attempt = (server: UpstreamServer) => {
       tried.add(server.index)
@@ -98,7 +102,9 @@ function proxy(request: FastifyRequest, reply: FastifyReply, agent: Dispatcher, 
         },
         onResponseStart(controller, statusCode, headers) {
           if (statusCode < 200) return // 1xx: the final answer follows
-          if (settled || response.destroyed) return controller.abort(new Error('The answer is no longer wanted'))
+          if (settled) return controller.abort(new Error('The answer is no longer wanted'))
+          // Destroyed before its 'close' was emitted: the client is gone all the same.
+          if (response.destroyed) return clientGone()
           if (statusCode > 599) {
             if (finished()) reject(new GatehouseError('GH_BAD_GATEWAY'))
             return controller.abort(new Error('Invalid status code'))
