@@ -24,6 +24,18 @@ async function upstreamServer(t: Test, handle: (request: IncomingMessage, respon
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 }
 
+/** `count` clients, each sending GET `path` and closing its connection `afterMs` later, unanswered. */
+async function clientsLeaving(gw: TestGateway, count: number, path: string, afterMs: number): Promise<void> {
+  const port = Number(new URL(gw.url).port)
+  await Promise.all(Array.from({ length: count }, async () => {
+    const socket = tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false })
+    await once(socket, 'secureConnect')
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: gatehouse.test\r\n\r\n`)
+    await new Promise((resolve) => setTimeout(resolve, afterMs))
+    socket.destroy()
+  }))
+}
+
 async function gatewayFor(t: Test, upstream: string): Promise<TestGateway> {
   return startTestGateway(t, {
     configure: (raw) => {
@@ -111,16 +123,9 @@ t.test('clients that leave before the answer cancel their upstream request and d
     response.once('close', () => clearTimeout(answer))
   })
   const gw = await gatewayFor(t, upstream)
-  const { port } = new URL(gw.url)
   // More than the breaker's volume threshold (20), each client gone while its request waits.
   const leavers = 30
-  await Promise.all(Array.from({ length: leavers }, async () => {
-    const socket = tlsConnect({ port: Number(port), host: '127.0.0.1', rejectUnauthorized: false })
-    await once(socket, 'secureConnect')
-    socket.write('GET /slow HTTP/1.1\r\nHost: gatehouse.test\r\n\r\n')
-    await new Promise((resolve) => setTimeout(resolve, 150))
-    socket.destroy()
-  }))
+  await clientsLeaving(gw, leavers, '/slow', 150)
   for (let waited = 0; cancelled < leavers && waited < 5_000; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50))
   t.equal(received, leavers, 'every request reached the upstream')
   t.equal(cancelled, leavers, 'and every one was cancelled there when its client left')
@@ -160,16 +165,9 @@ t.test('clients that leave while their request is authorised are sent nowhere an
       raw.routes = [{ name: 'app', match: '/', upstream, auth: 'public', rate_limit: 'counted', timeout: '5s' }]
     },
   })
-  const { port } = new URL(gw.url)
   // More than the breaker's volume threshold (20).
   const leavers = 30
-  await Promise.all(Array.from({ length: leavers }, async () => {
-    const socket = tlsConnect({ port: Number(port), host: '127.0.0.1', rejectUnauthorized: false })
-    await once(socket, 'secureConnect')
-    socket.write('GET /x HTTP/1.1\r\nHost: gatehouse.test\r\n\r\n')
-    await new Promise((resolve) => setTimeout(resolve, 100))
-    socket.destroy()
-  }))
+  await clientsLeaving(gw, leavers, '/x', 100)
   // Every count has been answered, and its request has gone on as far as it would.
   await new Promise((resolve) => setTimeout(resolve, 600))
   t.equal(counting, leavers, 'every request was being counted when its client left')
