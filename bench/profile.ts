@@ -107,7 +107,9 @@ function summarise(profile: Profile, lastSeconds: number): string {
     '',
   ]
   return [
-    `${(total / 1e6).toFixed(1)} s of samples over the last ${lastSeconds} s of load.`,
+    `${(total / 1e6).toFixed(1)} s of samples over the last ${lastSeconds} s of load. Shares are of the main thread's ` +
+      'sampled wall time, not CPU time: a system call (`writev`, `writeLatin1String`) also holds the time the process ' +
+      'waited there for a CPU, which the load generator and the upstream share with it.',
     '',
     '### Self time by package',
     '',
