@@ -33,12 +33,6 @@ export interface RedisClientOptions {
   commandTimeoutMs?: number
   /** Prepended by ioredis to every key (not to pub/sub channels). */
   keyPrefix?: string
-  /**
-   * Commands issued in one turn of the event loop go out in one write, and the next batch
-   * waits for the previous one's answers (ioredis' enableAutoPipelining). For the key-value
-   * store, which every authenticated request calls: fewer system calls per request.
-   */
-  autoPipelining?: boolean
 }
 
 /**
@@ -55,7 +49,6 @@ export function createRedisClient(url: string, options: RedisClientOptions = {})
     commandTimeout: options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
-    enableAutoPipelining: options.autoPipelining ?? false,
     retryStrategy: (attempt) => Math.min(attempt * 100, 2_000),
     ...(options.keyPrefix === undefined ? {} : { keyPrefix: options.keyPrefix }),
   }

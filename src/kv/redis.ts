@@ -71,7 +71,6 @@ export class RedisKeyValueStore implements KeyValueStore {
       keyPrefix: options.keyPrefix ?? DEFAULT_KEY_PREFIX,
       connectTimeoutMs,
       commandTimeoutMs: options.commandTimeoutMs,
-      autoPipelining: true,
     })
     const lastError = lastErrorOf(client)
     client.defineCommand('ghIncrement', { numberOfKeys: 1, lua: INCREMENT })
