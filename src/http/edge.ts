@@ -21,7 +21,7 @@ import type { TrustedProxies } from './trusted-proxies.js'
 import { callUpstream } from './upstream-call.js'
 import { upstreamHeaders } from './upstream-headers.js'
 import type { UpstreamPools } from './upstream-pools.js'
-import { gatewayGate } from './gate.js'
+import { firstValue, gateHeaders, gatewayGate } from './gate.js'
 
 export interface EdgeOptions {
   /** Second factors (SPEC §3): the enrolment gate and route `mfa: required`. */
@@ -147,12 +147,7 @@ export function gateRequestOf(request: FastifyRequest): GateRequest {
     method: request.method,
     host: clientHost(request) ?? null,
     target: request.raw.url ?? '',
-    headers: {
-      accept: headers.accept,
-      origin: headers.origin,
-      referer: headers.referer,
-      'sec-fetch-site': firstValue(headers['sec-fetch-site']),
-    },
+    headers: gateHeaders(headers),
     rawHeaders: request.raw.rawHeaders,
     clientKey: () => normalizeIP(request.ip),
     requestId: request.id,
@@ -188,8 +183,4 @@ function remember(request: FastifyRequest, outcome: GateOutcome): void {
 function refuse(reply: FastifyReply, refusal: GateRefusal): FastifyReply {
   if (refusal.loginRedirect !== null) return reply.redirect(refusal.loginRedirect, 302)
   throw refusal.error
-}
-
-function firstValue(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value
 }

@@ -20,7 +20,7 @@ import { originalUrl, readOriginalRequest, type OriginalRequest } from './forwar
 import './request-context.js'
 import { errorResponses } from './schemas.js'
 import { trustedProxies } from './trusted-proxies.js'
-import { gatewayGate } from './gate.js'
+import { gateHeaders, gatewayGate } from './gate.js'
 
 export interface ForwardAuthOptions {
   /** Second factors (SPEC §3): the enrolment gate and route `mfa: required`. */
@@ -70,13 +70,12 @@ export async function forwardAuthRoutes(app: FastifyInstance, options: ForwardAu
       metrics.forwardAuth('error')
       throw err
     }
-    const { headers } = request
     const outcome = await gate.evaluate({
       kind: 'forward_auth',
       method: original.method,
       host: original.host,
       target: original.target,
-      headers: { accept: headers.accept, origin: headers.origin, referer: headers.referer, 'sec-fetch-site': first(headers['sec-fetch-site']) },
+      headers: gateHeaders(request.headers),
       rawHeaders: request.raw.rawHeaders,
       clientKey: () => normalizeIP(request.ip),
       requestId: request.id,
@@ -132,8 +131,4 @@ function proxyAnswer(outcome: GateOutcome & { kind: 'refuse' }, set: ForwardAuth
   const as403 = error.code === 'GH_BAD_PATH' || (set === 'original' && error.code === 'GH_RATE_LIMITED')
   if (!as403) return error
   return new GatehouseError(error.code, error.message, { details: { ...error.details }, retryAfter: error.retryAfter, status: 403 })
-}
-
-function first(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value
 }

@@ -3,8 +3,11 @@
  * auth): rate limits counted through the fallback counter, dependency failures mapped to the
  * gateway's errors, and every decision counted once in `gatehouse_decisions_total`.
  */
+import type { IncomingHttpHeaders } from 'node:http'
 import type { OriginMatcher } from '../core/allowed-origins.js'
-import { counterRateLimiter, Gate, type CredentialResolver, type GateOutcome, type RequestSigner, type SecondFactorPolicy, type SecretSource } from '../core/pipeline/index.js'
+import {
+  counterRateLimiter, Gate, type CredentialResolver, type GateHeaders, type GateOutcome, type RequestSigner, type SecondFactorPolicy, type SecretSource,
+} from '../core/pipeline/index.js'
 import type { RouteTable } from '../core/route-table.js'
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js'
 import type { FallbackCounter } from '../resilience/fallback-counter.js'
@@ -44,4 +47,14 @@ export function gatewayGate(options: GatewayGateOptions): Gate {
       options.onOutcome?.(outcome)
     },
   })
+}
+
+/** The headers the gate reads besides the credentials, from a request's (first values). */
+export function gateHeaders(headers: IncomingHttpHeaders): GateHeaders {
+  return { accept: headers.accept, origin: headers.origin, referer: headers.referer, 'sec-fetch-site': firstValue(headers['sec-fetch-site']) }
+}
+
+/** The first of a header's values (node gives repeated unknown headers as an array). */
+export function firstValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value
 }

@@ -16,6 +16,7 @@ import type { Gate, GateAllow, GateRequest } from '../../core/pipeline/index.js'
 import type { OpenSockets } from '../../core/websockets/index.js'
 import { GatehouseError } from '../../errors.js'
 import type { GatewayMetrics } from '../../metrics/gateway-metrics.js'
+import { gateHeaders } from '../gate.js'
 import { gatewayCookieMatcher } from '../gateway-cookies.js'
 import { hasDuplicateHost } from '../malformed-requests.js'
 import { requestIdOf } from '../request-id.js'
@@ -77,12 +78,7 @@ export function upgradeHandler(options: UpgradeOptions): UpgradeHandler {
         method: 'GET',
         host: request.headers.host ?? null,
         target: request.url ?? '',
-        headers: {
-          accept: request.headers.accept,
-          origin: request.headers.origin,
-          referer: request.headers.referer,
-          'sec-fetch-site': first(request.headers['sec-fetch-site']),
-        },
+        headers: gateHeaders(request.headers),
         rawHeaders: request.rawHeaders,
         clientKey: () => clientAddress(request, options.proxies),
         requestId,
@@ -212,8 +208,4 @@ function serveWithoutUpgrade(request: IncomingMessage, socket: Duplex, head: Buf
     socket.end()
   })
   serve(request, response)
-}
-
-function first(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value
 }
