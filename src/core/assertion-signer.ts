@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto'
 import type { Clock } from './clock.js'
 import { fastestEd25519, type Ed25519, type Ed25519Sign } from './ed25519.js'
 import type { Identity } from './identity.js'
-import type { KeyRing, SigningKey } from './identity-keys.js'
+import type { KeyRing } from './identity-keys.js'
 
 /** Unbound assertions cached at most; the oldest is dropped first. */
 export const DEFAULT_ASSERTION_CACHE_SIZE = 10_000
@@ -138,7 +138,7 @@ export class AssertionSigner {
   }
 
   #currentHeader(): { encoded: string; sign: Ed25519Sign } {
-    const key: SigningKey = this.#keys.current
+    const key = this.#keys.current
     if (this.#header?.kid !== key.kid) {
       this.#cache.clear()
       const encoded = Buffer.from(JSON.stringify({ alg: 'EdDSA', typ: 'JWT', kid: key.kid })).toString('base64url')

@@ -41,10 +41,8 @@ const loadSodium = (): LibsodiumSigning => createRequire(import.meta.url)('sodiu
  * node:crypto does (checked once, on a fresh key). `load` is for tests.
  */
 export function libsodiumEd25519(load: () => LibsodiumSigning = loadSodium): Ed25519 | null {
-  let sodium: LibsodiumSigning
   try {
-    sodium = load()
-    const implementation = libsodiumWith(sodium)
+    const implementation = libsodiumWith(load())
     const { privateKey } = generateKeyPairSync('ed25519')
     const probe = Buffer.from('gatehouse ed25519 probe')
     return implementation.signerFor(privateKey)(probe).equals(nodeEd25519.signerFor(privateKey)(probe)) ? implementation : null
